@@ -1,0 +1,61 @@
+"""What a design supplies to the two engines: per-brick cost statistics (fast) and a per-cycle rule (reference)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from ..config import ArchConfig, Design
+from ..sync import MODE_MAX
+
+# One cycle of one unit in the reference engine: the (lane, coefficient) pairs it consumes; the datapath
+# adds coefficient * other_operand[lane] to the partial sum of every PE sharing the unit.
+Cycle = list[tuple[int, int]]
+
+
+@dataclass(frozen=True)
+class Operand:
+    """The serial operand's values and precision for one layer."""
+
+    signed: bool
+    bits: int
+
+
+@dataclass(frozen=True)
+class BrickStats:
+    """Per-brick statistics; a unit's cost = ``unit_cost(max hi, min lo, mode, extra)`` over its bricks."""
+
+    hi: np.ndarray
+    lo: np.ndarray
+    mode: int = MODE_MAX
+    extra: int = 0
+
+
+class DesignModel:
+    """One design's cost model. Subclasses live one per module in this package."""
+
+    design: ClassVar[Design]
+
+    def brick_stats(self, bricks: np.ndarray, op: Operand, arch: ArchConfig) -> BrickStats:
+        """Statistics of every brick (rows of ``bricks``, shape (n, lanes), int32)."""
+        raise NotImplementedError
+
+    def value_cost(self, values: np.ndarray, op: Operand, arch: ArchConfig) -> np.ndarray:
+        """What one value costs alone (cycles), for the ideal work; same shape as ``values``."""
+        raise NotImplementedError
+
+    def reference_cycles(self, values: list[int], op: Operand, arch: ArchConfig) -> list[Cycle]:
+        """Literal per-cycle schedule of one unit holding ``values`` (its lanes, in order); at least one cycle."""
+        raise NotImplementedError
+
+
+def twos_complement_bits(v: int, width: int) -> list[int]:
+    """Coefficients of the width-bit two's complement digits of v (top digit negative)."""
+    u = v & ((1 << width) - 1)
+    return [(-(1 << i) if i == width - 1 else (1 << i)) if (u >> i) & 1 else 0 for i in range(width)]
+
+
+def unsigned_bits(v: int, width: int) -> list[int]:
+    return [(1 << i) if (v >> i) & 1 else 0 for i in range(width)]

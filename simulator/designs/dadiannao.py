@@ -1,0 +1,22 @@
+"""DaDianNao (MICRO'14): the bit-parallel baseline; every step costs one cycle."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..config import ArchConfig, Design
+from .base import BrickStats, Cycle, DesignModel, Operand
+
+
+class DaDianNao(DesignModel):
+    design = Design.DADIANNAO
+
+    def brick_stats(self, bricks: np.ndarray, op: Operand, arch: ArchConfig) -> BrickStats:
+        n = bricks.shape[0]
+        return BrickStats(np.ones(n, np.int32), np.zeros(n, np.int32))
+
+    def value_cost(self, values: np.ndarray, op: Operand, arch: ArchConfig) -> np.ndarray:
+        return np.ones(values.shape, np.int32)
+
+    def reference_cycles(self, values: list[int], op: Operand, arch: ArchConfig) -> list[Cycle]:
+        return [[(i, v) for i, v in enumerate(values) if v]]

@@ -1,0 +1,36 @@
+"""Dynamic Stripes / ShapeShifter (MICRO'18): precision detected at run time per group of columns.
+
+A unit (``group_size`` columns) processes ``max msb + 1 (+1 if signed)`` bits, where msb is taken of a
+(or ~a for negative a) over all its lanes; an all-zero unit costs ``1 (+1)``. With ``minor_bit`` the
+trailing zero bits common to the unit are skipped too: ``max msb - min lsb + 1 (+1)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..config import ArchConfig, Design
+from ..encodings import brick_msb_lsb, value_widths
+from ..sync import MODE_PRECISION
+from .base import BrickStats, Cycle, DesignModel, Operand, twos_complement_bits, unsigned_bits
+
+
+class DynamicStripes(DesignModel):
+    design = Design.DYNAMIC_STRIPES
+
+    def brick_stats(self, bricks: np.ndarray, op: Operand, arch: ArchConfig) -> BrickStats:
+        hi, lo = brick_msb_lsb(bricks, arch.minor_bit)
+        return BrickStats(hi, lo, MODE_PRECISION, int(op.signed))
+
+    def value_cost(self, values: np.ndarray, op: Operand, arch: ArchConfig) -> np.ndarray:
+        return value_widths(values, op.signed, arch.minor_bit)
+
+    def reference_cycles(self, values: list[int], op: Operand, arch: ArchConfig) -> list[Cycle]:
+        top = max((v if v >= 0 else ~v).bit_length() for v in values)  # = max msb + 1
+        nonzero = [v for v in values if v]
+        low = min((v & -v).bit_length() - 1 for v in nonzero) if (arch.minor_bit and nonzero) else 0
+        sign = int(op.signed)
+        width = 1 + sign if top == 0 else max(1, top - low + sign)
+        to_bits = twos_complement_bits if op.signed else unsigned_bits
+        digits = [to_bits(v >> low, width) for v in values]
+        return [[(lane, d[i] << low) for lane, d in enumerate(digits) if d[i]] for i in range(width)]

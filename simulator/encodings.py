@@ -1,0 +1,219 @@
+"""Value -> terms and brick statistics, in numba (the fast engine's primitives).
+
+A *term* is a signed power of two; an encoding turns a magnitude into a positive-term mask and a
+negative-term mask (bit i set = a term of weight 2^i). Bricks are rows of a 2-D array ``(n, lanes)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .config import Encoding
+
+ENC_BINARY, ENC_BOOTH, ENC_CSD = 0, 1, 2
+ENCODING_CODE = {Encoding.BINARY: ENC_BINARY, Encoding.BOOTH: ENC_BOOTH, Encoding.CSD: ENC_CSD,
+                 Encoding.FIXED: ENC_BINARY, Encoding.DYNAMIC: ENC_BINARY, Encoding.NONE: ENC_BINARY}
+
+NO_LSB = 1 << 20  # "no set bit" marker for minimum-lsb reductions
+
+
+@njit(cache=True)
+def popcount(x: int) -> int:
+    n = 0
+    while x:
+        x &= x - 1
+        n += 1
+    return n
+
+
+@njit(cache=True)
+def msb_index(x: int) -> int:
+    """Index of the highest set bit of x >= 0; -1 for 0."""
+    i = -1
+    while x:
+        x >>= 1
+        i += 1
+    return i
+
+
+@njit(cache=True)
+def lsb_index(x: int) -> int:
+    """Index of the lowest set bit of x != 0 (two's complement); NO_LSB for 0."""
+    if x == 0:
+        return NO_LSB
+    i = 0
+    while (x & 1) == 0:
+        x >>= 1
+        i += 1
+    return i
+
+
+@njit(cache=True)
+def booth_masks(n: int) -> tuple[int, int]:
+    """DNNsim's Booth-like recoding of a magnitude n <= 2^15 (DESIGN §4): (positive, negative) term masks."""
+    x = n << 2
+    pos = 0
+    neg = 0
+    in_run = False
+    for i in range(16):
+        w = (x >> (15 - i)) & 7
+        pos <<= 1
+        neg <<= 1
+        if w == 2 or w == 3:
+            if in_run:
+                neg |= 1
+        elif w == 4:
+            if in_run:
+                neg |= 1
+            else:
+                pos |= 1
+            in_run = False
+        elif w == 5 or w == 6:
+            if not in_run:
+                pos |= 1
+        elif w == 7:
+            if not in_run:
+                pos |= 2
+                in_run = True
+    return pos, neg
+
+
+@njit(cache=True)
+def csd_masks(n: int) -> tuple[int, int]:
+    """Canonical signed digit (non-adjacent form) of n >= 0: (positive, negative) term masks."""
+    pos = 0
+    neg = 0
+    bit = 1
+    while n:
+        if n & 1:
+            if (n & 3) == 3:
+                neg |= bit
+                n += 1
+            else:
+                pos |= bit
+                n -= 1
+        n >>= 1
+        bit <<= 1
+    return pos, neg
+
+
+@njit(cache=True)
+def term_masks(v: int, enc: int) -> tuple[int, int]:
+    """Term masks of |v| under encoding code ``enc`` (the sign of v is applied by the datapath)."""
+    m = v if v >= 0 else -v
+    if enc == ENC_BOOTH:
+        return booth_masks(m)
+    if enc == ENC_CSD:
+        return csd_masks(m)
+    return m, 0
+
+
+@njit(cache=True)
+def pra_cycles(masks: np.ndarray, first_stage_bits: int) -> int:
+    """Pragmatic two-stage shifting over the lanes' term-position masks (DESIGN §4); at least 1."""
+    m = masks.copy()
+    window = (1 << first_stage_bits) - 1
+    cycles = 0
+    while True:
+        o = 64
+        for i in range(m.shape[0]):
+            if m[i]:
+                low = lsb_index(m[i])
+                if low < o:
+                    o = low
+        if o == 64:
+            break
+        limit = o + window
+        for i in range(m.shape[0]):
+            if m[i]:
+                low = m[i] & -m[i]
+                if lsb_index(low) <= limit:
+                    m[i] ^= low
+        cycles += 1
+    return max(cycles, 1)
+
+
+@njit(cache=True)
+def brick_pra_costs(bricks: np.ndarray, enc: int, first_stage_bits: int) -> np.ndarray:
+    """PRA cycles of every brick (row) of ``bricks``."""
+    n, lanes = bricks.shape
+    out = np.empty(n, dtype=np.int32)
+    masks = np.empty(lanes, dtype=np.int64)
+    for b in range(n):
+        for i in range(lanes):
+            p, q = term_masks(bricks[b, i], enc)
+            masks[i] = p | q
+        out[b] = pra_cycles(masks, first_stage_bits)
+    return out
+
+
+@njit(cache=True)
+def brick_msb_lsb(bricks: np.ndarray, minor_bit: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per brick: max msb over lanes of v (a, or ~a for negative a), -1 if all zero;
+    min lsb over non-zero lanes if ``minor_bit`` else 0 (NO_LSB if all zero)."""
+    n, lanes = bricks.shape
+    hi = np.empty(n, dtype=np.int32)
+    lo = np.empty(n, dtype=np.int32)
+    for b in range(n):
+        h = -1
+        low = NO_LSB
+        for i in range(lanes):
+            a = bricks[b, i]
+            v = a if a >= 0 else ~a
+            m = msb_index(v)
+            if m > h:
+                h = m
+            if a != 0:
+                t = lsb_index(a) if minor_bit else 0
+                if t < low:
+                    low = t
+        hi[b] = h
+        lo[b] = low
+    return hi, lo
+
+
+@njit(cache=True)
+def value_terms(values: np.ndarray, enc: int) -> np.ndarray:
+    """Number of non-zero terms of every value under encoding ``enc`` (same shape, int32)."""
+    flat = values.ravel()
+    out = np.empty(flat.size, dtype=np.int32)
+    for i in range(flat.size):
+        p, q = term_masks(flat[i], enc)
+        out[i] = popcount(p) + popcount(q)
+    return out.reshape(values.shape)
+
+
+@njit(cache=True)
+def value_widths(values: np.ndarray, signed: bool, minor_bit: bool) -> np.ndarray:
+    """Dynamic precision of every value alone: msb + 1 (- lsb) (+1 if signed); 0 for zero."""
+    flat = values.ravel()
+    out = np.empty(flat.size, dtype=np.int32)
+    for i in range(flat.size):
+        a = flat[i]
+        if a == 0:
+            out[i] = 0
+            continue
+        v = a if a >= 0 else ~a
+        w = msb_index(v) + 1 + (1 if signed else 0)
+        if minor_bit:
+            w -= lsb_index(a)
+        out[i] = w
+    return out.reshape(values.shape)
+
+
+def to_bricks(values: np.ndarray, lanes: int, channel_axis: int = 0) -> np.ndarray:
+    """Cut ``values`` along ``channel_axis`` into bricks of ``lanes`` channels (zero-padded at the end).
+
+    Returns an array shaped like ``values`` with the channel axis replaced by the brick index and a
+    trailing lane axis: e.g. (C, H, W) -> (CB, H, W, lanes).
+    """
+    c = values.shape[channel_axis]
+    cb = -(-c // lanes)
+    pad = [(0, 0)] * values.ndim
+    pad[channel_axis] = (0, cb * lanes - c)
+    v = np.pad(values, pad)
+    shape = list(v.shape)
+    shape[channel_axis:channel_axis + 1] = [cb, lanes]
+    v = v.reshape(shape)
+    return np.ascontiguousarray(np.moveaxis(v, channel_axis + 1, -1))

@@ -1,0 +1,161 @@
+"""The fast engine: brick costs computed once per brick, gathered per step in numba, reduced by the sync."""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from workloads import Layer, LayerKind, Workload
+
+from . import kernels
+from .config import ArchConfig, ConfigError, Serial, load_arch
+from .designs import DesignModel, Operand, model
+from .encodings import ENCODING_CODE, to_bricks, value_terms
+from .mapping import Lowered, lower
+from .results import COLUMNS, Results
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int, str], None]  # (layers done, layers total, current layer name)
+
+
+def serial_operand(arch: ArchConfig, layer: Layer) -> tuple[Serial, Operand]:
+    """Which operand the design processes serially on this layer, with its precision (checked against pe_width)."""
+    serial = arch.serial
+    if serial == Serial.WEIGHT:
+        op = Operand(layer.weight_signed, layer.weight_bits)
+    else:
+        op = Operand(layer.act_signed, layer.act_bits)
+    if serial != Serial.NONE and op.bits > arch.pe_width:
+        what = "weight_bits" if serial == Serial.WEIGHT else "act_bits"
+        raise ConfigError(
+            f"layer {layer.name!r}: {what} ({op.bits}) exceeds the PE width of {arch.name} (pe_width={arch.pe_width})"
+        )
+    return serial, op
+
+
+def passes_of(low: Lowered, arch: ArchConfig) -> int:
+    """Passes per window set: filter sets of the sub-conv spread over the tiles."""
+    filter_sets = -(-int(low.weights.shape[1]) // arch.rows)
+    return 1 if low.spread_tiles > 1 else -(-filter_sets // arch.tiles)
+
+
+def _mac_sum(layer: Layer, act_cost: np.ndarray | None, weight_cost: np.ndarray | None) -> int:
+    """Sum over the layer's MACs of a per-value cost of the activation or of the weight."""
+    oh, ow = layer.output_hw
+    if weight_cost is not None:
+        return int(weight_cost.astype(np.int64).sum()) * oh * ow
+    assert act_cost is not None
+    k = layer.out_channels
+    if layer.kind != LayerKind.CONV:
+        return int(act_cost.astype(np.int64).sum()) * k
+    pt, pb, pl, pr = layer.padding
+    g = layer.groups
+    c = act_cost.shape[0]
+    padded = np.pad(act_cost.astype(np.int64), ((0, 0), (pt, pb), (pl, pr)))
+    per_group = padded.reshape(g, c // g, *padded.shape[1:]).sum(axis=1)
+    _, _, r, s = layer.weights.shape
+    sums = kernels.window_tap_sum(per_group, r, s, layer.stride, oh, ow)
+    return int(sums.sum()) * (k // g)
+
+
+def _fill_value(design: DesignModel, op: Operand, arch: ArchConfig) -> int:
+    """The per-value cost of a zero (what padding positions cost)."""
+    return int(design.value_cost(np.zeros(1, np.int32), op, arch)[0])
+
+
+def simulate_layer(arch: ArchConfig, layer: Layer) -> dict:
+    """One layer on one architecture: a row of the results table."""
+    design = model(arch.design)
+    serial, op = serial_operand(arch, layer)
+    low = lower(layer, arch)
+    passes = passes_of(low, arch)
+    lanes, tiles_rows = arch.lanes, arch.tiles * arch.rows
+    if serial == Serial.WEIGHT:
+        # (G, Kg, Cg, R, S) -> bricks (G, Kg, R, S, CB, lanes)
+        bricks = to_bricks(low.weights, lanes, channel_axis=2).transpose(0, 1, 3, 4, 2, 5)
+    else:
+        bricks = to_bricks(low.acts, lanes, channel_axis=1)  # (G, CB, Hp, Wp, lanes)
+    shape = bricks.shape[:-1]
+    stats = design.brick_stats(np.ascontiguousarray(bricks).reshape(-1, lanes), op, arch)
+    hi, lo = stats.hi.reshape(shape), stats.lo.reshape(shape)
+    mode, extra = stats.mode, stats.extra
+    ch, fl = low.channels.astype(np.int64), low.filters.astype(np.int64)
+    if low.is_fc:
+        if serial == Serial.WEIGHT:
+            cyc, busy_pe, busy_lane = kernels.fc_weight_serial(
+                hi[0, :, 0, 0, :], lo[0, :, 0, 0, :], mode, extra, int(ch[0]), int(fl[0]), passes, lanes,
+                arch.columns, arch.rows, arch.tiles, arch.group_size)
+        else:
+            cyc, busy_pe, busy_lane = kernels.fc_activation_serial(
+                hi[0, :, 0, 0], lo[0, :, 0, 0], mode, extra, int(ch[0]), int(fl[0]), passes, lanes, arch.columns,
+                tiles_rows)
+    elif serial == Serial.WEIGHT:
+        cyc, busy_pe, busy_lane = kernels.conv_weight_serial(
+            hi, lo, mode, extra, ch, fl, passes, low.windows, lanes, arch.columns, arch.rows, arch.tiles,
+            arch.group_size, low.spread_tiles, arch.run_ahead, low.diagonal)
+    else:
+        kr, ks = low.kernel
+        cyc, busy_pe, busy_lane = kernels.conv_activation_serial(
+            hi, lo, mode, extra, ch, fl, passes, low.stride, low.out_h, low.out_w, kr, ks, lanes, arch.columns,
+            arch.group_size, tiles_rows, low.spread_tiles, arch.run_ahead, low.diagonal)
+    cycles = int(cyc)
+
+    # ideal work and effectual terms, on the original layer's MACs
+    if serial == Serial.NONE:
+        ideal_work = terms = layer.macs
+    else:
+        values = layer.weights if serial == Serial.WEIGHT else layer.activations
+        cost = design.value_cost(values, op, arch)
+        term_counts = value_terms(values, ENCODING_CODE[arch.encoding])
+        if serial == Serial.WEIGHT:
+            ideal_work, terms = _mac_sum(layer, None, cost), _mac_sum(layer, None, term_counts)
+        else:
+            pad_cost = _fill_value(design, op, arch)
+            ideal_work = _mac_sum(layer, cost, None)
+            if pad_cost and layer.kind == LayerKind.CONV and any(layer.padding):
+                # padding positions are zeros that still cost (e.g. Stripes' fixed precision)
+                ones = np.ones(layer.activations.shape, np.int32)
+                ideal_work += pad_cost * (layer.macs - _mac_sum(layer, ones, None))
+            terms = _mac_sum(layer, term_counts, None)
+
+    steps = low.kernel[0] * low.kernel[1] * -(-int(low.acts.shape[1]) // lanes)
+    n_ws = -(-low.windows // arch.columns)
+    real_filters = int(fl.sum())
+    if low.is_fc:
+        act_reads = passes * steps
+        weight_reads = steps * real_filters
+        psum_writes = sum(max(0, min(tiles_rows, real_filters - p * tiles_rows)) for p in range(passes)) * min(
+            arch.columns, steps)
+    else:
+        act_reads = passes * steps * low.windows * low.groups
+        weight_reads = n_ws * steps * real_filters
+        psum_writes = low.windows * real_filters
+    chip_lane_cycles = cycles * arch.chip_lanes
+    return {
+        "arch": arch.name, "config_hash": arch.config_hash(), "layer": layer.name, "kind": str(layer.kind),
+        "macs": layer.macs, "cycles": cycles, "ideal_cycles": ideal_work / arch.chip_lanes,
+        "pe_utilization": int(busy_pe) / (cycles * arch.pes), "lane_utilization": int(busy_lane) / chip_lane_cycles,
+        "terms": int(terms), "act_brick_reads": int(act_reads), "weight_brick_reads": int(weight_reads),
+        "psum_writes": int(psum_writes), "busy_lane_cycles": int(busy_lane),
+        "idle_lane_cycles": chip_lane_cycles - int(busy_lane), "time_us": cycles / arch.clock_mhz,
+    }
+
+
+def simulate(arch: ArchConfig | str, workload: Workload, *, progress: Progress | None = None) -> Results:
+    """Simulate ``workload`` on ``arch`` (an ArchConfig or a preset name) with the fast engine."""
+    if not isinstance(arch, ArchConfig):
+        arch = load_arch(arch)
+    rows = []
+    for i, layer in enumerate(workload.layers):
+        if progress:
+            progress(i, len(workload.layers), layer.name)
+        rows.append(simulate_layer(arch, layer))
+        log.debug("%s %s: %d cycles", arch.name, layer.name, rows[-1]["cycles"])
+    if progress:
+        progress(len(workload.layers), len(workload.layers), "")
+    table = pd.DataFrame(rows)
+    table.insert(2, "workload", workload.name)
+    return Results(arch, workload.name, table[COLUMNS], workload.digest())
