@@ -109,49 +109,105 @@ def term_masks(v: int, enc: int) -> tuple[int, int]:
     return m, 0
 
 
+TABLE_SIZE = 1 << 16  # magnitudes 0 .. 2^16 - 1 (16-bit unsigned, or |v| of 16-bit signed)
+
+
 @njit(cache=True)
-def pra_cycles(masks: np.ndarray, first_stage_bits: int) -> int:
-    """Pragmatic two-stage shifting over the lanes' term-position masks (DESIGN §4); at least 1."""
-    m = masks.copy()
+def _mask_table(enc: int) -> np.ndarray:
+    out = np.empty(TABLE_SIZE, dtype=np.int64)
+    for n in range(TABLE_SIZE):
+        p, q = term_masks(n, enc)
+        out[n] = p | q
+    return out
+
+
+@njit(cache=True)
+def _bit_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(msb index, lsb index, popcount) of every x < 2^17."""
+    size = 1 << 17
+    msb = np.empty(size, dtype=np.int8)
+    lsb = np.empty(size, dtype=np.int8)
+    pop = np.empty(size, dtype=np.int8)
+    for x in range(size):
+        msb[x] = msb_index(x)
+        lsb[x] = lsb_index(x) if x else 64
+        pop[x] = popcount(x)
+    return msb, lsb, pop
+
+
+_TABLES: dict = {}
+
+
+def mask_table(enc: int) -> np.ndarray:
+    """Term-position mask (positive | negative terms) of every magnitude < 2^16 under encoding ``enc``."""
+    if enc not in _TABLES:
+        _TABLES[enc] = _mask_table(enc)
+    return _TABLES[enc]
+
+
+def bit_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if "bits" not in _TABLES:
+        _TABLES["bits"] = _bit_tables()
+    return _TABLES["bits"]
+
+
+@njit(cache=True)
+def pra_cycles(masks: np.ndarray, first_stage_bits: int, lsb: np.ndarray) -> int:
+    """Pragmatic two-stage shifting over the lanes' term-position masks (DESIGN §4); at least 1.
+
+    ``lsb``: lowest-set-bit table (:func:`bit_tables`). Mutates ``masks``.
+    """
     window = (1 << first_stage_bits) - 1
     cycles = 0
     while True:
         o = 64
-        for i in range(m.shape[0]):
-            if m[i]:
-                low = lsb_index(m[i])
+        for i in range(masks.shape[0]):
+            if masks[i]:
+                low = lsb[masks[i]]
                 if low < o:
                     o = low
         if o == 64:
             break
         limit = o + window
-        for i in range(m.shape[0]):
-            if m[i]:
-                low = m[i] & -m[i]
-                if lsb_index(low) <= limit:
-                    m[i] ^= low
+        for i in range(masks.shape[0]):
+            if masks[i] and lsb[masks[i]] <= limit:
+                masks[i] &= masks[i] - 1
         cycles += 1
     return max(cycles, 1)
 
 
 @njit(cache=True)
-def brick_pra_costs(bricks: np.ndarray, enc: int, first_stage_bits: int) -> np.ndarray:
-    """PRA cycles of every brick (row) of ``bricks``."""
+def _brick_pra_costs(bricks, table, first_stage_bits, lsb, pop):
     n, lanes = bricks.shape
     out = np.empty(n, dtype=np.int32)
     masks = np.empty(lanes, dtype=np.int64)
     for b in range(n):
+        union = 0
+        most = 0
         for i in range(lanes):
-            p, q = term_masks(bricks[b, i], enc)
-            masks[i] = p | q
-        out[b] = pra_cycles(masks, first_stage_bits)
+            v = bricks[b, i]
+            m = table[v if v >= 0 else -v]
+            masks[i] = m
+            union |= m
+            if pop[m] > most:
+                most = pop[m]
+        if first_stage_bits == 0:  # one position per cycle: the OR's popcount
+            out[b] = max(1, pop[union])
+        elif (1 << first_stage_bits) > 16:  # every lane reaches its next term: the max popcount
+            out[b] = max(1, most)
+        else:
+            out[b] = pra_cycles(masks, first_stage_bits, lsb)
     return out
 
 
+def brick_pra_costs(bricks: np.ndarray, enc: int, first_stage_bits: int) -> np.ndarray:
+    """PRA cycles of every brick (row) of ``bricks`` under encoding ``enc``."""
+    _, lsb, pop = bit_tables()
+    return _brick_pra_costs(bricks, mask_table(enc), first_stage_bits, lsb, pop)
+
+
 @njit(cache=True)
-def brick_msb_lsb(bricks: np.ndarray, minor_bit: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Per brick: max msb over lanes of v (a, or ~a for negative a), -1 if all zero;
-    min lsb over non-zero lanes if ``minor_bit`` else 0 (NO_LSB if all zero)."""
+def _brick_msb_lsb(bricks, minor_bit, msb, lsb):
     n, lanes = bricks.shape
     hi = np.empty(n, dtype=np.int32)
     lo = np.empty(n, dtype=np.int32)
@@ -160,12 +216,11 @@ def brick_msb_lsb(bricks: np.ndarray, minor_bit: bool) -> tuple[np.ndarray, np.n
         low = NO_LSB
         for i in range(lanes):
             a = bricks[b, i]
-            v = a if a >= 0 else ~a
-            m = msb_index(v)
+            m = msb[a if a >= 0 else ~a]
             if m > h:
                 h = m
             if a != 0:
-                t = lsb_index(a) if minor_bit else 0
+                t = lsb[a if a > 0 else -a] if minor_bit else 0
                 if t < low:
                     low = t
         hi[b] = h
@@ -173,15 +228,26 @@ def brick_msb_lsb(bricks: np.ndarray, minor_bit: bool) -> tuple[np.ndarray, np.n
     return hi, lo
 
 
+def brick_msb_lsb(bricks: np.ndarray, minor_bit: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per brick: max msb over lanes of v (a, or ~a for negative a), -1 if all zero;
+    min lsb over non-zero lanes if ``minor_bit`` else 0 (NO_LSB if all zero)."""
+    msb, lsb, _ = bit_tables()
+    return _brick_msb_lsb(bricks, minor_bit, msb, lsb)
+
+
 @njit(cache=True)
-def value_terms(values: np.ndarray, enc: int) -> np.ndarray:
-    """Number of non-zero terms of every value under encoding ``enc`` (same shape, int32)."""
+def _value_terms(values, table, pop):
     flat = values.ravel()
     out = np.empty(flat.size, dtype=np.int32)
     for i in range(flat.size):
-        p, q = term_masks(flat[i], enc)
-        out[i] = popcount(p) + popcount(q)
+        v = flat[i]
+        out[i] = pop[table[v if v >= 0 else -v]]
     return out.reshape(values.shape)
+
+
+def value_terms(values: np.ndarray, enc: int) -> np.ndarray:
+    """Number of non-zero terms of every value under encoding ``enc`` (same shape, int32)."""
+    return _value_terms(np.ascontiguousarray(values), mask_table(enc), bit_tables()[2])
 
 
 @njit(cache=True)
@@ -198,7 +264,7 @@ def value_widths(values: np.ndarray, signed: bool, minor_bit: bool) -> np.ndarra
         w = msb_index(v) + 1 + (1 if signed else 0)
         if minor_bit:
             w -= lsb_index(a)
-        out[i] = w
+        out[i] = max(1, w)
     return out.reshape(values.shape)
 
 

@@ -25,7 +25,7 @@ def array_sha256(arr: np.ndarray) -> str:
     """sha256 of an array's dtype, shape and bytes (C order)."""
     h = hashlib.sha256()
     h.update(f"{arr.dtype.str}{arr.shape}".encode())
-    h.update(np.ascontiguousarray(arr).tobytes())
+    h.update(memoryview(np.ascontiguousarray(arr)).cast("B"))
     return h.hexdigest()
 
 
@@ -73,11 +73,15 @@ class Workload:
         return sum(layer.macs for layer in self.layers)
 
     def digest(self) -> str:
-        """sha256 over every layer's arrays and fields: identifies the workload's content."""
-        h = hashlib.sha256(self.name.encode())
-        for layer in self.layers:
-            h.update(json.dumps(_layer_entry(layer, {}), sort_keys=True).encode())
-        return h.hexdigest()
+        """sha256 over every layer's arrays and fields: identifies the workload's content (computed once)."""
+        cached = self.__dict__.get("_digest")
+        if cached is None:
+            h = hashlib.sha256(self.name.encode())
+            for layer in self.layers:
+                h.update(json.dumps(_layer_entry(layer, {}), sort_keys=True).encode())
+            cached = h.hexdigest()
+            object.__setattr__(self, "_digest", cached)
+        return cached
 
     # ----------------------------------------------------------------- storage
     def save(self, path: str | os.PathLike) -> Path:
