@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+
 from workloads import Layer, LayerKind, Workload
 
 from . import kernels

@@ -182,7 +182,7 @@ def conv_weight_serial(hi, lo, mode, extra, channels, filters, passes, n_win, la
                     s += m
             cycles += s * n_ws
         else:
-            for ws in range(n_ws):
+            for _ws in range(n_ws):
                 for p in range(passes):
                     for t in range(n_steps):
                         run_ahead_step(finish, k[p, t], ring, state)

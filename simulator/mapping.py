@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from workloads import Layer, LayerKind
 
 from .config import ArchConfig, DepthwiseMapping

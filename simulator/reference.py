@@ -9,10 +9,11 @@ lockstep); FC layers issue one step per cycle to the columns round-robin. Slow: 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
+
 from workloads import Layer, LayerKind, Workload
 
 from .config import ArchConfig, Serial, load_arch
@@ -123,8 +124,7 @@ def simulate_layer_reference(arch: ArchConfig, layer: Layer) -> ReferenceResult:
             if not fs:
                 return None
             members[(i, u)] = (g, fs)
-            values = [v for f in fs for v in _brick(wgts[g, f, :, r, s], cb, lanes)]
-            return design.reference_cycles(values, op, arch)
+            return design.reference_cycles([_brick(wgts[g, f, :, r, s], cb, lanes) for f in fs], op, arch)
 
         def on_cycle(i: int, u: int, cycle: Cycle) -> None:
             _, ws, _, (r, s, cb) = steps[i]
@@ -154,11 +154,8 @@ def simulate_layer_reference(arch: ArchConfig, layer: Layer) -> ReferenceResult:
             g, windows = windows_of(i, u)
             if g >= n_sub or not windows:
                 return None
-            values = []
-            for w in windows:
-                y, x = position(w, r, s)
-                values += _brick(acts[g, :, y, x], cb, lanes)
-            return design.reference_cycles(values, op, arch)
+            return design.reference_cycles([_brick(acts[g, :, y, x], cb, lanes)
+                                            for y, x in (position(w, r, s) for w in windows)], op, arch)
 
         def on_cycle(i: int, u: int, cycle: Cycle) -> None:
             b, _, p, (r, s, cb) = steps[i]
@@ -202,10 +199,10 @@ def _run_fc(arch, design, op, serial, low, passes, taps, psum) -> int:
         for f0 in range(base, min(base + tiles * rows, n_filters), group):
             fs = list(range(f0, min(f0 + group, n_filters)))
             if serial == Serial.WEIGHT:
-                values = [v for f in fs for v in _brick(wgts[f], cb, lanes)]
+                members = [_brick(wgts[f], cb, lanes) for f in fs]
             else:
-                values = _brick(acts, cb, lanes)
-            out.append((fs, design.reference_cycles(values, op, arch)))
+                members = [_brick(acts, cb, lanes)]
+            out.append((fs, design.reference_cycles(members, op, arch)))
         return out
 
     busy: list[list | None] = [None] * cols  # per column: [cb, [(filters, schedule, index)]]

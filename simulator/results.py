@@ -75,7 +75,8 @@ def _atomic_write(path: Path, text: str) -> None:
         raise
 
 
-def write_table(table: pd.DataFrame, path: str | os.PathLike, results: list[Results], extra: dict | None = None) -> Path:
+def write_table(table: pd.DataFrame, path: str | os.PathLike, results: list[Results],
+                extra: dict | None = None) -> Path:
     """Write ``table`` as CSV and a ``run.json`` beside it (configs, package version, git revision, input hashes)."""
     path = Path(path)
     _atomic_write(path, table.to_csv(index=False))

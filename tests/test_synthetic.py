@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings

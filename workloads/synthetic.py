@@ -163,7 +163,8 @@ def _resnet20() -> list[LayerShape]:
         for b in range(3):
             s = first_stride if b == 0 else 1
             ho = _out(h, 3, s, 1)
-            shapes += [_conv(f"layer{stage}.{b}.conv1", c, h, k, 3, s, 1), _conv(f"layer{stage}.{b}.conv2", k, ho, k, 3, 1, 1)]
+            shapes += [_conv(f"layer{stage}.{b}.conv1", c, h, k, 3, s, 1),
+                       _conv(f"layer{stage}.{b}.conv2", k, ho, k, 3, 1, 1)]
             c, h = k, ho
     return shapes + [_fc("fc", c, 10)]
 

@@ -46,9 +46,21 @@ class DesignModel:
         """What one value costs alone (cycles), for the ideal work; same shape as ``values``."""
         raise NotImplementedError
 
-    def reference_cycles(self, values: list[int], op: Operand, arch: ArchConfig) -> list[Cycle]:
-        """Literal per-cycle schedule of one unit holding ``values`` (its lanes, in order); at least one cycle."""
+    def reference_cycles(self, bricks: list[list[int]], op: Operand, arch: ArchConfig) -> list[Cycle]:
+        """Literal per-cycle schedule of one unit whose member PEs hold ``bricks`` (lanes numbered across the
+        members in order); at least one cycle. By default members run their own rule side by side."""
+        return run_in_parallel([self.brick_cycles(b, op, arch) for b in bricks], len(bricks[0]))
+
+    def brick_cycles(self, values: list[int], op: Operand, arch: ArchConfig) -> list[Cycle]:
+        """Per-cycle schedule of one PE on one brick."""
         raise NotImplementedError
+
+
+def run_in_parallel(schedules: list[list[Cycle]], lanes: int) -> list[Cycle]:
+    """Members in lockstep: cycle i holds every member's i-th cycle; the unit lasts as long as the longest."""
+    length = max(len(s) for s in schedules)
+    return [[(m * lanes + lane, coeff) for m, s in enumerate(schedules) if i < len(s) for lane, coeff in s[i]]
+            for i in range(length)]
 
 
 def twos_complement_bits(v: int, width: int) -> list[int]:

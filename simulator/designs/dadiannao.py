@@ -18,5 +18,5 @@ class DaDianNao(DesignModel):
     def value_cost(self, values: np.ndarray, op: Operand, arch: ArchConfig) -> np.ndarray:
         return np.ones(values.shape, np.int32)
 
-    def reference_cycles(self, values: list[int], op: Operand, arch: ArchConfig) -> list[Cycle]:
+    def brick_cycles(self, values: list[int], op: Operand, arch: ArchConfig) -> list[Cycle]:
         return [[(i, v) for i, v in enumerate(values) if v]]

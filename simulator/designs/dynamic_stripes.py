@@ -25,7 +25,8 @@ class DynamicStripes(DesignModel):
     def value_cost(self, values: np.ndarray, op: Operand, arch: ArchConfig) -> np.ndarray:
         return value_widths(values, op.signed, arch.minor_bit)
 
-    def reference_cycles(self, values: list[int], op: Operand, arch: ArchConfig) -> list[Cycle]:
+    def reference_cycles(self, bricks: list[list[int]], op: Operand, arch: ArchConfig) -> list[Cycle]:
+        values = [v for brick in bricks for v in brick]  # one precision for the whole unit
         top = max((v if v >= 0 else ~v).bit_length() for v in values)  # = max msb + 1
         nonzero = [v for v in values if v]
         low = min((v & -v).bit_length() - 1 for v in nonzero) if (arch.minor_bit and nonzero) else 0

@@ -67,7 +67,7 @@ class Pragmatic(DesignModel):
     def value_cost(self, values: np.ndarray, op: Operand, arch: ArchConfig) -> np.ndarray:
         return value_terms(values, ENCODING_CODE[arch.encoding])
 
-    def reference_cycles(self, values: list[int], op: Operand, arch: ArchConfig) -> list[Cycle]:
+    def brick_cycles(self, values: list[int], op: Operand, arch: ArchConfig) -> list[Cycle]:
         queues = [[(pos, sign * (1 if v > 0 else -1)) for pos, sign in signed_digits(abs(v), arch.encoding)]
                   for v in values]
         reach = (1 << arch.first_stage_bits) - 1

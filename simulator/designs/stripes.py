@@ -18,6 +18,6 @@ class Stripes(DesignModel):
     def value_cost(self, values: np.ndarray, op: Operand, arch: ArchConfig) -> np.ndarray:
         return np.full(values.shape, min(op.bits, arch.pe_width), np.int32)
 
-    def reference_cycles(self, values: list[int], op: Operand, arch: ArchConfig) -> list[Cycle]:
+    def brick_cycles(self, values: list[int], op: Operand, arch: ArchConfig) -> list[Cycle]:
         digits = [(twos_complement_bits if op.signed else unsigned_bits)(v, op.bits) for v in values]
         return [[(lane, d[i]) for lane, d in enumerate(digits) if d[i]] for i in range(op.bits)]

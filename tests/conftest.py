@@ -1,0 +1,29 @@
+"""Shared fixtures: the ``../shared`` data folder (skipped where absent, unless CI requires it)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import settings
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("BITSERIAL_SHARED", REPO.parent / "shared"))
+
+settings.register_profile("default", deadline=None, max_examples=40, database=None, derandomize=True)
+settings.register_profile("explore", deadline=None, max_examples=400, database=None, print_blob=True)
+settings.register_profile("ci", deadline=None, max_examples=120, database=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+def shared_path(*parts: str) -> Path:
+    """A path under ../shared; skips the test where it is missing (a user's clone), fails under CI's
+    BITSERIAL_REQUIRE_SHARED=1."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        message = f"{path} is not available (the ../shared data folder sits beside the repository in CI)"
+        if os.environ.get("BITSERIAL_REQUIRE_SHARED") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path

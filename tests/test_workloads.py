@@ -1,0 +1,171 @@
+"""Layer validation, the workload file format, and the integer reference operators."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from workloads import Layer, Workload, WorkloadError, conv2d, fc, gemm, layer_output
+
+
+def naive_conv(a, w, stride, pad, groups):
+    c, h, wd = a.shape
+    k, cg, r, s = w.shape
+    ap = np.pad(a, ((0, 0), (pad[0], pad[1]), (pad[2], pad[3])))
+    oh, ow = (ap.shape[1] - r) // stride + 1, (ap.shape[2] - s) // stride + 1
+    out = np.zeros((k, oh, ow), dtype=np.int64)
+    kg = k // groups
+    for f in range(k):
+        g = f // kg
+        for y in range(oh):
+            for x in range(ow):
+                for ci in range(cg):
+                    for dy in range(r):
+                        for dx in range(s):
+                            out[f, y, x] += int(ap[g * cg + ci, y * stride + dy, x * stride + dx]) * int(w[f, ci, dy, dx])
+    return out
+
+
+@given(st.integers(1, 6), st.integers(1, 3), st.integers(1, 4), st.integers(1, 3), st.integers(1, 3),
+       st.tuples(*[st.integers(0, 2)] * 4), st.integers(0, 1000))
+def test_conv2d_matches_naive_loops(c, kpg, r, stride, groups_sel, pad, seed):
+    rng = np.random.default_rng(seed)
+    groups = [1, c, 1][groups_sel - 1] if c > 1 else 1
+    h = w = r + 3
+    a = rng.integers(-(1 << 15), 1 << 15, (c, h, w))
+    wt = rng.integers(-(1 << 15), 1 << 15, (kpg * groups, c // groups, r, r))
+    np.testing.assert_array_equal(conv2d(a, wt, stride=stride, padding=pad, groups=groups),
+                                  naive_conv(a, wt, stride, pad, groups))
+
+
+def test_fc_and_gemm_are_exact_in_int64():
+    a = np.full(300, 65535)
+    w = np.full((2, 300), -32768)
+    assert fc(a, w).tolist() == [65535 * -32768 * 300] * 2
+    t = np.stack([a, a // 2])
+    np.testing.assert_array_equal(gemm(t, w), np.stack([fc(a, w), fc(a // 2, w)]))
+
+
+def test_layer_output_per_kind():
+    rng = np.random.default_rng(0)
+    conv = Layer.conv("c", rng.integers(0, 9, (4, 5, 5)), rng.integers(-3, 3, (4, 1, 3, 3)), groups=4, padding=1)
+    assert conv.is_depthwise and layer_output(conv).shape == conv.output_shape == (4, 5, 5)
+    g = Layer.gemm("g", rng.integers(0, 9, (7, 6)), rng.integers(-3, 3, (5, 6)))
+    assert layer_output(g).shape == g.output_shape == (7, 5)
+    assert g.macs == 7 * 5 * 6
+
+
+@pytest.mark.parametrize(("build", "message"), [
+    (lambda: Layer.conv("x", np.zeros((3, 4, 4)), np.zeros((2, 4, 3, 3))), "weights have 4 channels"),
+    (lambda: Layer.conv("x", np.zeros((3, 4)), np.zeros((2, 3, 3, 3))), "must be (C, H, W)"),
+    (lambda: Layer.conv("x", np.full((3, 4, 4), 0.5), np.zeros((2, 3, 3, 3))), "is not"),
+    (lambda: Layer.conv("x", np.full((3, 4, 4), 300), np.zeros((2, 3, 3, 3)), act_bits=8), "value 300"),
+    (lambda: Layer.conv("x", np.zeros((3, 4, 4)), np.full((2, 3, 3, 3), -9), weight_bits=4), "value -9"),
+    (lambda: Layer.conv("x", np.zeros((3, 2, 2)), np.zeros((2, 3, 3, 3))), "larger than the padded input"),
+    (lambda: Layer.conv("x", np.zeros((4, 4, 4)), np.zeros((3, 2, 1, 1)), groups=2), "groups (2) must divide"),
+    (lambda: Layer.fc("x", np.zeros((0,)), np.zeros((2, 0))), "empty"),
+    (lambda: Layer.fc("x", np.zeros(5), np.zeros((2, 4))), "4 input channels"),
+    (lambda: Layer.fc("x", np.array(["a"]), np.zeros((1, 1))), "must be integers"),
+    (lambda: Layer.fc("x", np.zeros(4), np.zeros((1, 4)), act_bits=17), "act_bits (17)"),
+    (lambda: Layer._build("x", "pool", np.zeros(4), np.zeros((1, 4)), 1, 0, 1, 8, 8, None, True, None),
+     "unknown kind 'pool'"),
+])
+def test_invalid_layers_raise_clear_errors(build, message):
+    with pytest.raises(WorkloadError) as err:
+        build()
+    assert message in str(err.value)
+    assert "layer 'x'" in str(err.value)  # errors name the layer
+
+
+def test_signedness_is_inferred_from_the_data():
+    assert Layer.fc("x", np.array([-1, 2]), np.ones((1, 2)), act_bits=3).act_signed
+    assert not Layer.fc("x", np.array([1, 2]), np.ones((1, 2))).act_signed
+
+
+def _tiny() -> Workload:
+    rng = np.random.default_rng(1)
+    return Workload("tiny", [
+        Layer.conv("c1", rng.integers(0, 256, (3, 8, 8)), rng.integers(-128, 128, (4, 3, 3, 3)), stride=2,
+                   padding=(0, 1, 0, 1), act_bits=8, weight_bits=8, meta={"origin": "test"}),
+        Layer.fc("f1", rng.integers(0, 16, 10), rng.integers(-8, 8, (3, 10)), act_bits=4, weight_bits=4),
+        Layer.gemm("g1", rng.integers(-8, 8, (2, 10)), rng.integers(-8, 8, (3, 10)), act_bits=4, weight_bits=4),
+    ], meta={"seed": 1})
+
+
+def test_save_load_roundtrip(tmp_path):
+    wl = _tiny()
+    path = wl.save(tmp_path / "tiny.npz")
+    back = Workload.load(path)
+    assert back.name == "tiny" and back.meta == {"seed": 1} and back.digest() == wl.digest()
+    for a, b in zip(wl.layers, back.layers, strict=True):
+        assert (a.name, a.kind, a.padding, a.stride, a.act_bits, a.act_signed, a.meta) == (
+            b.name, b.kind, b.padding, b.stride, b.act_bits, b.act_signed, b.meta)
+        np.testing.assert_array_equal(a.activations, b.activations)
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def _rewrite(src, dst, edit):
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for item in zin.namelist():
+            data = zin.read(item)
+            zout.writestr(item, edit(item, data))
+
+
+def test_load_rejects_tampered_or_bad_files(tmp_path):
+    path = _tiny().save(tmp_path / "tiny.npz")
+    bad = tmp_path / "bad.npz"
+
+    def flip(item, data):
+        if item.endswith("weights.npy"):
+            return data[:-1] + bytes([data[-1] ^ 1])
+        return data
+
+    _rewrite(path, bad, flip)
+    with pytest.raises(WorkloadError, match="sha256 mismatch"):
+        Workload.load(bad)
+
+    def bits(item, data):
+        if item == "manifest.json":
+            m = json.loads(data)
+            m["layers"][1]["act_bits"] = 2
+            return json.dumps(m).encode()
+        return data
+
+    _rewrite(path, bad, bits)
+    with pytest.raises(WorkloadError, match=r"layers\[1\].*outside the declared 2-bit"):
+        Workload.load(bad)
+    (tmp_path / "junk.npz").write_text("not a zip")
+    with pytest.raises(WorkloadError, match="not a zip"):
+        Workload.load(tmp_path / "junk.npz")
+    with pytest.raises(WorkloadError, match="no such workload file"):
+        Workload.load(tmp_path / "missing.npz")
+
+
+def test_load_never_unpickles(tmp_path):
+    path = _tiny().save(tmp_path / "tiny.npz")
+    evil = tmp_path / "evil.npz"
+
+    def objects(item, data):
+        if item.endswith("0000_weights.npy"):
+            import io
+            buf = io.BytesIO()
+            np.save(buf, np.array([object()], dtype=object), allow_pickle=True)
+            return buf.getvalue()
+        return data
+
+    _rewrite(path, evil, objects)
+    with pytest.raises(WorkloadError, match="unreadable"):
+        Workload.load(evil)
+
+
+def test_workload_validation():
+    layer = _tiny().layers[1]
+    with pytest.raises(WorkloadError, match="duplicate layer name"):
+        Workload("w", [layer, layer])
+    with pytest.raises(WorkloadError, match="no layers"):
+        Workload("w", [])
