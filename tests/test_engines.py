@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from simulator import load_arch, preset_names, simulate_layer
-from simulator.config import DESIGN_RULES, Design, DepthwiseMapping
+from simulator.config import DESIGN_RULES, DepthwiseMapping, Design
 from simulator.mapping import space_to_depth
 from simulator.reference import simulate_layer_reference
 from workloads import Layer, conv2d, layer_output

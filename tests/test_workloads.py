@@ -27,7 +27,8 @@ def naive_conv(a, w, stride, pad, groups):
                 for ci in range(cg):
                     for dy in range(r):
                         for dx in range(s):
-                            out[f, y, x] += int(ap[g * cg + ci, y * stride + dy, x * stride + dx]) * int(w[f, ci, dy, dx])
+                            a_val = int(ap[g * cg + ci, y * stride + dy, x * stride + dx])
+                            out[f, y, x] += a_val * int(w[f, ci, dy, dx])
     return out
 
 
