@@ -105,6 +105,9 @@ class Workload:
                     buf = io.BytesIO()
                     np.lib.format.write_array(buf, arr, allow_pickle=False)
                     zf.writestr(key + ".npy", buf.getvalue())
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -1,0 +1,101 @@
+#!/usr/bin/env python
+"""Speed benchmark: every preset on the AlexNet-shaped and ResNet-50 synthetic workloads.
+
+Each preset runs in its own process with an empty numba cache, so ``compile_s`` is the real JIT
+compile (+ first run); then ``median_s`` is the median wall time of ``--repeats`` warm runs and
+``peak_rss_mb`` the process's peak resident memory (workloads included). Prints a table and writes JSON.
+
+    python scripts/bench.py [--presets a,b] [--workloads alexnet,resnet50] [--repeats 5] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+TARGET_S = {"alexnet": 0.25, "resnet50": 2.0}
+
+
+def measure(preset: str, workloads: list[str], repeats: int) -> list[dict]:
+    """Runs inside the child process."""
+    import resource
+    import statistics
+    import time
+
+    from simulator import load_arch, simulate
+    from workloads.synthetic import build
+
+    arch = load_arch(preset)
+    rows = []
+    for name in workloads:
+        wl = build(name, seed=0)
+        wl.digest()  # hashing the inputs is part of loading, not of simulating
+        t0 = time.perf_counter()
+        result = simulate(arch, wl)
+        first = time.perf_counter() - t0
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            simulate(arch, wl)
+            times.append(time.perf_counter() - t0)
+        rows.append({
+            "preset": preset, "workload": name, "layers": len(wl), "cycles": result.cycles,
+            "compile_s": round(first, 3), "median_s": round(statistics.median(times), 4),
+            "min_s": round(min(times), 4), "repeats": repeats,
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        })
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--presets", help="comma-separated presets (default: all)")
+    parser.add_argument("--workloads", default="alexnet,resnet50")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--json", default="bench.json", help="where to write the JSON results")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    workloads = args.workloads.split(",")
+    if args.child:
+        print(json.dumps(measure(args.child, workloads, args.repeats)))
+        return 0
+
+    from simulator import preset_names
+
+    presets = args.presets.split(",") if args.presets else preset_names()
+    rows: list[dict] = []
+    for preset in presets:
+        with tempfile.TemporaryDirectory() as cache:
+            env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+            out = subprocess.run([sys.executable, __file__, "--child", preset, "--workloads", args.workloads,
+                                  "--repeats", str(args.repeats)], env=env, capture_output=True, text=True)
+        if out.returncode:
+            print(out.stderr, file=sys.stderr)
+            return 1
+        rows += json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"  {preset} done", file=sys.stderr)
+    base = {r["workload"]: r["cycles"] for r in rows if r["preset"] == "dadiannao"}
+    header = f"{'preset':<18}{'workload':<10}{'cycles':>10}{'speedup':>9}{'compile s':>11}{'median s':>10}" \
+             f"{'target s':>10}{'peak RSS MB':>13}"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        r["speedup_vs_dadiannao"] = round(base[r["workload"]] / r["cycles"], 3) if r["workload"] in base else None
+        r["target_s"] = TARGET_S.get(r["workload"])
+        r["meets_target"] = r["target_s"] is None or r["median_s"] < r["target_s"]
+        speed = f"{r['speedup_vs_dadiannao']:.2f}" if r["speedup_vs_dadiannao"] else "-"
+        print(f"{r['preset']:<18}{r['workload']:<10}{r['cycles']:>10}{speed:>9}{r['compile_s']:>11.2f}"
+              f"{r['median_s']:>10.4f}{r['target_s'] or '-':>10}{r['peak_rss_mb']:>13.0f}")
+    Path(args.json).write_text(json.dumps({"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+                                           "rows": rows}, indent=2))
+    print(f"wrote {args.json}", file=sys.stderr)
+    return 0 if all(r["meets_target"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
