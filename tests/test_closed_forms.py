@@ -26,6 +26,9 @@ def conv_case(draw):
     return layer, geometry
 
 
+KEEP_LAYOUT = {"first_layer_space_to_depth": False}  # the closed form is for the layer as given
+
+
 def dadiannao_conv_cycles(layer: Layer, tiles, rows, columns, lanes) -> int:
     oh, ow = layer.output_hw
     k, c, r, s = layer.weights.shape
@@ -38,8 +41,8 @@ def dadiannao_conv_cycles(layer: Layer, tiles, rows, columns, lanes) -> int:
 def test_dadiannao_and_stripes_conv(case):
     layer, geo = case
     base = dadiannao_conv_cycles(layer, **geo)
-    assert simulate_layer(load_arch("dadiannao", **geo), layer)["cycles"] == base
-    assert simulate_layer(load_arch("stripes", **geo), layer)["cycles"] == base * layer.act_bits
+    assert simulate_layer(load_arch("dadiannao", **geo, **KEEP_LAYOUT), layer)["cycles"] == base
+    assert simulate_layer(load_arch("stripes", **geo, **KEEP_LAYOUT), layer)["cycles"] == base * layer.act_bits
 
 
 @given(st.integers(1, 300), st.integers(1, 200), st.integers(1, 16), st.integers(1, 16), st.integers(1, 4),
