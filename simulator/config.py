@@ -24,12 +24,21 @@ class Design(enum.StrEnum):
     STRIPES = "stripes"
     DYNAMIC_STRIPES = "dynamic_stripes"
     PRAGMATIC = "pragmatic"
+    LOOM = "loom"
+    LACONIC = "laconic"
+    TACTICAL = "tactical"
+    BITLET = "bitlet"
+    BITX = "bitx"
+    SWIS = "swis"
+    WEIGHT_SERIAL = "weight_serial"
+    BITFUSION = "bitfusion"
 
 
 class Serial(enum.StrEnum):
     NONE = "none"  # bit-parallel
     ACTIVATION = "activation"  # a column's activation brick sets the cost
     WEIGHT = "weight"  # a row's weight brick sets the cost
+    BOTH = "both"  # both operands serial: the cost is per PE
 
 
 class Encoding(enum.StrEnum):
@@ -39,6 +48,30 @@ class Encoding(enum.StrEnum):
     BINARY = "binary"  # essential bits of the magnitude
     BOOTH = "booth"  # DNNsim's Booth-like recoding (DESIGN §4)
     CSD = "csd"  # canonical signed digit
+    INTERLEAVED = "interleaved"  # Bitlet / BitX significance columns
+    SHARED_SHIFT = "shared_shift"  # SWIS shared shift positions
+
+
+class Sync(enum.StrEnum):
+    LOCKSTEP = "lockstep"  # every PE of the chip waits for the slowest (DNNsim)
+    TILE = "tile"  # each tile advances on its own slowest PE
+    PE = "pe"  # every PE advances on its own (ideal buffering)
+
+
+class Backend(enum.StrEnum):
+    DADIANNAO = "dadiannao"  # TCL
+    PRAGMATIC = "pragmatic"  # TCLe
+    DYNAMIC_STRIPES = "dynamic_stripes"  # TCLp
+
+
+class SearchShape(enum.StrEnum):
+    T = "T"
+    L = "L"
+
+
+class Promotion(enum.StrEnum):
+    LEAST_FLEXIBLE = "least_flexible"  # the paper's rule: the zero lane with the fewest candidates first
+    MOST_CANDIDATES = "most_candidates"  # DNNsim HEAD's rule
 
 
 class DepthwiseMapping(enum.StrEnum):
@@ -52,7 +85,19 @@ DESIGN_RULES: dict[Design, tuple[tuple[Serial, ...], tuple[Encoding, ...]]] = {
     Design.STRIPES: ((Serial.ACTIVATION,), (Encoding.FIXED,)),
     Design.DYNAMIC_STRIPES: ((Serial.ACTIVATION,), (Encoding.DYNAMIC,)),
     Design.PRAGMATIC: ((Serial.ACTIVATION, Serial.WEIGHT), (Encoding.BOOTH, Encoding.BINARY, Encoding.CSD)),
+    Design.LOOM: ((Serial.BOTH,), (Encoding.DYNAMIC,)),
+    Design.LACONIC: ((Serial.BOTH,), (Encoding.BOOTH, Encoding.BINARY, Encoding.CSD)),
+    # Tactical: serial is implied by the back end; encoding is the Pragmatic back end's
+    Design.TACTICAL: ((Serial.NONE, Serial.ACTIVATION), (Encoding.BOOTH, Encoding.BINARY, Encoding.CSD)),
+    Design.BITLET: ((Serial.WEIGHT,), (Encoding.INTERLEAVED,)),
+    Design.BITX: ((Serial.WEIGHT,), (Encoding.INTERLEAVED,)),
+    Design.SWIS: ((Serial.WEIGHT,), (Encoding.SHARED_SHIFT,)),
+    Design.WEIGHT_SERIAL: ((Serial.WEIGHT,), (Encoding.BOOTH, Encoding.BINARY, Encoding.CSD)),
+    Design.BITFUSION: ((Serial.BOTH,), (Encoding.FIXED,)),
 }
+
+# What `group_size` groups, per design (default: the serial operand's units, columns or rows).
+GROUP_AXIS: dict[Design, str] = {Design.SWIS: "lanes", Design.BITLET: "lanes", Design.BITX: "lanes"}
 
 KNOB_HELP: dict[str, str] = {
     "design": "cost model: " + ", ".join(d.value for d in Design),
@@ -70,6 +115,19 @@ KNOB_HELP: dict[str, str] = {
     "first_layer_space_to_depth": "rewrite a 3-channel strided first conv space-to-depth (DNNsim)",
     "depthwise_mapping": "depthwise conv mapping: dnnsim (tile 0 only) or spread (tiles share groups)",
     "clock_mhz": "clock frequency in MHz (converts cycles to seconds)",
+    "sync": "both-serial designs: lockstep (chip), tile or pe synchronization",
+    "serial_bits": "Loom: activation bits processed per cycle (1, 2 or 4)",
+    "dynamic_weights": "Loom: per-group detected weight width instead of the layer's weight_bits",
+    "backend": "Bit-Tactical back end: dadiannao (TCL), pragmatic (TCLe), dynamic_stripes (TCLp)",
+    "lookahead": "Bit-Tactical: lookahead h (steps a weight may be promoted from)",
+    "lookaside": "Bit-Tactical: lookaside d (lanes a weight may move across)",
+    "search_shape": "Bit-Tactical: search shape T or L",
+    "promotion": "Bit-Tactical: least_flexible (paper) or most_candidates (DNNsim HEAD) lane first",
+    "kept_columns": "BitX: significance columns kept below the group's msb (k)",
+    "shared_terms": "SWIS: shared shift positions per group (N)",
+    "skip_zero_weights": "weight-serial engine: all-zero weight bricks cost no cycle",
+    "fusion_rows": "Bit Fusion: rows of fusion units in the systolic array",
+    "fusion_columns": "Bit Fusion: columns of fusion units in the systolic array",
 }
 
 
@@ -110,6 +168,19 @@ class ArchConfig:
     first_layer_space_to_depth: bool = True
     depthwise_mapping: DepthwiseMapping = DepthwiseMapping.DNNSIM
     clock_mhz: float = 1000.0
+    sync: Sync = Sync.LOCKSTEP
+    serial_bits: int = 1
+    dynamic_weights: bool = False
+    backend: Backend = Backend.PRAGMATIC
+    lookahead: int = 2
+    lookaside: int = 5
+    search_shape: SearchShape = SearchShape.T
+    promotion: Promotion = Promotion.LEAST_FLEXIBLE
+    kept_columns: int = 16
+    shared_terms: int = 3
+    skip_zero_weights: bool = False
+    fusion_rows: int = 32
+    fusion_columns: int = 16
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -119,13 +190,27 @@ class ArchConfig:
         set_(self, "serial", _enum_field("serial", Serial, self.serial))
         set_(self, "encoding", _enum_field("encoding", Encoding, self.encoding))
         set_(self, "depthwise_mapping", _enum_field("depthwise_mapping", DepthwiseMapping, self.depthwise_mapping))
+        set_(self, "sync", _enum_field("sync", Sync, self.sync))
+        set_(self, "backend", _enum_field("backend", Backend, self.backend))
+        set_(self, "search_shape", _enum_field("search_shape", SearchShape, self.search_shape))
+        set_(self, "promotion", _enum_field("promotion", Promotion, self.promotion))
+        if self.design == Design.TACTICAL:  # the back end implies the serial operand
+            set_(self, "serial", Serial.NONE if self.backend == Backend.DADIANNAO else Serial.ACTIVATION)
         for knob in ("tiles", "rows", "columns", "lanes"):
             _int_field(knob, getattr(self, knob), 1, 4096)
         _int_field("pe_width", self.pe_width, 1, 16)
         _int_field("first_stage_bits", self.first_stage_bits, 0, 4)
         _int_field("group_size", self.group_size, 1)
         _int_field("run_ahead", self.run_ahead, 0, 64)
-        for knob in ("minor_bit", "first_layer_space_to_depth"):
+        if self.serial_bits not in (1, 2, 4) or isinstance(self.serial_bits, bool):
+            raise ConfigError(f"serial_bits ({self.serial_bits!r}) must be 1, 2 or 4")
+        _int_field("lookahead", self.lookahead, 0, 16)
+        _int_field("lookaside", self.lookaside, 0, 16)
+        _int_field("kept_columns", self.kept_columns, 1, 32)
+        _int_field("shared_terms", self.shared_terms, 1, 16)
+        _int_field("fusion_rows", self.fusion_rows, 1, 4096)
+        _int_field("fusion_columns", self.fusion_columns, 1, 4096)
+        for knob in ("minor_bit", "first_layer_space_to_depth", "dynamic_weights", "skip_zero_weights"):
             if not isinstance(getattr(self, knob), bool):
                 raise ConfigError(f"{knob} ({getattr(self, knob)!r}) must be true or false")
         if isinstance(self.clock_mhz, bool) or not isinstance(self.clock_mhz, (int, float)) or self.clock_mhz <= 0:
@@ -139,8 +224,8 @@ class ArchConfig:
             raise ConfigError(
                 f"encoding ({self.encoding}) is not supported by {self.design}; choose {', '.join(encodings)}"
             )
-        units = self.rows if self.serial == Serial.WEIGHT else self.columns
-        unit_name = "rows" if self.serial == Serial.WEIGHT else "columns"
+        unit_name = GROUP_AXIS.get(self.design, "rows" if self.serial == Serial.WEIGHT else "columns")
+        units = getattr(self, unit_name)
         if units % self.group_size:
             raise ConfigError(f"{unit_name} ({units}) must be a multiple of group_size ({self.group_size})")
 

@@ -29,12 +29,20 @@ def serial_operand(arch: ArchConfig, layer: Layer) -> tuple[Serial, Operand]:
         op = Operand(layer.weight_signed, layer.weight_bits)
     else:
         op = Operand(layer.act_signed, layer.act_bits)
-    if serial != Serial.NONE and op.bits > arch.pe_width:
-        what = "weight_bits" if serial == Serial.WEIGHT else "act_bits"
-        raise ConfigError(
-            f"layer {layer.name!r}: {what} ({op.bits}) exceeds the PE width of {arch.name} (pe_width={arch.pe_width})"
-        )
+    checked = {Serial.NONE: (), Serial.ACTIVATION: ("act_bits",), Serial.WEIGHT: ("weight_bits",),
+               Serial.BOTH: ("act_bits", "weight_bits")}[serial]
+    for what in checked:
+        if getattr(layer, what) > arch.pe_width:
+            raise ConfigError(f"layer {layer.name!r}: {what} ({getattr(layer, what)}) exceeds the PE width of "
+                              f"{arch.name} (pe_width={arch.pe_width})")
     return serial, op
+
+
+def check_supported(design: DesignModel, arch: ArchConfig, layer: Layer) -> None:
+    """Float32-weight layers run only on designs that model them (BitX)."""
+    if getattr(layer, "weight_format", "int") != "int" and not design.supports_fp32_weights:
+        raise ConfigError(f"layer {layer.name!r} has {layer.weight_format} weights, which {arch.name} "
+                          f"({arch.design}) does not model; use an integer (quantized) layer")
 
 
 def passes_of(low: Lowered, arch: ArchConfig) -> int:
@@ -70,10 +78,29 @@ def _fill_value(design: DesignModel, op: Operand, arch: ArchConfig) -> int:
 def simulate_layer(arch: ArchConfig, layer: Layer) -> dict:
     """One layer on one architecture: a row of the results table."""
     design = model(arch.design)
+    check_supported(design, arch, layer)
     serial, op = serial_operand(arch, layer)
     low = lower(layer, arch)
     passes = passes_of(low, arch)
+    custom = design.fast_layer(arch, layer, low, passes)
+    if custom is not None:
+        cyc, busy_pe, busy_lane = custom
+    else:
+        cyc, busy_pe, busy_lane = _brick_path(arch, design, serial, op, low, passes)
+    cycles = int(cyc)
+    custom_ideal = design.ideal_and_terms(arch, layer)
+    if custom_ideal is not None:
+        ideal_work, terms = custom_ideal
+    else:
+        ideal_work, terms = _ideal_and_terms(arch, design, serial, op, layer)
+    return _row(arch, layer, low, passes, cycles, busy_pe, busy_lane, ideal_work, terms)
+
+
+def _brick_path(arch: ArchConfig, design: DesignModel, serial: Serial, op: Operand, low: Lowered,
+                passes: int) -> tuple[int, int, int]:
+    """Per-brick statistics from the design, gathered per step and reduced by the sync (numba kernels)."""
     lanes, tiles_rows = arch.lanes, arch.tiles * arch.rows
+    ch, fl = low.channels.astype(np.int64), low.filters.astype(np.int64)
     if serial == Serial.WEIGHT:
         # (G, Kg, Cg, R, S) -> bricks (G, Kg, R, S, CB, lanes)
         bricks = to_bricks(low.weights, lanes, channel_axis=2).transpose(0, 1, 3, 4, 2, 5)
@@ -83,7 +110,6 @@ def simulate_layer(arch: ArchConfig, layer: Layer) -> dict:
     stats = design.brick_stats(np.ascontiguousarray(bricks).reshape(-1, lanes), op, arch)
     hi, lo = stats.hi.reshape(shape), stats.lo.reshape(shape)
     mode, extra = stats.mode, stats.extra
-    ch, fl = low.channels.astype(np.int64), low.filters.astype(np.int64)
     if low.is_fc:
         if serial == Serial.WEIGHT:
             cyc, busy_pe, busy_lane = kernels.fc_weight_serial(
@@ -102,10 +128,13 @@ def simulate_layer(arch: ArchConfig, layer: Layer) -> dict:
         cyc, busy_pe, busy_lane = kernels.conv_activation_serial(
             hi, lo, mode, extra, ch, fl, passes, low.stride, low.out_h, low.out_w, kr, ks, lanes, arch.columns,
             arch.group_size, tiles_rows, low.spread_tiles, arch.run_ahead, low.diagonal)
-    cycles = int(cyc)
+    return int(cyc), int(busy_pe), int(busy_lane)
 
-    # ideal work and effectual terms, on the original layer's MACs
-    if serial == Serial.NONE:
+
+def _ideal_and_terms(arch: ArchConfig, design: DesignModel, serial: Serial, op: Operand,
+                     layer: Layer) -> tuple[float, int]:
+    """Ideal work (lane-cycles) and effectual terms, on the original layer's MACs."""
+    if serial in (Serial.NONE, Serial.BOTH):
         ideal_work = terms = layer.macs
     else:
         values = layer.weights if serial == Serial.WEIGHT else layer.activations
@@ -121,7 +150,14 @@ def simulate_layer(arch: ArchConfig, layer: Layer) -> dict:
                 ones = np.ones(layer.activations.shape, np.int32)
                 ideal_work += pad_cost * (layer.macs - _mac_sum(layer, ones, None))
             terms = _mac_sum(layer, term_counts, None)
+    return ideal_work, terms
 
+
+def _row(arch: ArchConfig, layer: Layer, low: Lowered, passes: int, cycles: int, busy_pe: int, busy_lane: int,
+         ideal_work: float, terms: int) -> dict:
+    """One row of the results table: cycles, ideal work, utilization and activity counters."""
+    lanes, tiles_rows = arch.lanes, arch.tiles * arch.rows
+    fl = low.filters.astype(np.int64)
     steps = low.kernel[0] * low.kernel[1] * -(-int(low.acts.shape[1]) // lanes)
     n_ws = -(-low.windows // arch.columns)
     real_filters = int(fl.sum())
@@ -143,6 +179,13 @@ def simulate_layer(arch: ArchConfig, layer: Layer) -> dict:
         "psum_writes": int(psum_writes), "busy_lane_cycles": int(busy_lane),
         "idle_lane_cycles": chip_lane_cycles - int(busy_lane), "time_us": cycles / arch.clock_mhz,
     }
+
+
+def effective_weights(arch: ArchConfig | str, layer: Layer) -> np.ndarray:
+    """The weights ``arch`` actually multiplies on ``layer`` (differs from layer.weights for lossy designs)."""
+    if not isinstance(arch, ArchConfig):
+        arch = load_arch(arch)
+    return model(arch.design).effective_weights(arch, layer)
 
 
 def simulate(arch: ArchConfig | str, workload: Workload, *, progress: Progress | None = None) -> Results:

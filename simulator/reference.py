@@ -18,7 +18,7 @@ from workloads import Layer, LayerKind, Workload
 
 from .config import ArchConfig, Serial, load_arch
 from .designs import Cycle, model
-from .engine import passes_of, serial_operand
+from .engine import check_supported, passes_of, serial_operand
 from .mapping import lower
 
 Schedule = list[Cycle] | None  # None: the unit has nothing to do this step
@@ -85,6 +85,7 @@ def _brick(values: np.ndarray, cb: int, lanes: int) -> list[int]:
 def simulate_layer_reference(arch: ArchConfig, layer: Layer) -> ReferenceResult:
     """Cycle-by-cycle simulation of one layer: exact cycles and the accumulators it computed."""
     design = model(arch.design)
+    check_supported(design, arch, layer)
     serial, op = serial_operand(arch, layer)
     low = lower(layer, arch)
     passes = passes_of(low, arch)
@@ -108,7 +109,10 @@ def simulate_layer_reference(arch: ArchConfig, layer: Layer) -> ReferenceResult:
             return g, 0, 0
         return g, fset * rows, min((fset + 1) * rows, int(low.filters[g]))
 
-    if low.is_fc:
+    custom = design.reference_layer(arch, layer, low, passes)
+    if custom is not None:
+        cycles, psum = custom
+    elif low.is_fc:
         cycles = _run_fc(arch, design, op, serial, low, passes, taps, psum)
     elif serial == Serial.WEIGHT:
         rgroups = rows // arch.group_size

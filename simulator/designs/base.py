@@ -34,9 +34,34 @@ class BrickStats:
 
 
 class DesignModel:
-    """One design's cost model. Subclasses live one per module in this package."""
+    """One design's cost model. Subclasses live one per module in this package.
+
+    The engines use the brick path (``brick_stats`` for the fast engine, ``reference_cycles`` for the
+    reference engine) unless the design overrides the whole-layer hooks ``fast_layer`` / ``reference_layer``
+    (front ends such as Bit-Tactical's scheduler, or designs with their own array such as Bit Fusion).
+    """
 
     design: ClassVar[Design]
+    supports_fp32_weights: ClassVar[bool] = False  # float32-weight layers (BitX) need an explicit model
+
+    # ----------------------------------------------------------------- whole-layer hooks (optional)
+    def fast_layer(self, arch: ArchConfig, layer, low, passes: int) -> tuple[int, int, int] | None:
+        """(cycles, busy PE-cycles, busy lane-cycles) of a lowered layer, or None to use the brick path."""
+        return None
+
+    def reference_layer(self, arch: ArchConfig, layer, low, passes: int) -> tuple[int, np.ndarray] | None:
+        """(cycles, partial sums (G, Kg, windows)) from a cycle-by-cycle run, or None to use the brick path."""
+        return None
+
+    def ideal_and_terms(self, arch: ArchConfig, layer) -> tuple[float, int] | None:
+        """(ideal work in lane-cycles, effectual terms) of a layer, or None for the generic rule."""
+        return None
+
+    def effective_weights(self, arch: ArchConfig, layer) -> np.ndarray:
+        """The weights the design actually multiplies (lossy designs differ from ``layer.weights``)."""
+        return layer.weights
+
+    # ----------------------------------------------------------------- brick path
 
     def brick_stats(self, bricks: np.ndarray, op: Operand, arch: ArchConfig) -> BrickStats:
         """Statistics of every brick (rows of ``bricks``, shape (n, lanes), int32)."""
