@@ -224,6 +224,14 @@ class ArchConfig:
             raise ConfigError(
                 f"encoding ({self.encoding}) is not supported by {self.design}; choose {', '.join(encodings)}"
             )
+        if self.serial == Serial.BOTH:
+            for knob, default in (("run_ahead", 0), ("group_size", 1)):
+                if getattr(self, knob) != default:
+                    raise ConfigError(f"{knob} ({getattr(self, knob)}) must be {default} for {self.design}: both "
+                                      f"operands are serial, synchronization is set by 'sync'")
+        elif self.sync != Sync.LOCKSTEP:
+            raise ConfigError(f"sync ({self.sync}) applies to designs with both operands serial; "
+                              f"{self.design} synchronizes with run_ahead")
         unit_name = GROUP_AXIS.get(self.design, "rows" if self.serial == Serial.WEIGHT else "columns")
         units = getattr(self, unit_name)
         if units % self.group_size:

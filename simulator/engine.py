@@ -11,7 +11,7 @@ import pandas as pd
 from workloads import Layer, LayerKind, Workload
 
 from . import kernels
-from .config import ArchConfig, ConfigError, Serial, load_arch
+from .config import ArchConfig, ConfigError, Serial, Sync, load_arch
 from .designs import DesignModel, Operand, model
 from .encodings import ENCODING_CODE, to_bricks, value_terms
 from .mapping import Lowered, lower
@@ -85,6 +85,8 @@ def simulate_layer(arch: ArchConfig, layer: Layer) -> dict:
     custom = design.fast_layer(arch, layer, low, passes)
     if custom is not None:
         cyc, busy_pe, busy_lane = custom
+    elif serial == Serial.BOTH:
+        cyc, busy_pe, busy_lane = _both_path(arch, design, layer, low, passes)
     else:
         cyc, busy_pe, busy_lane = _brick_path(arch, design, serial, op, low, passes)
     cycles = int(cyc)
@@ -131,10 +133,65 @@ def _brick_path(arch: ArchConfig, design: DesignModel, serial: Serial, op: Opera
     return int(cyc), int(busy_pe), int(busy_lane)
 
 
+SYNC_CODE = {Sync.LOCKSTEP: 0, Sync.TILE: 1, Sync.PE: 2}
+
+
+def layer_ops(low: Lowered, arch: ArchConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Activation bricks (G, CB, Hp, Wp, lanes) and weight bricks (G, Kg, R, S, CB, lanes) of a lowered layer."""
+    acts = to_bricks(low.acts, arch.lanes, channel_axis=1)
+    wgts = to_bricks(low.weights, arch.lanes, channel_axis=2).transpose(0, 1, 3, 4, 2, 5)
+    return acts, np.ascontiguousarray(wgts)
+
+
+def operands(layer: Layer) -> tuple[Operand, Operand]:
+    """(activation, weight) precision of a layer."""
+    return Operand(layer.act_signed, layer.act_bits), Operand(layer.weight_signed, layer.weight_bits)
+
+
+def _both_path(arch: ArchConfig, design: DesignModel, layer: Layer, low: Lowered, passes: int) -> tuple[int, int, int]:
+    """Both operands serial: per-PE costs from the design's pair data, reduced by the ``sync`` knob."""
+    acts, wgts = layer_ops(low, arch)
+    lanes = arch.lanes
+    aop, wop = operands(layer)
+    a_data, w_data, lanewise = design.pair_data(acts.reshape(-1, lanes), wgts.reshape(-1, lanes), aop, wop, arch)
+    ch, fl = low.channels.astype(np.int64), low.filters.astype(np.int64)
+    n_cb = acts.shape[1]
+    if low.is_fc:
+        return kernels.fc_both_serial(a_data, w_data, lanewise, int(ch[0]), int(fl[0]), passes, n_cb, lanes,
+                                      arch.columns, arch.tiles * arch.rows)
+    kr, ks = low.kernel
+    return kernels.conv_both_serial(
+        a_data, w_data, lanewise, ch, fl, passes, low.stride, low.out_h, low.out_w, kr, ks, n_cb, acts.shape[2],
+        acts.shape[3], wgts.shape[1], lanes, arch.columns, arch.rows, arch.tiles, low.spread_tiles,
+        SYNC_CODE[arch.sync], low.diagonal)
+
+
+def _pair_mac_sum(layer: Layer, act_cost: np.ndarray, weight_cost: np.ndarray) -> int:
+    """Sum over the layer's MACs of act_cost(a) * weight_cost(w)."""
+    ca, cw = act_cost.astype(np.int64), weight_cost.astype(np.int64)
+    if layer.kind == LayerKind.FC:
+        return int((cw @ ca).sum())
+    if layer.kind == LayerKind.GEMM:
+        return int((cw @ ca.sum(axis=0)).sum())
+    pt, pb, pl, pr = layer.padding
+    oh, ow = layer.output_hw
+    _, cg, r, s = layer.weights.shape
+    g = layer.groups
+    sums = kernels.tap_window_sums(np.pad(ca, ((0, 0), (pt, pb), (pl, pr))), r, s, layer.stride, oh, ow)
+    kg = cw.shape[0] // g
+    return int(np.einsum("gkcrs,gcrs->", cw.reshape(g, kg, cg, r, s), sums.reshape(g, cg, r, s)))
+
+
 def _ideal_and_terms(arch: ArchConfig, design: DesignModel, serial: Serial, op: Operand,
                      layer: Layer) -> tuple[float, int]:
     """Ideal work (lane-cycles) and effectual terms, on the original layer's MACs."""
-    if serial in (Serial.NONE, Serial.BOTH):
+    if serial == Serial.BOTH:
+        aop, wop = operands(layer)
+        ca, cw = design.pair_value_costs(layer.activations, layer.weights, aop, wop, arch)
+        enc = ENCODING_CODE[arch.encoding]
+        terms = _pair_mac_sum(layer, value_terms(layer.activations, enc), value_terms(layer.weights, enc))
+        return float(_pair_mac_sum(layer, ca, cw)), terms
+    if serial == Serial.NONE:
         ideal_work = terms = layer.macs
     else:
         values = layer.weights if serial == Serial.WEIGHT else layer.activations

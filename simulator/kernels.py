@@ -254,3 +254,135 @@ def window_tap_sum(per_position: np.ndarray, kr: int, ks: int, stride: int, out_
                         acc += per_position[g, oy * stride + r, ox * stride + s]
         out[g] = acc
     return out
+
+
+@njit(cache=True)
+def _pe_cost(a, w, ga, gw, lanewise):
+    """Cycles of one PE on one step: a[ga] x w[gw] (separable) or max over lanes of max(1, a_l * w_l)."""
+    if not lanewise:
+        return a[ga, 0] * w[gw, 0]
+    best = 1
+    for lane in range(a.shape[1]):
+        p = a[ga, lane] * w[gw, lane]
+        if p > best:
+            best = p
+    return best
+
+
+@njit(cache=True)
+def _lane_busy(a, w, ga, gw, lanewise, cost, used, diagonal_lane):
+    """Busy lane-cycles of one PE on one step: its own product count per lane (lane-wise) or the PE's cost."""
+    if not lanewise:
+        return cost * used
+    if diagonal_lane >= 0:
+        return max(1, a[ga, diagonal_lane] * w[gw, diagonal_lane])
+    total = 0
+    for lane in range(used):
+        total += max(1, a[ga, lane] * w[gw, lane])
+    return total
+
+
+@njit(cache=True)
+def conv_both_serial(a, w, lanewise, channels, filters, passes, stride, out_h, out_w, kr, ks, n_cb, plane_h, plane_w,
+                     kg, lanes, columns, rows, tiles, spread, sync, diagonal):
+    """Conv with both operands serial: the cost is per PE (window x filter x step).
+
+    a: activation-brick data (G*CB*plane_h*plane_w, A) indexed by ((g*CB + cb)*plane_h + y)*plane_w + x;
+    w: weight-brick data (G*kg*R*S*CB, A) indexed by (((g*kg + f)*R + r)*S + s)*CB + cb; A = 1 (separable:
+    cost = a * w) or lanes (lane-wise: max over lanes of max(1, a_l * w_l)).
+    sync: 0 chip lockstep, 1 per tile, 2 per PE. Returns (cycles, busy PE-cycles, busy lane-cycles).
+    """
+    n_sub = channels.shape[0]
+    n_win = out_h * out_w
+    n_ws = (n_win + columns - 1) // columns
+    n_batches = n_sub if spread == 1 else (n_sub + spread - 1) // spread
+    tile_total = np.zeros(tiles, dtype=np.int64)
+    pe_total = np.zeros((tiles, rows, columns), dtype=np.int64)
+    tile_step = np.zeros(tiles, dtype=np.int64)
+    cycles = 0
+    busy_pe = 0
+    busy_lane = 0
+    for b in range(n_batches):
+        for ws in range(n_ws):
+            for p in range(passes):
+                for r in range(kr):
+                    for s in range(ks):
+                        for cb in range(n_cb):
+                            for t in range(tiles):
+                                tile_step[t] = 0
+                                if spread == 1:
+                                    g = b
+                                    fset = p * tiles + t
+                                else:
+                                    g = b * spread + t
+                                    fset = p
+                                if g >= n_sub:
+                                    continue
+                                used = max(0, min(lanes, channels[g] - cb * lanes))
+                                for row in range(rows):
+                                    f = fset * rows + row
+                                    if f >= filters[g]:
+                                        break
+                                    gw = (((g * kg + f) * kr + r) * ks + s) * n_cb + cb
+                                    dlane = (f % lanes) if diagonal else -1
+                                    for c in range(columns):
+                                        win = ws * columns + c
+                                        if win >= n_win:
+                                            break
+                                        y = (win // out_w) * stride + r
+                                        x = (win % out_w) * stride + s
+                                        ga = ((g * n_cb + cb) * plane_h + y) * plane_w + x
+                                        cost = _pe_cost(a, w, ga, gw, lanewise)
+                                        busy_pe += cost
+                                        busy_lane += _lane_busy(a, w, ga, gw, lanewise, cost, used, dlane)
+                                        if cost > tile_step[t]:
+                                            tile_step[t] = cost
+                                        pe_total[t, row, c] += cost
+                            step_max = 0
+                            for t in range(tiles):
+                                tile_total[t] += tile_step[t]
+                                if tile_step[t] > step_max:
+                                    step_max = tile_step[t]
+                            cycles += step_max
+    if sync == 1:
+        cycles = tile_total.max()
+    elif sync == 2:
+        cycles = pe_total.max()
+    return cycles, busy_pe, busy_lane
+
+
+@njit(cache=True)
+def fc_both_serial(a, w, lanewise, channels, filters, passes, n_cb, lanes, columns, tiles_rows):
+    """FC with both operands serial: a step costs its slowest PE (all rows of the pass, one activation brick);
+    steps pipelined over the columns. a: (CB, A); w: (K*CB, A) indexed f*CB + cb."""
+    costs = np.zeros(passes * n_cb, dtype=np.int64)
+    busy_pe = 0
+    busy_lane = 0
+    for p in range(passes):
+        for cb in range(n_cb):
+            used = max(0, min(lanes, channels - cb * lanes))
+            k = 0
+            for f in range(p * tiles_rows, min(filters, (p + 1) * tiles_rows)):
+                cost = _pe_cost(a, w, cb, f * n_cb + cb, lanewise)
+                busy_pe += cost
+                busy_lane += _lane_busy(a, w, cb, f * n_cb + cb, lanewise, cost, used, -1)
+                if cost > k:
+                    k = cost
+            costs[p * n_cb + cb] = k
+    return fc_pipeline(costs, columns), busy_pe, busy_lane
+
+
+@njit(cache=True)
+def tap_window_sums(values: np.ndarray, kr: int, ks: int, stride: int, out_h: int, out_w: int) -> np.ndarray:
+    """(C, R, S): for every channel and kernel tap, the sum over windows of the padded input value it meets."""
+    c_n = values.shape[0]
+    out = np.zeros((c_n, kr, ks), dtype=np.int64)
+    for c in range(c_n):
+        for r in range(kr):
+            for s in range(ks):
+                acc = 0
+                for oy in range(out_h):
+                    for ox in range(out_w):
+                        acc += values[c, oy * stride + r, ox * stride + s]
+                out[c, r, s] = acc
+    return out

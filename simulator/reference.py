@@ -16,7 +16,7 @@ import numpy as np
 
 from workloads import Layer, LayerKind, Workload
 
-from .config import ArchConfig, Serial, load_arch
+from .config import ArchConfig, Serial, Sync, load_arch
 from .designs import Cycle, model
 from .engine import check_supported, passes_of, serial_operand
 from .mapping import lower
@@ -52,7 +52,7 @@ def run_synchronized(n_steps: int, n_units: int, run_ahead: int, schedule: Calla
                 sched = schedule(i, u)
                 next_step[u] += 1
                 started = True
-                if sched is None:
+                if not sched:  # idle, or nothing to do (e.g. a skipped all-zero brick)
                     finished[i] += 1
                 else:
                     running[u] = [i, sched, 0]
@@ -112,6 +112,8 @@ def simulate_layer_reference(arch: ArchConfig, layer: Layer) -> ReferenceResult:
     custom = design.reference_layer(arch, layer, low, passes)
     if custom is not None:
         cycles, psum = custom
+    elif serial == Serial.BOTH:
+        cycles = _run_both(arch, design, layer, low, passes, taps, psum)
     elif low.is_fc:
         cycles = _run_fc(arch, design, op, serial, low, passes, taps, psum)
     elif serial == Serial.WEIGHT:
@@ -188,61 +190,142 @@ def simulate_layer_reference(arch: ArchConfig, layer: Layer) -> ReferenceResult:
     return ReferenceResult(layer.name, cycles, out)
 
 
+def run_column_pipeline(n_steps: int, columns: int,
+                        units_of: Callable[[int], list[tuple[list, Callable[[object], None]]]]) -> int:
+    """FC: steps issued in order, at most one per cycle, to the columns round-robin; a column is busy until every
+    unit of its step has run its schedule (``units_of(step)`` -> [(schedule, apply_cycle_entry)]). Steps whose
+    schedules are all empty (skipped work) are not issued."""
+    busy: list[list | None] = [None] * columns  # per column: [[schedule, apply, index], ...]
+    issued, slot, clock, pending = 0, 0, 0, None
+    while True:
+        while pending is None and issued < n_steps:
+            pending = units_of(issued)
+            issued += 1
+            if not any(sched for sched, _ in pending):
+                pending = None  # nothing to do: not issued
+        if pending is None and all(b is None for b in busy):
+            return clock
+        if pending is not None and busy[slot % columns] is None:
+            busy[slot % columns] = [[sched, apply, 0] for sched, apply in pending]
+            slot += 1
+            pending = None
+        free = []
+        for col, units in enumerate(busy):
+            if units is None:
+                continue
+            for unit in units:
+                sched, apply, idx = unit
+                if idx < len(sched):
+                    apply(sched[idx])
+                    unit[2] += 1
+            if all(u[2] == len(u[0]) for u in units):
+                free.append(col)
+        clock += 1
+        for col in free:
+            busy[col] = None
+
+
 def _run_fc(arch, design, op, serial, low, passes, taps, psum) -> int:
-    """FC: steps (pass, channel brick) issued one per cycle to columns round-robin, in order."""
-    lanes, rows, cols, tiles = arch.lanes, arch.rows, arch.columns, arch.tiles
+    """FC on the brick path: the column (activation-serial) or each row group (weight-serial) is a unit."""
+    lanes, rows, tiles = arch.lanes, arch.rows, arch.tiles
     acts, wgts = low.acts[0, :, 0, 0], low.weights[0, :, :, 0, 0]
     n_filters, cg = int(low.filters[0]), wgts.shape[1]
     steps = [(p, cb) for p in range(passes) for (_, _, cb) in taps]
     group = arch.group_size if serial == Serial.WEIGHT else rows * tiles
 
-    def units_of(p: int, cb: int) -> list[tuple[list[int], list[Cycle]]]:
-        """(filters, schedule) of every busy unit of a step: the column, or each row group (weight-serial)."""
+    def units_of(i: int):
+        p, cb = steps[i]
         base = p * tiles * rows
         out = []
         for f0 in range(base, min(base + tiles * rows, n_filters), group):
             fs = list(range(f0, min(f0 + group, n_filters)))
             if serial == Serial.WEIGHT:
-                members = [_brick(wgts[f], cb, lanes) for f in fs]
+                sched = design.reference_cycles([_brick(wgts[f], cb, lanes) for f in fs], op, arch)
             else:
-                members = [_brick(acts, cb, lanes)]
-            out.append((fs, design.reference_cycles(members, op, arch)))
-        return out
+                sched = design.reference_cycles([_brick(acts, cb, lanes)], op, arch)
 
-    busy: list[list | None] = [None] * cols  # per column: [cb, [(filters, schedule, index)]]
-    issued, clock, next_issue = 0, 0, 0
-    while issued < len(steps) or any(b is not None for b in busy):
-        c = issued % cols
-        if issued < len(steps) and busy[c] is None and clock >= next_issue:
-            p, cb = steps[issued]
-            busy[c] = [cb, [[fs, sched, 0] for fs, sched in units_of(p, cb)]]
-            issued += 1
-            next_issue = clock + 1
-        free = []
-        for col, state in enumerate(busy):
-            if state is None:
-                continue
-            cb, units = state
-            for unit in units:
-                fs, sched, idx = unit
-                if idx == len(sched):
-                    continue
-                for lane, coeff in sched[idx]:
+            def apply(cycle, fs=fs, cb=cb):
+                for lane, coeff in cycle:
                     if serial == Serial.WEIGHT:
                         f, ch = fs[lane // lanes], cb * lanes + lane % lanes
                         if ch < cg:
                             psum[0, f, 0] += coeff * int(acts[ch])
-                    else:
+                    elif cb * lanes + lane < cg:
                         ch = cb * lanes + lane
-                        if ch < cg:
-                            psum[0, fs[0]:fs[-1] + 1, 0] += coeff * wgts[fs[0]:fs[-1] + 1, ch].astype(np.int64)
-                unit[2] += 1
-            if all(u[2] == len(u[1]) for u in units):
-                free.append(col)
-        clock += 1
-        for col in free:
-            busy[col] = None
-    return clock
+                        psum[0, fs[0]:fs[-1] + 1, 0] += coeff * wgts[fs[0]:fs[-1] + 1, ch].astype(np.int64)
+
+            out.append((sched, apply))
+        return out
+
+    return run_column_pipeline(len(steps), arch.columns, units_of)
+
+
+def _run_both(arch, design, layer, low, passes, taps, psum) -> int:
+    """Both operands serial: every PE runs the design's per-pair schedule; PEs synchronize per ``sync``."""
+    from .engine import operands
+
+    aop, wop = operands(layer)
+    lanes, rows, cols, tiles = arch.lanes, arch.rows, arch.columns, arch.tiles
+    acts, wgts = low.acts, low.weights
+    n_sub = wgts.shape[0]
+    spread = low.spread_tiles
+    if low.is_fc:
+        steps = [(p, cb) for p in range(passes) for (_, _, cb) in taps]
+
+        def units_of(i: int):
+            p, cb = steps[i]
+            out = []
+            for f in range(p * tiles * rows, min((p + 1) * tiles * rows, int(low.filters[0]))):
+                sched = design.pe_cycles(_brick(acts[0, :, 0, 0], cb, lanes), _brick(wgts[0, f, :, 0, 0], cb, lanes),
+                                         aop, wop, arch)
+
+                def apply(entry, f=f):
+                    psum[0, f, 0] += entry
+
+                out.append((sched, apply))
+            return out
+
+        return run_column_pipeline(len(steps), cols, units_of)
+
+    n_ws = -(-low.windows // cols)
+    n_batches = -(-n_sub // spread)
+    steps = [(b, ws, p, t) for b in range(n_batches) for ws in range(n_ws) for p in range(passes) for t in taps]
+    pes = [(t, row, c) for t in range(tiles) for row in range(rows) for c in range(cols)]
+    if arch.sync == Sync.LOCKSTEP:
+        domains = [pes]
+    elif arch.sync == Sync.TILE:
+        domains = [[pe for pe in pes if pe[0] == t] for t in range(tiles)]
+    else:
+        domains = [[pe] for pe in pes]
+
+    def placement(i: int, pe) -> tuple[int, int, int] | None:
+        """(sub-conv, filter, window) of a PE at step i, or None if it is idle."""
+        b, ws, p, _ = steps[i]
+        t, row, c = pe
+        g, fset = (b, p * tiles + t) if spread == 1 else (b * spread + t, p)
+        f, win = fset * rows + row, ws * cols + c
+        if g >= n_sub or f >= int(low.filters[g]) or win >= low.windows:
+            return None
+        return g, f, win
+
+    cycles = 0
+    for domain in domains:
+        def schedule(i: int, u: int, domain=domain):
+            where = placement(i, domain[u])
+            if where is None:
+                return None
+            g, f, win = where
+            _, _, _, (r, s, cb) = steps[i]
+            y, x = (win // low.out_w) * low.stride + r, (win % low.out_w) * low.stride + s
+            return design.pe_cycles(_brick(acts[g, :, y, x], cb, lanes), _brick(wgts[g, f, :, r, s], cb, lanes),
+                                    aop, wop, arch)
+
+        def on_cycle(i: int, u: int, entry, domain=domain) -> None:
+            g, f, win = placement(i, domain[u])
+            psum[g, f, win] += entry
+
+        cycles = max(cycles, run_synchronized(len(steps), len(domain), 0, schedule, on_cycle))
+    return cycles
 
 
 def simulate_reference(arch: ArchConfig | str, workload: Workload) -> list[ReferenceResult]:

@@ -41,11 +41,16 @@ def run_ahead_step(finish: np.ndarray, k: np.ndarray, ring: np.ndarray, state: n
 
 @njit(cache=True)
 def fc_pipeline(costs: np.ndarray, columns: int) -> int:
-    """Steps issued one per cycle to columns round-robin; a column is busy for its step's cost."""
+    """Steps issued in order, at most one per cycle, to the columns round-robin; a column is busy for its step's
+    cost. Steps that cost 0 (skipped work) are not issued."""
     busy = np.zeros(columns, dtype=np.int64)
     clk = 0
+    issued = 0
     for i in range(costs.shape[0]):
-        c = i % columns
+        if costs[i] == 0:
+            continue
+        c = issued % columns
+        issued += 1
         clk = max(clk, busy[c])
         busy[c] = clk + costs[i]
         clk += 1

@@ -88,6 +88,10 @@ def archs(draw, design):
                  shared_terms=draw(st.integers(1, 4)), skip_zero_weights=draw(st.booleans()),
                  fusion_rows=draw(st.integers(1, 4)), fusion_columns=draw(st.integers(1, 4)))
     knobs[GROUP_AXIS.get(design, "rows" if serial == "weight" else "columns")] = units
+    if serial == "both":  # synchronized by `sync`, no run-ahead registers or unit groups
+        knobs.update(run_ahead=0, group_size=1)
+    else:
+        knobs.update(sync="lockstep")
     return load_arch(design.value, **knobs)
 
 

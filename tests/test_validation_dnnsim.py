@@ -1,5 +1,5 @@
-"""Reproduce DNNsim's compute cycles on ../shared/validation/dnnsim_synth (DaDianNao, Stripes, ShapeShifter,
-Pragmatic rows; the Laconic and Bit-Tactical rows belong to later designs)."""
+"""Reproduce DNNsim's compute cycles on ../shared/validation/dnnsim_synth: the DaDianNao, Stripes, ShapeShifter,
+Pragmatic and Laconic rows (Bit-Tactical's are in test_tactical.py)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ ROWS = [
     ("pragmatic", {"first_stage_bits": 2, "run_ahead": 0, "encoding": "booth"}, (673, 20)),
     ("pragmatic", {"first_stage_bits": 2, "run_ahead": 1, "encoding": "binary"}, (755, 22)),
     ("pragmatic", {"first_stage_bits": 2, "run_ahead": 1, "encoding": "booth"}, (565, 20)),
+    ("laconic", {"encoding": "binary", "sync": "lockstep"}, (5495, 63)),
+    ("laconic", {"encoding": "booth", "sync": "lockstep"}, (3100, 40)),
 ]
 MACHINE = {"tiles": 16, "rows": 16, "lanes": 16, "pe_width": 16}
 

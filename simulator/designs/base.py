@@ -96,3 +96,23 @@ def twos_complement_bits(v: int, width: int) -> list[int]:
 
 def unsigned_bits(v: int, width: int) -> list[int]:
     return [(1 << i) if (v >> i) & 1 else 0 for i in range(width)]
+
+
+class BothSerialModel(DesignModel):
+    """A design whose cost is per PE, from both operands (``serial: both``)."""
+
+    def pair_data(self, act_bricks: np.ndarray, weight_bricks: np.ndarray, aop: Operand, wop: Operand,
+                  arch: ArchConfig) -> tuple[np.ndarray, np.ndarray, bool]:
+        """Per-brick data for the fast kernel: (a (n_a, A), w (n_w, A), lanewise). Separable (A = 1): a PE costs
+        a * w; lane-wise (A = lanes): a PE costs max over lanes of max(1, a_l * w_l)."""
+        raise NotImplementedError
+
+    def pair_value_costs(self, acts: np.ndarray, weights: np.ndarray, aop: Operand, wop: Operand,
+                         arch: ArchConfig) -> tuple[np.ndarray, np.ndarray]:
+        """Per-value costs whose product over a MAC is what that MAC costs alone (the ideal work)."""
+        raise NotImplementedError
+
+    def pe_cycles(self, acts: list[int], weights: list[int], aop: Operand, wop: Operand,
+                  arch: ArchConfig) -> list[int]:
+        """Literal schedule of one PE on one brick pair: the partial-sum increment of each cycle (>= 1 cycle)."""
+        raise NotImplementedError

@@ -1,0 +1,39 @@
+"""Laconic (Sharify et al., ISCA 2019): both operands as terms (binary, Booth or CSD).
+
+A lane multiplies every term of its activation with every term of its weight, one term pair per cycle;
+a PE spends ``max over lanes of max(1, terms(a) * terms(w))`` cycles on a brick pair. DNNsim keeps the
+whole chip in lockstep (``sync: lockstep``); ``sync: tile`` / ``pe`` let tiles or PEs run ahead, as a
+design with buffers would.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..config import ArchConfig, Design
+from ..encodings import ENCODING_CODE, value_terms
+from .base import BothSerialModel, Operand
+from .pragmatic import signed_digits
+
+
+class Laconic(BothSerialModel):
+    design = Design.LACONIC
+
+    def pair_data(self, act_bricks, weight_bricks, aop: Operand, wop: Operand, arch: ArchConfig):
+        enc = ENCODING_CODE[arch.encoding]
+        return value_terms(act_bricks, enc).astype(np.int64), value_terms(weight_bricks, enc).astype(np.int64), True
+
+    def pair_value_costs(self, acts, weights, aop: Operand, wop: Operand, arch: ArchConfig):
+        enc = ENCODING_CODE[arch.encoding]
+        return value_terms(acts, enc), value_terms(weights, enc)
+
+    def pe_cycles(self, acts: list[int], weights: list[int], aop: Operand, wop: Operand,
+                  arch: ArchConfig) -> list[int]:
+        def terms(v):
+            sign = 1 if v >= 0 else -1
+            return [(p, sign * s) for p, s in signed_digits(abs(v), arch.encoding)]
+
+        lanes = [[sa * sw * (1 << (pa + pw)) for pa, sa in terms(a) for pw, sw in terms(w)]
+                 for a, w in zip(acts, weights)]
+        length = max(1, max(len(products) for products in lanes))
+        return [sum(products[i] for products in lanes if i < len(products)) for i in range(length)]
