@@ -179,8 +179,8 @@ class ArchConfig:
     kept_columns: int = 16
     shared_terms: int = 3
     skip_zero_weights: bool = False
-    fusion_rows: int = 32
-    fusion_columns: int = 16
+    fusion_rows: int = 16
+    fusion_columns: int = 32
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:

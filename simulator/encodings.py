@@ -235,19 +235,60 @@ def brick_msb_lsb(bricks: np.ndarray, minor_bit: bool) -> tuple[np.ndarray, np.n
     return _brick_msb_lsb(bricks, minor_bit, msb, lsb)
 
 
+def terms_table(enc: int) -> np.ndarray:
+    """Number of non-zero terms of every magnitude < 2^16 under encoding ``enc`` (int8)."""
+    key = ("terms", enc)
+    if key not in _TABLES:
+        _TABLES[key] = bit_tables()[2][mask_table(enc)].astype(np.int8)
+    return _TABLES[key]
+
+
 @njit(cache=True)
-def _value_terms(values, table, pop):
-    flat = values.ravel()
+def _value_terms(flat, table):
     out = np.empty(flat.size, dtype=np.int32)
     for i in range(flat.size):
         v = flat[i]
-        out[i] = pop[table[v if v >= 0 else -v]]
-    return out.reshape(values.shape)
+        out[i] = table[v if v >= 0 else -v]
+    return out
+
+
+@njit(cache=True)
+def _terms_sum(flat, table):
+    total = 0
+    for i in range(flat.size):
+        v = flat[i]
+        total += table[v if v >= 0 else -v]
+    return total
+
+
+@njit(cache=True)
+def _filter_terms(values2d, table):
+    out = np.zeros(values2d.shape[1], dtype=np.int64)
+    for k in range(values2d.shape[0]):
+        for j in range(values2d.shape[1]):
+            v = values2d[k, j]
+            out[j] += table[v if v >= 0 else -v]
+    return out
+
+
+def filter_term_sums(weights: np.ndarray, enc: int, groups: int) -> np.ndarray:
+    """Sum over each group's filters of the weights' term counts: (groups, C/groups, ...) int64."""
+    w = np.ascontiguousarray(weights)
+    g, kg = groups, w.shape[0] // groups
+    flat = w.reshape(g, kg, -1)
+    out = np.stack([_filter_terms(flat[i], terms_table(enc)) for i in range(g)])
+    return out.reshape(g, *w.shape[1:])
 
 
 def value_terms(values: np.ndarray, enc: int) -> np.ndarray:
     """Number of non-zero terms of every value under encoding ``enc`` (same shape, int32)."""
-    return _value_terms(np.ascontiguousarray(values), mask_table(enc), bit_tables()[2])
+    values = np.ascontiguousarray(values)
+    return _value_terms(values.ravel(), terms_table(enc)).reshape(values.shape)
+
+
+def terms_sum(values: np.ndarray, enc: int) -> int:
+    """Total number of non-zero terms of ``values`` under encoding ``enc``."""
+    return int(_terms_sum(np.ascontiguousarray(values).ravel(), terms_table(enc)))
 
 
 @njit(cache=True)
@@ -276,10 +317,25 @@ def to_bricks(values: np.ndarray, lanes: int, channel_axis: int = 0) -> np.ndarr
     """
     c = values.shape[channel_axis]
     cb = -(-c // lanes)
-    pad = [(0, 0)] * values.ndim
-    pad[channel_axis] = (0, cb * lanes - c)
-    v = np.pad(values, pad)
+    v = values
+    if cb * lanes != c:
+        pad = [(0, 0)] * values.ndim
+        pad[channel_axis] = (0, cb * lanes - c)
+        v = np.pad(values, pad)
     shape = list(v.shape)
     shape[channel_axis:channel_axis + 1] = [cb, lanes]
     v = v.reshape(shape)
     return np.ascontiguousarray(np.moveaxis(v, channel_axis + 1, -1))
+
+
+@njit(cache=True)
+def zero_bricks(bricks: np.ndarray) -> np.ndarray:
+    """True for every all-zero brick (row)."""
+    n, lanes = bricks.shape
+    out = np.ones(n, dtype=np.bool_)
+    for b in range(n):
+        for i in range(lanes):
+            if bricks[b, i] != 0:
+                out[b] = False
+                break
+    return out

@@ -13,7 +13,7 @@ from workloads import Layer, LayerKind, Workload
 from . import kernels
 from .config import ArchConfig, ConfigError, Serial, Sync, load_arch
 from .designs import DesignModel, Operand, model
-from .encodings import ENCODING_CODE, to_bricks, value_terms
+from .encodings import ENCODING_CODE, filter_term_sums, terms_sum, to_bricks, value_terms
 from .mapping import Lowered, lower
 from .results import COLUMNS, Results
 
@@ -55,11 +55,11 @@ def _mac_sum(layer: Layer, act_cost: np.ndarray | None, weight_cost: np.ndarray 
     """Sum over the layer's MACs of a per-value cost of the activation or of the weight."""
     oh, ow = layer.output_hw
     if weight_cost is not None:
-        return int(weight_cost.astype(np.int64).sum()) * oh * ow
+        return int(weight_cost.sum(dtype=np.int64)) * oh * ow
     assert act_cost is not None
     k = layer.out_channels
     if layer.kind != LayerKind.CONV:
-        return int(act_cost.astype(np.int64).sum()) * k
+        return int(act_cost.sum(dtype=np.int64)) * k
     pt, pb, pl, pr = layer.padding
     g = layer.groups
     c = act_cost.shape[0]
@@ -166,20 +166,29 @@ def _both_path(arch: ArchConfig, design: DesignModel, layer: Layer, low: Lowered
         SYNC_CODE[arch.sync], low.diagonal)
 
 
-def _pair_mac_sum(layer: Layer, act_cost: np.ndarray, weight_cost: np.ndarray) -> int:
-    """Sum over the layer's MACs of act_cost(a) * weight_cost(w)."""
-    ca, cw = act_cost.astype(np.int64), weight_cost.astype(np.int64)
+def _pair_mac_sum(layer: Layer, act_cost: np.ndarray, per_channel: np.ndarray) -> int:
+    """Sum over the layer's MACs of act_cost(a) * weight_cost(w), given ``per_channel`` = the weight costs summed
+    over each group's filters, shaped (groups, C/groups, ...)."""
     if layer.kind == LayerKind.FC:
-        return int((cw @ ca).sum())
+        return int(per_channel[0] @ act_cost.astype(np.int64))
     if layer.kind == LayerKind.GEMM:
-        return int((cw @ ca.sum(axis=0)).sum())
+        return int(per_channel[0] @ act_cost.sum(axis=0, dtype=np.int64))
     pt, pb, pl, pr = layer.padding
     oh, ow = layer.output_hw
     _, cg, r, s = layer.weights.shape
+    padded = np.pad(act_cost.astype(np.int64), ((0, 0), (pt, pb), (pl, pr)))
+    sums = kernels.tap_window_sums(padded, r, s, layer.stride, oh, ow)
+    return int(np.einsum("gcrs,gcrs->", per_channel, sums.reshape(layer.groups, cg, r, s)))
+
+
+def _per_channel(layer: Layer, weight_cost: np.ndarray | int) -> np.ndarray:
+    """Weight costs summed over each group's filters; a scalar cost means every weight costs the same."""
     g = layer.groups
-    sums = kernels.tap_window_sums(np.pad(ca, ((0, 0), (pt, pb), (pl, pr))), r, s, layer.stride, oh, ow)
-    kg = cw.shape[0] // g
-    return int(np.einsum("gkcrs,gcrs->", cw.reshape(g, kg, cg, r, s), sums.reshape(g, cg, r, s)))
+    kg = layer.out_channels // g
+    shape = (g, *layer.weights.shape[1:])
+    if np.isscalar(weight_cost):
+        return np.full(shape, int(weight_cost) * kg, dtype=np.int64)
+    return weight_cost.reshape(g, kg, *layer.weights.shape[1:]).sum(axis=1, dtype=np.int64)
 
 
 def _ideal_and_terms(arch: ArchConfig, design: DesignModel, serial: Serial, op: Operand,
@@ -187,19 +196,25 @@ def _ideal_and_terms(arch: ArchConfig, design: DesignModel, serial: Serial, op: 
     """Ideal work (lane-cycles) and effectual terms, on the original layer's MACs."""
     if serial == Serial.BOTH:
         aop, wop = operands(layer)
-        ca, cw = design.pair_value_costs(layer.activations, layer.weights, aop, wop, arch)
         enc = ENCODING_CODE[arch.encoding]
-        terms = _pair_mac_sum(layer, value_terms(layer.activations, enc), value_terms(layer.weights, enc))
-        return float(_pair_mac_sum(layer, ca, cw)), terms
+        w_terms = filter_term_sums(layer.weights, enc, layer.groups)
+        terms = _pair_mac_sum(layer, value_terms(layer.activations, enc), w_terms)
+        if design.cost_is_terms:
+            return float(terms), terms
+        ca, cw = design.pair_value_costs(layer.activations, layer.weights, aop, wop, arch)
+        return float(_pair_mac_sum(layer, ca, _per_channel(layer, cw))), terms
     if serial == Serial.NONE:
         ideal_work = terms = layer.macs
     else:
         values = layer.weights if serial == Serial.WEIGHT else layer.activations
-        cost = design.value_cost(values, op, arch)
-        term_counts = value_terms(values, ENCODING_CODE[arch.encoding])
-        if serial == Serial.WEIGHT:
-            ideal_work, terms = _mac_sum(layer, None, cost), _mac_sum(layer, None, term_counts)
+        enc = ENCODING_CODE[arch.encoding]
+        if serial == Serial.WEIGHT:  # every weight meets every window: plain sums, no per-value arrays kept
+            oh, ow = layer.output_hw
+            terms = terms_sum(values, enc) * oh * ow
+            ideal_work = terms if design.cost_is_terms else _mac_sum(layer, None, design.value_cost(values, op, arch))
         else:
+            cost = design.value_cost(values, op, arch)
+            term_counts = cost if design.cost_is_terms else value_terms(values, enc)
             pad_cost = _fill_value(design, op, arch)
             ideal_work = _mac_sum(layer, cost, None)
             if pad_cost and layer.kind == LayerKind.CONV and any(layer.padding):

@@ -273,7 +273,7 @@ def _pe_cost(a, w, ga, gw, lanewise):
 def _lane_busy(a, w, ga, gw, lanewise, cost, used, diagonal_lane):
     """Busy lane-cycles of one PE on one step: its own product count per lane (lane-wise) or the PE's cost."""
     if not lanewise:
-        return cost * used
+        return cost * (1 if diagonal_lane >= 0 else used)
     if diagonal_lane >= 0:
         return max(1, a[ga, diagonal_lane] * w[gw, diagonal_lane])
     total = 0
@@ -291,25 +291,32 @@ def conv_both_serial(a, w, lanewise, channels, filters, passes, stride, out_h, o
     w: weight-brick data (G*kg*R*S*CB, A) indexed by (((g*kg + f)*R + r)*S + s)*CB + cb; A = 1 (separable:
     cost = a * w) or lanes (lane-wise: max over lanes of max(1, a_l * w_l)).
     sync: 0 chip lockstep, 1 per tile, 2 per PE. Returns (cycles, busy PE-cycles, busy lane-cycles).
+    A step's lockstep cost needs only per-lane maxima (a PE's cost is monotone in both operands); busy
+    counters and per-PE sync need every PE (separable designs: sums of a and w).
     """
     n_sub = channels.shape[0]
+    n_lanes = a.shape[1]
     n_win = out_h * out_w
     n_ws = (n_win + columns - 1) // columns
     n_batches = n_sub if spread == 1 else (n_sub + spread - 1) // spread
     tile_total = np.zeros(tiles, dtype=np.int64)
     pe_total = np.zeros((tiles, rows, columns), dtype=np.int64)
-    tile_step = np.zeros(tiles, dtype=np.int64)
+    aidx = np.zeros(columns, dtype=np.int64)
+    widx = np.zeros(rows, dtype=np.int64)
+    amax = np.zeros(n_lanes, dtype=np.int64)
+    wmax = np.zeros(n_lanes, dtype=np.int64)
     cycles = 0
     busy_pe = 0
     busy_lane = 0
     for b in range(n_batches):
         for ws in range(n_ws):
+            ncols = min(columns, n_win - ws * columns)
             for p in range(passes):
                 for r in range(kr):
                     for s in range(ks):
                         for cb in range(n_cb):
+                            step_max = 0
                             for t in range(tiles):
-                                tile_step[t] = 0
                                 if spread == 1:
                                     g = b
                                     fset = p * tiles + t
@@ -318,31 +325,52 @@ def conv_both_serial(a, w, lanewise, channels, filters, passes, stride, out_h, o
                                     fset = p
                                 if g >= n_sub:
                                     continue
+                                nrows = max(0, min(rows, filters[g] - fset * rows))
+                                if nrows == 0:
+                                    continue
                                 used = max(0, min(lanes, channels[g] - cb * lanes))
-                                for row in range(rows):
-                                    f = fset * rows + row
-                                    if f >= filters[g]:
-                                        break
-                                    gw = (((g * kg + f) * kr + r) * ks + s) * n_cb + cb
-                                    dlane = (f % lanes) if diagonal else -1
-                                    for c in range(columns):
-                                        win = ws * columns + c
-                                        if win >= n_win:
-                                            break
-                                        y = (win // out_w) * stride + r
-                                        x = (win % out_w) * stride + s
-                                        ga = ((g * n_cb + cb) * plane_h + y) * plane_w + x
-                                        cost = _pe_cost(a, w, ga, gw, lanewise)
-                                        busy_pe += cost
-                                        busy_lane += _lane_busy(a, w, ga, gw, lanewise, cost, used, dlane)
-                                        if cost > tile_step[t]:
-                                            tile_step[t] = cost
-                                        pe_total[t, row, c] += cost
-                            step_max = 0
-                            for t in range(tiles):
-                                tile_total[t] += tile_step[t]
-                                if tile_step[t] > step_max:
-                                    step_max = tile_step[t]
+                                for c in range(ncols):
+                                    win = ws * columns + c
+                                    y = (win // out_w) * stride + r
+                                    x = (win % out_w) * stride + s
+                                    aidx[c] = ((g * n_cb + cb) * plane_h + y) * plane_w + x
+                                for row in range(nrows):
+                                    widx[row] = (((g * kg + fset * rows + row) * kr + r) * ks + s) * n_cb + cb
+                                # the tile's step cost from per-lane maxima
+                                for lane in range(n_lanes):
+                                    amax[lane] = 0
+                                    wmax[lane] = 0
+                                    for c in range(ncols):
+                                        amax[lane] = max(amax[lane], a[aidx[c], lane])
+                                    for row in range(nrows):
+                                        wmax[lane] = max(wmax[lane], w[widx[row], lane])
+                                if lanewise:
+                                    cost = 1
+                                    for lane in range(n_lanes):
+                                        cost = max(cost, amax[lane] * wmax[lane])
+                                else:
+                                    cost = amax[0] * wmax[0]
+                                tile_total[t] += cost
+                                step_max = max(step_max, cost)
+                                # every PE: busy counters (and per-PE totals)
+                                if lanewise or diagonal or sync == 2:
+                                    for row in range(nrows):
+                                        dlane = ((fset * rows + row) % lanes) if diagonal else -1
+                                        for c in range(ncols):
+                                            pc = _pe_cost(a, w, aidx[c], widx[row], lanewise)
+                                            busy_pe += pc
+                                            busy_lane += _lane_busy(a, w, aidx[c], widx[row], lanewise, pc, used,
+                                                                    dlane)
+                                            pe_total[t, row, c] += pc
+                                else:
+                                    sa = 0
+                                    sw = 0
+                                    for c in range(ncols):
+                                        sa += a[aidx[c], 0]
+                                    for row in range(nrows):
+                                        sw += w[widx[row], 0]
+                                    busy_pe += sa * sw
+                                    busy_lane += sa * sw * used
                             cycles += step_max
     if sync == 1:
         cycles = tile_total.max()

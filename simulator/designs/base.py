@@ -43,6 +43,7 @@ class DesignModel:
 
     design: ClassVar[Design]
     supports_fp32_weights: ClassVar[bool] = False  # float32-weight layers (BitX) need an explicit model
+    cost_is_terms: ClassVar[bool] = False  # value_cost == the value's terms under arch.encoding (Pragmatic)
 
     # ----------------------------------------------------------------- whole-layer hooks (optional)
     def fast_layer(self, arch: ArchConfig, layer, low, passes: int) -> tuple[int, int, int] | None:
@@ -109,7 +110,8 @@ class BothSerialModel(DesignModel):
 
     def pair_value_costs(self, acts: np.ndarray, weights: np.ndarray, aop: Operand, wop: Operand,
                          arch: ArchConfig) -> tuple[np.ndarray, np.ndarray]:
-        """Per-value costs whose product over a MAC is what that MAC costs alone (the ideal work)."""
+        """Per-value costs whose product over a MAC is what that MAC costs alone (the ideal work); the weight
+        cost may be a scalar when every weight costs the same."""
         raise NotImplementedError
 
     def pe_cycles(self, acts: list[int], weights: list[int], aop: Operand, wop: Operand,

@@ -18,14 +18,11 @@ from .pragmatic import signed_digits
 
 class Laconic(BothSerialModel):
     design = Design.LACONIC
+    cost_is_terms = True  # a MAC alone costs terms(a) * terms(w)
 
     def pair_data(self, act_bricks, weight_bricks, aop: Operand, wop: Operand, arch: ArchConfig):
         enc = ENCODING_CODE[arch.encoding]
         return value_terms(act_bricks, enc).astype(np.int64), value_terms(weight_bricks, enc).astype(np.int64), True
-
-    def pair_value_costs(self, acts, weights, aop: Operand, wop: Operand, arch: ArchConfig):
-        enc = ENCODING_CODE[arch.encoding]
-        return value_terms(acts, enc), value_terms(weights, enc)
 
     def pe_cycles(self, acts: list[int], weights: list[int], aop: Operand, wop: Operand,
                   arch: ArchConfig) -> list[int]:

@@ -35,7 +35,10 @@ class Loom(BothSerialModel):
     def pair_value_costs(self, acts, weights, aop: Operand, wop: Operand, arch: ArchConfig):
         wa = np.maximum(value_widths(acts, aop.signed, False), 1)
         ca = -(-wa // arch.serial_bits)
-        cw = value_widths(weights, wop.signed, False) if arch.dynamic_weights else np.full(weights.shape, wop.bits)
+        if arch.dynamic_weights:
+            cw = value_widths(weights, wop.signed, False)
+        else:
+            cw = wop.bits  # every weight costs the profiled precision
         return ca, cw
 
     def pe_cycles(self, acts: list[int], weights: list[int], aop: Operand, wop: Operand,

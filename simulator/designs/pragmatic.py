@@ -59,6 +59,7 @@ def booth_digits(n: int) -> list[tuple[int, int]]:
 
 class Pragmatic(DesignModel):
     design = Design.PRAGMATIC
+    cost_is_terms = True
 
     def brick_stats(self, bricks: np.ndarray, op: Operand, arch: ArchConfig) -> BrickStats:
         costs = brick_pra_costs(bricks, ENCODING_CODE[arch.encoding], arch.first_stage_bits)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import ArchConfig, Design
+from ..encodings import zero_bricks
 from .base import BrickStats, Cycle, Operand
 from .pragmatic import Pragmatic
 
@@ -21,7 +22,7 @@ class WeightSerial(Pragmatic):
     def brick_stats(self, bricks: np.ndarray, op: Operand, arch: ArchConfig) -> BrickStats:
         stats = super().brick_stats(bricks, op, arch)
         if arch.skip_zero_weights:
-            stats.hi[~bricks.any(axis=1)] = 0
+            stats.hi[zero_bricks(bricks)] = 0
         return stats
 
     def brick_cycles(self, values: list[int], op: Operand, arch: ArchConfig) -> list[Cycle]:
