@@ -238,6 +238,11 @@ class ArchConfig:
             raise ConfigError(f"{unit_name} ({units}) must be a multiple of group_size ({self.group_size})")
 
     @property
+    def unit_group(self) -> int:
+        """Columns (or rows) per synchronization unit: group_size, unless group_size groups lanes."""
+        return 1 if GROUP_AXIS.get(self.design) == "lanes" else self.group_size
+
+    @property
     def pes(self) -> int:
         return self.tiles * self.rows * self.columns
 

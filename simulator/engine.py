@@ -116,7 +116,7 @@ def _brick_path(arch: ArchConfig, design: DesignModel, serial: Serial, op: Opera
         if serial == Serial.WEIGHT:
             cyc, busy_pe, busy_lane = kernels.fc_weight_serial(
                 hi[0, :, 0, 0, :], lo[0, :, 0, 0, :], mode, extra, int(ch[0]), int(fl[0]), passes, lanes,
-                arch.columns, arch.rows, arch.tiles, arch.group_size)
+                arch.columns, arch.rows, arch.tiles, arch.unit_group)
         else:
             cyc, busy_pe, busy_lane = kernels.fc_activation_serial(
                 hi[0, :, 0, 0], lo[0, :, 0, 0], mode, extra, int(ch[0]), int(fl[0]), passes, lanes, arch.columns,
@@ -124,12 +124,12 @@ def _brick_path(arch: ArchConfig, design: DesignModel, serial: Serial, op: Opera
     elif serial == Serial.WEIGHT:
         cyc, busy_pe, busy_lane = kernels.conv_weight_serial(
             hi, lo, mode, extra, ch, fl, passes, low.windows, lanes, arch.columns, arch.rows, arch.tiles,
-            arch.group_size, low.spread_tiles, arch.run_ahead, low.diagonal)
+            arch.unit_group, low.spread_tiles, arch.run_ahead, low.diagonal)
     else:
         kr, ks = low.kernel
         cyc, busy_pe, busy_lane = kernels.conv_activation_serial(
             hi, lo, mode, extra, ch, fl, passes, low.stride, low.out_h, low.out_w, kr, ks, lanes, arch.columns,
-            arch.group_size, tiles_rows, low.spread_tiles, arch.run_ahead, low.diagonal)
+            arch.unit_group, tiles_rows, low.spread_tiles, arch.run_ahead, low.diagonal)
     return int(cyc), int(busy_pe), int(busy_lane)
 
 

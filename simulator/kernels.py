@@ -352,8 +352,7 @@ def conv_both_serial(a, w, lanewise, channels, filters, passes, stride, out_h, o
                                     cost = amax[0] * wmax[0]
                                 tile_total[t] += cost
                                 step_max = max(step_max, cost)
-                                # every PE: busy counters (and per-PE totals)
-                                if lanewise or diagonal or sync == 2:
+                                if lanewise or diagonal or sync == 2:  # every PE on its own (MAC-level work)
                                     for row in range(nrows):
                                         dlane = ((fset * rows + row) % lanes) if diagonal else -1
                                         for c in range(ncols):
@@ -362,7 +361,7 @@ def conv_both_serial(a, w, lanewise, channels, filters, passes, stride, out_h, o
                                             busy_lane += _lane_busy(a, w, aidx[c], widx[row], lanewise, pc, used,
                                                                     dlane)
                                             pe_total[t, row, c] += pc
-                                else:
+                                else:  # separable: sums suffice
                                     sa = 0
                                     sw = 0
                                     for c in range(ncols):

@@ -117,7 +117,7 @@ def simulate_layer_reference(arch: ArchConfig, layer: Layer) -> ReferenceResult:
     elif low.is_fc:
         cycles = _run_fc(arch, design, op, serial, low, passes, taps, psum)
     elif serial == Serial.WEIGHT:
-        rgroups = rows // arch.group_size
+        rgroups = rows // arch.unit_group
         steps = [(b, ws, p, t) for b in range(n_batches) for ws in range(n_ws) for p in range(passes)
                  for t in taps]
         members: dict[tuple[int, int], tuple[int, list[int]]] = {}
@@ -125,8 +125,8 @@ def simulate_layer_reference(arch: ArchConfig, layer: Layer) -> ReferenceResult:
         def schedule(i: int, u: int) -> Schedule:
             b, _, p, (r, s, cb) = steps[i]
             g, f_lo, f_hi = filters_of(b, p, u // rgroups)
-            f0 = f_lo + (u % rgroups) * arch.group_size
-            fs = list(range(f0, min(f0 + arch.group_size, f_hi)))
+            f0 = f_lo + (u % rgroups) * arch.unit_group
+            fs = list(range(f0, min(f0 + arch.unit_group, f_hi)))
             if not fs:
                 return None
             members[(i, u)] = (g, fs)
@@ -145,15 +145,15 @@ def simulate_layer_reference(arch: ArchConfig, layer: Layer) -> ReferenceResult:
 
         cycles = run_synchronized(len(steps), tiles * rgroups, arch.run_ahead, schedule, on_cycle)
     else:
-        cgroups = cols // arch.group_size
+        cgroups = cols // arch.unit_group
         steps = [(b, ws, p, t) for b in range(n_batches) for ws in range(n_ws) for p in range(passes)
                  for t in taps]
 
         def windows_of(i: int, u: int) -> tuple[int, range]:
             b, ws, _, _ = steps[i]
             g = b * spread + u // cgroups
-            w0 = ws * cols + (u % cgroups) * arch.group_size
-            return g, range(w0, min(w0 + arch.group_size, low.windows))
+            w0 = ws * cols + (u % cgroups) * arch.unit_group
+            return g, range(w0, min(w0 + arch.unit_group, low.windows))
 
         def schedule(i: int, u: int) -> Schedule:
             _, _, _, (r, s, cb) = steps[i]
@@ -231,7 +231,7 @@ def _run_fc(arch, design, op, serial, low, passes, taps, psum) -> int:
     acts, wgts = low.acts[0, :, 0, 0], low.weights[0, :, :, 0, 0]
     n_filters, cg = int(low.filters[0]), wgts.shape[1]
     steps = [(p, cb) for p in range(passes) for (_, _, cb) in taps]
-    group = arch.group_size if serial == Serial.WEIGHT else rows * tiles
+    group = arch.unit_group if serial == Serial.WEIGHT else rows * tiles
 
     def units_of(i: int):
         p, cb = steps[i]

@@ -130,7 +130,7 @@ def test_every_preset_agrees_on_a_fixed_network(name):
     for layer in layers:
         ref = simulate_layer_reference(arch, layer)
         assert simulate_layer(arch, layer)["cycles"] == ref.cycles, layer.name
-        np.testing.assert_array_equal(ref.output, layer_output(layer))
+        np.testing.assert_array_equal(ref.output, layer_output(layer, effective_weights(arch, layer)))
 
 
 @given(data=st.data())

@@ -1,0 +1,220 @@
+"""SWIS (Li, Romaszkan, Graening, Gupta, "SWIS: Shared Weight bIt Sparsity for Efficient Neural Network
+Acceleration", arXiv:2103.01308, 2021): weight-serial with shared shift positions.
+
+The lanes of a weight brick are cut into groups of ``group_size`` consecutive lanes. Each cycle the PE
+broadcasts one shift position p to a group; every lane of the group whose weight magnitude has bit p set
+adds ``sign(w) * (activation << p)``. A group therefore needs one cycle per position of the OR of its
+weights' magnitudes, but the hardware holds only N = ``shared_terms`` positions per group: a group costs
+``min(popcount(OR |w|), N)`` cycles, a PE (row) costs the max over its groups, at least 1 (an all-zero
+brick costs 1).
+
+When a group's OR has more than N positions, the hardware applies the N most significant ones and drops
+the rest (the project's reading; the sources we could reach do not state a rule): ``effective_weights``
+are the weights restricted to those positions, sign kept. Weights decomposed offline by
+``pruning.swis.decompose`` use at most N positions per group and run losslessly.
+
+``value_cost`` (ideal work) is the number of one bits of |w| capped at N: what the weight costs alone in
+its own group (zero costs 0). ``terms`` counts the one bits of the effective weights.
+
+Rows are the units of the weight-serial engines, and ``group_size`` groups lanes here (GROUP_AXIS), so the
+whole-layer hooks run the engines' brick path with one row per unit instead of ``group_size`` rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from numba import njit
+
+from ..config import ArchConfig, Design
+from ..encodings import msb_index, popcount, to_bricks
+from ..mapping import lower
+from .base import BrickStats, Cycle, DesignModel, Operand
+
+
+@njit(cache=True)
+def _kept_positions(union: int, n: int) -> int:
+    """Mask of the n most significant set bits of ``union``."""
+    keep = 0
+    for _ in range(n):
+        if union == 0:
+            break
+        p = msb_index(union)
+        keep |= 1 << p
+        union ^= 1 << p
+    return keep
+
+
+@njit(cache=True)
+def brick_swis_costs(bricks: np.ndarray, group: int, n: int) -> np.ndarray:
+    """Cycles of every brick (row of ``bricks``): max over lane groups of min(popcount(OR |w|), n), at least 1."""
+    nb, lanes = bricks.shape
+    out = np.empty(nb, dtype=np.int32)
+    for b in range(nb):
+        cost = 1
+        for g0 in range(0, lanes, group):
+            union = 0
+            for i in range(g0, min(g0 + group, lanes)):
+                v = bricks[b, i]
+                union |= v if v >= 0 else -v
+            c = min(popcount(union), n)
+            if c > cost:
+                cost = c
+        out[b] = cost
+    return out
+
+
+@njit(cache=True)
+def restrict_bricks(bricks: np.ndarray, group: int, n: int) -> np.ndarray:
+    """Every weight restricted to the n most significant positions of its lane group's OR (sign kept)."""
+    nb, lanes = bricks.shape
+    out = np.empty_like(bricks)
+    for b in range(nb):
+        for g0 in range(0, lanes, group):
+            g1 = min(g0 + group, lanes)
+            union = 0
+            for i in range(g0, g1):
+                v = bricks[b, i]
+                union |= v if v >= 0 else -v
+            keep = _kept_positions(union, n)
+            for i in range(g0, g1):
+                v = bricks[b, i]
+                out[b, i] = (v & keep) if v >= 0 else -((-v) & keep)
+    return out
+
+
+@njit(cache=True)
+def _capped_popcounts(values: np.ndarray, n: int) -> np.ndarray:
+    flat = values.ravel()
+    out = np.empty(flat.size, dtype=np.int32)
+    for i in range(flat.size):
+        v = flat[i]
+        out[i] = min(popcount(v if v >= 0 else -v), n)
+    return out.reshape(values.shape)
+
+
+class _RowUnits:
+    """The SWIS model seen by the engines' brick path with ``group_size`` = 1 (one row per unit): the lane
+    group and N come from the real configuration."""
+
+    def __init__(self, swis: Swis, arch: ArchConfig):
+        self.swis, self.arch = swis, arch
+
+    def brick_stats(self, bricks: np.ndarray, op: Operand, _arch: ArchConfig) -> BrickStats:
+        return self.swis.brick_stats(bricks, op, self.arch)
+
+    def reference_cycles(self, bricks: list[list[int]], op: Operand, _arch: ArchConfig) -> list[Cycle]:
+        return self.swis.reference_cycles(bricks, op, self.arch)
+
+
+class Swis(DesignModel):
+    design = Design.SWIS
+
+    # ----------------------------------------------------------------- brick path
+    def brick_stats(self, bricks: np.ndarray, op: Operand, arch: ArchConfig) -> BrickStats:
+        costs = brick_swis_costs(np.ascontiguousarray(bricks, dtype=np.int32), arch.group_size, arch.shared_terms)
+        return BrickStats(costs, np.zeros_like(costs))
+
+    def value_cost(self, values: np.ndarray, op: Operand, arch: ArchConfig) -> np.ndarray:
+        return _capped_popcounts(np.ascontiguousarray(values, dtype=np.int64), arch.shared_terms)
+
+    def brick_cycles(self, values: list[int], op: Operand, arch: ArchConfig) -> list[Cycle]:
+        """Literal schedule: cycle i broadcasts the i-th most significant kept position of every lane group;
+        each lane of the group holding that bit adds sign * 2^position."""
+        group, n = arch.group_size, arch.shared_terms
+        groups = []
+        for g0 in range(0, len(values), group):
+            lanes = list(range(g0, min(g0 + group, len(values))))
+            union = 0
+            for lane in lanes:
+                union |= abs(values[lane])
+            positions = [p for p in reversed(range(union.bit_length())) if (union >> p) & 1][:n]
+            groups.append((lanes, positions))
+        length = max([1] + [len(positions) for _, positions in groups])
+        cycles: list[Cycle] = []
+        for i in range(length):
+            cycle = []
+            for lanes, positions in groups:
+                if i < len(positions):
+                    p = positions[i]
+                    for lane in lanes:
+                        v = values[lane]
+                        if (abs(v) >> p) & 1:
+                            cycle.append((lane, (1 << p) if v > 0 else -(1 << p)))
+            cycles.append(cycle)
+        return cycles
+
+    # ----------------------------------------------------------------- lossy weights, ideal work
+    def effective_weights(self, arch: ArchConfig, layer) -> np.ndarray:
+        """Each weight restricted to the N most significant positions of its hardware lane group (the group
+        of ``group_size`` lanes of its brick after lowering: space-to-depth and depthwise included)."""
+        low_w = lower(layer, arch).weights  # (G, Kg, Cg, R, S)
+        cg = low_w.shape[2]
+        bricks = to_bricks(low_w, arch.lanes, channel_axis=2)  # (G, Kg, CB, R, S, lanes)
+        shape = bricks.shape
+        kept = restrict_bricks(bricks.reshape(-1, arch.lanes), arch.group_size, arch.shared_terms).reshape(shape)
+        kept = np.moveaxis(kept, -1, 3).reshape(*shape[:2], shape[2] * arch.lanes, *shape[3:5])[:, :, :cg]
+        # where every original weight lands in the lowered tensor: lower a copy whose weights are their indices
+        index = np.arange(1, layer.weights.size + 1, dtype=np.int32).reshape(layer.weights.shape)
+        where = lower(dataclasses.replace(layer, weights=index), arch).weights
+        out = np.zeros(layer.weights.size, dtype=layer.weights.dtype)
+        real = where > 0
+        out[where[real] - 1] = kept[real]
+        return out.reshape(layer.weights.shape)
+
+    def ideal_and_terms(self, arch: ArchConfig, layer) -> tuple[float, int]:
+        oh, ow = layer.output_hw
+        cost = self.value_cost(layer.weights, Operand(layer.weight_signed, layer.weight_bits), arch)
+        terms = _capped_popcounts(self.effective_weights(arch, layer).astype(np.int64), 64)
+        return float(cost.astype(np.int64).sum() * oh * ow), int(terms.astype(np.int64).sum()) * oh * ow
+
+    # ----------------------------------------------------------------- one row per unit
+    def fast_layer(self, arch: ArchConfig, layer, low, passes: int) -> tuple[int, int, int]:
+        from ..engine import _brick_path, serial_operand  # the engine imports this package
+
+        serial, op = serial_operand(arch, layer)
+        return _brick_path(arch.replace(group_size=1), _RowUnits(self, arch), serial, op, low, passes)
+
+    def reference_layer(self, arch: ArchConfig, layer, low, passes: int) -> tuple[int, np.ndarray]:
+        from ..engine import serial_operand
+        from ..reference import _brick, _run_fc, run_synchronized
+
+        serial, op = serial_operand(arch, layer)
+        lanes, rows, cols, tiles = arch.lanes, arch.rows, arch.columns, arch.tiles
+        acts, wgts = low.acts, low.weights
+        n_sub, kg, cg, kr, ks = wgts.shape
+        n_cb = -(-cg // lanes)
+        taps = [(r, s, cb) for r in range(kr) for s in range(ks) for cb in range(n_cb)]
+        psum = np.zeros((n_sub, kg, low.windows), dtype=np.int64)
+        if low.is_fc:
+            return _run_fc(arch.replace(group_size=1), _RowUnits(self, arch), op, serial, low, passes, taps, psum), psum
+        spread = low.spread_tiles
+        n_ws = -(-low.windows // cols)
+        steps = [(b, ws, p, t) for b in range(-(-n_sub // spread)) for ws in range(n_ws) for p in range(passes)
+                 for t in taps]
+
+        def filter_of(i: int, u: int) -> tuple[int, int]:
+            """(sub-conv, filter) of unit u = (tile, row) at step i; filter -1 if the row is idle."""
+            b, _, p, _ = steps[i]
+            tile, row = divmod(u, rows)
+            g, fset = (b, p * tiles + tile) if spread == 1 else (b * spread + tile, p)
+            f = fset * rows + row
+            return (g, f) if g < n_sub and f < int(low.filters[g]) else (g, -1)
+
+        def schedule(i: int, u: int) -> list[Cycle] | None:
+            r, s, cb = steps[i][3]
+            g, f = filter_of(i, u)
+            return None if f < 0 else self.brick_cycles(_brick(wgts[g, f, :, r, s], cb, lanes), op, arch)
+
+        def on_cycle(i: int, u: int, cycle: Cycle) -> None:
+            _, ws, _, (r, s, cb) = steps[i]
+            g, f = filter_of(i, u)
+            w = np.arange(ws * cols, min((ws + 1) * cols, low.windows))
+            y, x = (w // low.out_w) * low.stride + r, (w % low.out_w) * low.stride + s
+            for lane, coeff in cycle:
+                ch = cb * lanes + lane
+                if ch < cg:
+                    psum[g, f, w] += coeff * acts[g, ch, y, x].astype(np.int64)
+
+        return run_synchronized(len(steps), tiles * rows, arch.run_ahead, schedule, on_cycle), psum
