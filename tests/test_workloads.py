@@ -170,3 +170,92 @@ def test_workload_validation():
         Workload("w", [layer, layer])
     with pytest.raises(WorkloadError, match="no layers"):
         Workload("w", [])
+
+
+# ----------------------------------------------------------------------------- float32-weight layers
+def _fp32_layer(name="w32", seed=3):
+    rng = np.random.default_rng(seed)
+    w = (rng.standard_normal((4, 3, 3, 3)) * np.exp2(rng.integers(-40, 40, (4, 3, 3, 3)))).astype(np.float32)
+    w.flat[0] = np.float32(1e-45)  # a subnormal
+    return Layer.conv(name, rng.integers(-300, 300, (3, 6, 6)), w, padding=1, act_bits=10, weight_format="fp32")
+
+
+def test_fp32_layers_hold_float32_weights_and_integer_activations():
+    layer = _fp32_layer()
+    assert layer.weight_format == "fp32" and layer.weights.dtype == np.float32
+    assert layer.activations.dtype == np.int32 and layer.act_signed
+    assert Layer.fc("i", np.ones(3), np.ones((2, 3))).weight_format == "int"  # the default
+    assert layer.with_values(stride=2).weight_format == "fp32"
+    exact = Layer.fc("f", np.ones(2), np.array([[0.5, -3.0]]), weight_format="fp32")  # float64 that fits exactly
+    assert exact.weights.dtype == np.float32
+
+
+@pytest.mark.parametrize(("weights", "kw", "message"), [
+    (np.array([[1.0, np.nan]], dtype=np.float32), {}, "must be finite"),
+    (np.array([[1.0, np.inf]]), {}, "must be finite"),
+    (np.array([[0.1, 1.0]]), {}, "not exactly representable in float32"),
+    (np.array([[1e300, 1.0]]), {}, "not exactly representable in float32"),
+    (np.array([["a", "b"]]), {}, "must be real numbers"),
+    (np.array([[-1.5, 1.0]], dtype=np.float32), {"weight_signed": False}, "negative but weight_signed=False"),
+    (np.array([[1.0, 1.0]], dtype=np.float32), {"weight_format": "bf16"}, "unknown weight_format 'bf16'"),
+])
+def test_invalid_fp32_layers_raise_clear_errors(weights, kw, message):
+    kw = {"weight_format": "fp32", **kw}
+    with pytest.raises(WorkloadError, match="layer 'x'") as err:
+        Layer.fc("x", np.ones(2), weights, **kw)
+    assert message in str(err.value)
+
+
+def test_fp32_layer_output_is_the_exact_sum_rounded_once():
+    from fractions import Fraction
+
+    from workloads.reference_ops import layer_output_exact
+
+    layer = _fp32_layer()
+    ints, s = layer_output_exact(layer)
+    out = layer_output(layer)
+    assert out.dtype == np.float64 and out.shape == layer.output_shape
+    a = np.pad(layer.activations, ((0, 0), (1, 1), (1, 1)))
+    for k, y, x in [(0, 0, 0), (1, 2, 3), (3, 5, 5), (2, 4, 1)]:
+        exact = sum(Fraction(float(layer.weights[k, c, r, t])) * int(a[c, y + r, x + t])
+                    for c in range(3) for r in range(3) for t in range(3))
+        assert Fraction(int(ints[k, y, x])) * Fraction(2) ** s == exact
+        assert out[k, y, x] == float(exact)  # correctly rounded
+    rng = np.random.default_rng(0)
+    for kind in ("fc", "gemm"):
+        acts = rng.integers(0, 9, 5) if kind == "fc" else rng.integers(0, 9, (2, 5))
+        w = (rng.standard_normal((3, 5)) * 2.0 ** 60).astype(np.float32)
+        got = layer_output(getattr(Layer, kind)("g", acts, w, weight_format="fp32"))
+        want = np.vectorize(float)(np.array([[sum(Fraction(float(wi)) * int(ai) for wi, ai in zip(row, t))
+                                              for row in w] for t in np.atleast_2d(acts)], dtype=object))
+        np.testing.assert_array_equal(got, want.reshape(got.shape))
+
+
+def test_fp32_save_load_roundtrip_and_old_files_load_as_int(tmp_path):
+    wl = Workload("mixed", [_fp32_layer(), *_tiny().layers])
+    path = wl.save(tmp_path / "mixed.npz")
+    manifest = json.loads(zipfile.ZipFile(path).read("manifest.json"))
+    assert manifest["layers"][0]["weight_format"] == "fp32"
+    assert "weight_format" not in manifest["layers"][1]  # integer layers: manifests as before
+    back = Workload.load(path)
+    assert back.digest() == wl.digest()
+    assert [lay.weight_format for lay in back] == ["fp32", "int", "int", "int"]
+    assert back[0].weights.dtype == np.float32
+    np.testing.assert_array_equal(back[0].weights.view(np.uint32), wl[0].weights.view(np.uint32))  # bit for bit
+    np.testing.assert_array_equal(layer_output(back[0]), layer_output(wl[0]))
+    assert _tiny().digest() == Workload.load(_tiny().save(tmp_path / "t.npz")).digest()
+
+    def strip(item, data):  # a file written before the field existed
+        if item == "manifest.json":
+            m = json.loads(data)
+            for entry in m["layers"]:
+                entry.pop("weight_format", None)
+            return json.dumps(m).encode()
+        return data
+
+    old = tmp_path / "old.npz"
+    _rewrite(_tiny().save(tmp_path / "tiny.npz"), old, strip)
+    assert [lay.weight_format for lay in Workload.load(old)] == ["int", "int", "int"]
+    _rewrite(path, old, strip)  # float weights without the field: not silently read as integers
+    with pytest.raises(WorkloadError, match=r"layers\[0\]"):
+        Workload.load(old)

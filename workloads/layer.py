@@ -19,6 +19,11 @@ class LayerKind(enum.StrEnum):
     GEMM = "gemm"  # activations (T, C) tokens, weights (K, C); a 1x1 conv over tokens
 
 
+class WeightFormat(enum.StrEnum):
+    INT = "int"  # integer weights (zero points removed): the default
+    FP32 = "fp32"  # IEEE float32 weights (finite); activations stay integers. Only BitX models them.
+
+
 MAX_BITS = 16
 
 
@@ -45,6 +50,28 @@ def _as_int_array(name: str, what: str, array: Any) -> np.ndarray:
     if arr.size and (arr.max() > np.iinfo(np.int32).max or arr.min() < np.iinfo(np.int32).min):
         raise WorkloadError(f"layer {name!r}: {what} exceed the 32-bit integer range")
     return np.ascontiguousarray(arr, dtype=np.int32)
+
+
+def _as_fp32_array(name: str, array: Any) -> np.ndarray:
+    """Float32 weights: any real array whose values float32 holds exactly (no silent rounding), finite."""
+    arr = np.asarray(array)
+    if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise WorkloadError(f"layer {name!r}: fp32 weights must be real numbers, got dtype {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.floating) and not np.all(np.isfinite(arr)):
+        bad = np.flatnonzero(~np.isfinite(arr))
+        raise WorkloadError(
+            f"layer {name!r}: fp32 weights must be finite, value {arr.flat[bad[0]]!r} at flat index {bad[0]} is not"
+        )
+    with np.errstate(over="ignore"):
+        out = np.ascontiguousarray(arr, dtype=np.float32)
+    if arr.dtype != np.float32:
+        inexact = np.flatnonzero(~np.isfinite(out) | (out.astype(np.float64) != arr.astype(np.float64)))
+        if inexact.size:
+            raise WorkloadError(
+                f"layer {name!r}: fp32 weight {arr.flat[inexact[0]]!r} at flat index {inexact[0]} is not exactly "
+                f"representable in float32 (convert with .astype(np.float32) first if rounding is intended)"
+            )
+    return out
 
 
 def _check_bits(name: str, what: str, arr: np.ndarray, bits: int, signed: bool) -> None:
@@ -86,6 +113,10 @@ class Layer:
     ``activations`` and ``weights`` are int32 arrays of the integers the hardware multiplies
     (zero points removed), so that ``accumulator = sum(a * w)`` exactly. Build layers with
     :meth:`conv`, :meth:`fc` or :meth:`gemm`, which validate their inputs.
+
+    ``weight_format="fp32"`` makes a float32-weight layer: ``weights`` is a float32 array (finite), the
+    activations stay integers, ``weight_bits`` is not used for the values (only ``weight_signed`` is
+    checked), and :func:`workloads.layer_output` returns the exact sums rounded once to float64.
     """
 
     name: str
@@ -100,6 +131,7 @@ class Layer:
     act_signed: bool = False
     weight_signed: bool = True
     meta: dict = field(default_factory=dict)
+    weight_format: WeightFormat = WeightFormat.INT
 
     # ----------------------------------------------------------------- constructors
     @classmethod
@@ -117,11 +149,12 @@ class Layer:
         act_signed: bool | None = None,
         weight_signed: bool = True,
         meta: dict | None = None,
+        weight_format: str = "int",
     ) -> Layer:
         """A convolution: activations (C, H, W), weights (K, C/groups, R, S); groups = C is depthwise."""
         return cls._build(
             name, LayerKind.CONV, activations, weights, stride, padding, groups,
-            act_bits, weight_bits, act_signed, weight_signed, meta,
+            act_bits, weight_bits, act_signed, weight_signed, meta, weight_format,
         )
 
     @classmethod
@@ -136,10 +169,12 @@ class Layer:
         act_signed: bool | None = None,
         weight_signed: bool = True,
         meta: dict | None = None,
+        weight_format: str = "int",
     ) -> Layer:
         """A fully connected layer: activations (C,), weights (K, C)."""
         return cls._build(
-            name, LayerKind.FC, activations, weights, 1, 0, 1, act_bits, weight_bits, act_signed, weight_signed, meta
+            name, LayerKind.FC, activations, weights, 1, 0, 1, act_bits, weight_bits, act_signed, weight_signed, meta,
+            weight_format,
         )
 
     @classmethod
@@ -154,16 +189,18 @@ class Layer:
         act_signed: bool | None = None,
         weight_signed: bool = True,
         meta: dict | None = None,
+        weight_format: str = "int",
     ) -> Layer:
         """A GEMM over T tokens: activations (T, C), weights (K, C); output (T, K)."""
         return cls._build(
-            name, LayerKind.GEMM, activations, weights, 1, 0, 1, act_bits, weight_bits, act_signed, weight_signed, meta
+            name, LayerKind.GEMM, activations, weights, 1, 0, 1, act_bits, weight_bits, act_signed, weight_signed, meta,
+            weight_format,
         )
 
     @classmethod
     def _build(
         cls, name, kind, activations, weights, stride, padding, groups,
-        act_bits, weight_bits, act_signed, weight_signed, meta,
+        act_bits, weight_bits, act_signed, weight_signed, meta, weight_format="int",
     ) -> Layer:
         if not isinstance(name, str) or not name:
             raise WorkloadError(f"layer name must be a non-empty string, got {name!r}")
@@ -173,14 +210,25 @@ class Layer:
             raise WorkloadError(
                 f"layer {name!r}: unknown kind {kind!r} (expected one of {[k.value for k in LayerKind]})"
             ) from None
+        try:
+            weight_format = WeightFormat(weight_format)
+        except ValueError:
+            raise WorkloadError(
+                f"layer {name!r}: unknown weight_format {weight_format!r} "
+                f"(expected one of {[f.value for f in WeightFormat]})"
+            ) from None
         acts = _as_int_array(name, "activations", activations)
-        wgts = _as_int_array(name, "weights", weights)
+        if weight_format == WeightFormat.FP32:
+            wgts = _as_fp32_array(name, weights)
+        else:
+            wgts = _as_int_array(name, "weights", weights)
         if act_signed is None:
             act_signed = bool(acts.size and acts.min() < 0)
         layer = cls(
             name=name, kind=kind, activations=acts, weights=wgts, stride=int(stride),
             padding=_padding4(name, padding), groups=int(groups), act_bits=act_bits, weight_bits=weight_bits,
             act_signed=bool(act_signed), weight_signed=bool(weight_signed), meta=dict(meta or {}),
+            weight_format=weight_format,
         )
         layer.validate()
         return layer
@@ -228,7 +276,14 @@ class Layer:
             if self.stride != 1 or self.groups != 1 or any(self.padding):
                 raise WorkloadError(f"layer {n!r}: {self.kind} layers take no stride, padding or groups")
         _check_bits(n, "act", a, self.act_bits, self.act_signed)
-        _check_bits(n, "weight", w, self.weight_bits, self.weight_signed)
+        if self.weight_format == WeightFormat.FP32:
+            if w.dtype != np.float32 or not np.all(np.isfinite(w)):
+                raise WorkloadError(f"layer {n!r}: fp32 weights must be a finite float32 array, got dtype {w.dtype}")
+            _check_bits(n, "weight", np.zeros(0, np.int32), self.weight_bits, self.weight_signed)
+            if not self.weight_signed and np.any(w < 0):
+                raise WorkloadError(f"layer {n!r}: fp32 weight {float(w.min())!r} is negative but weight_signed=False")
+        else:
+            _check_bits(n, "weight", w, self.weight_bits, self.weight_signed)
 
     # ----------------------------------------------------------------- derived shape facts
     @property
@@ -276,7 +331,7 @@ class Layer:
         kw = {
             "stride": self.stride, "padding": self.padding, "groups": self.groups, "act_bits": self.act_bits,
             "weight_bits": self.weight_bits, "act_signed": self.act_signed, "weight_signed": self.weight_signed,
-            "meta": self.meta,
+            "meta": self.meta, "weight_format": self.weight_format,
         }
         name = fields.pop("name", self.name)
         kw.update(fields)
@@ -285,5 +340,5 @@ class Layer:
             self.activations if activations is None else activations,
             self.weights if weights is None else weights,
             kw["stride"], kw["padding"], kw["groups"], kw["act_bits"], kw["weight_bits"],
-            kw["act_signed"], kw["weight_signed"], kw["meta"],
+            kw["act_signed"], kw["weight_signed"], kw["meta"], kw["weight_format"],
         )

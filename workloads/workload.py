@@ -14,11 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .layer import Layer, LayerKind, WorkloadError
+from .layer import Layer, LayerKind, WeightFormat, WorkloadError
 
 FORMAT = "bitserial-sim.workload"
 FORMAT_VERSION = 1
 _LAYER_FIELDS = ("stride", "padding", "groups", "act_bits", "weight_bits", "act_signed", "weight_signed")
+# Optional manifest fields: written only when they differ from the default, so that integer workloads keep
+# their manifests and digests; files without them (older files) load with the default.
+_OPTIONAL_FIELDS = {"weight_format": WeightFormat.INT.value}
 
 
 def array_sha256(arr: np.ndarray) -> str:
@@ -139,6 +142,10 @@ def _layer_entry(layer: Layer, arrays: dict[str, np.ndarray]) -> dict:
     for f in _LAYER_FIELDS:
         v = getattr(layer, f)
         entry[f] = list(v) if isinstance(v, tuple) else v
+    for f, default in _OPTIONAL_FIELDS.items():
+        v = str(getattr(layer, f))
+        if v != default:
+            entry[f] = v
     entry["meta"] = layer.meta
     i = len(arrays) // 2
     for what in ("activations", "weights"):
@@ -189,6 +196,8 @@ def _from_manifest(path: Path, manifest, zf, names) -> Workload:
             tensors[what] = arr
         builder = {"conv": Layer.conv, "fc": Layer.fc, "gemm": Layer.gemm}[kind]
         kw = {f: e[f] for f in ("act_bits", "weight_bits", "act_signed", "weight_signed")}
+        for f, default in _OPTIONAL_FIELDS.items():
+            kw[f] = e.get(f, default)
         if kind == "conv":
             kw.update(stride=e["stride"], padding=tuple(e["padding"]), groups=e["groups"])
         try:

@@ -94,20 +94,6 @@ def _capped_popcounts(values: np.ndarray, n: int) -> np.ndarray:
     return out.reshape(values.shape)
 
 
-class _RowUnits:
-    """The SWIS model seen by the engines' brick path with ``group_size`` = 1 (one row per unit): the lane
-    group and N come from the real configuration."""
-
-    def __init__(self, swis: Swis, arch: ArchConfig):
-        self.swis, self.arch = swis, arch
-
-    def brick_stats(self, bricks: np.ndarray, op: Operand, _arch: ArchConfig) -> BrickStats:
-        return self.swis.brick_stats(bricks, op, self.arch)
-
-    def reference_cycles(self, bricks: list[list[int]], op: Operand, _arch: ArchConfig) -> list[Cycle]:
-        return self.swis.reference_cycles(bricks, op, self.arch)
-
-
 class Swis(DesignModel):
     design = Design.SWIS
 
@@ -168,53 +154,3 @@ class Swis(DesignModel):
         cost = self.value_cost(layer.weights, Operand(layer.weight_signed, layer.weight_bits), arch)
         terms = _capped_popcounts(self.effective_weights(arch, layer).astype(np.int64), 64)
         return float(cost.astype(np.int64).sum() * oh * ow), int(terms.astype(np.int64).sum()) * oh * ow
-
-    # ----------------------------------------------------------------- one row per unit
-    def fast_layer(self, arch: ArchConfig, layer, low, passes: int) -> tuple[int, int, int]:
-        from ..engine import _brick_path, serial_operand  # the engine imports this package
-
-        serial, op = serial_operand(arch, layer)
-        return _brick_path(arch.replace(group_size=1), _RowUnits(self, arch), serial, op, low, passes)
-
-    def reference_layer(self, arch: ArchConfig, layer, low, passes: int) -> tuple[int, np.ndarray]:
-        from ..engine import serial_operand
-        from ..reference import _brick, _run_fc, run_synchronized
-
-        serial, op = serial_operand(arch, layer)
-        lanes, rows, cols, tiles = arch.lanes, arch.rows, arch.columns, arch.tiles
-        acts, wgts = low.acts, low.weights
-        n_sub, kg, cg, kr, ks = wgts.shape
-        n_cb = -(-cg // lanes)
-        taps = [(r, s, cb) for r in range(kr) for s in range(ks) for cb in range(n_cb)]
-        psum = np.zeros((n_sub, kg, low.windows), dtype=np.int64)
-        if low.is_fc:
-            return _run_fc(arch.replace(group_size=1), _RowUnits(self, arch), op, serial, low, passes, taps, psum), psum
-        spread = low.spread_tiles
-        n_ws = -(-low.windows // cols)
-        steps = [(b, ws, p, t) for b in range(-(-n_sub // spread)) for ws in range(n_ws) for p in range(passes)
-                 for t in taps]
-
-        def filter_of(i: int, u: int) -> tuple[int, int]:
-            """(sub-conv, filter) of unit u = (tile, row) at step i; filter -1 if the row is idle."""
-            b, _, p, _ = steps[i]
-            tile, row = divmod(u, rows)
-            g, fset = (b, p * tiles + tile) if spread == 1 else (b * spread + tile, p)
-            f = fset * rows + row
-            return (g, f) if g < n_sub and f < int(low.filters[g]) else (g, -1)
-
-        def schedule(i: int, u: int) -> list[Cycle] | None:
-            r, s, cb = steps[i][3]
-            g, f = filter_of(i, u)
-            return None if f < 0 else self.brick_cycles(_brick(wgts[g, f, :, r, s], cb, lanes), op, arch)
-
-        def on_cycle(i: int, u: int, cycle: Cycle) -> None:
-            _, ws, _, (r, s, cb) = steps[i]
-            g, f = filter_of(i, u)
-            w = np.arange(ws * cols, min((ws + 1) * cols, low.windows))
-            y, x = (w // low.out_w) * low.stride + r, (w % low.out_w) * low.stride + s
-            for lane, coeff in cycle:
-                ch = cb * lanes + lane
-                if ch < cg:
-                    psum[g, f, w] += coeff * acts[g, ch, y, x].astype(np.int64)
-
-        return run_synchronized(len(steps), tiles * rows, arch.run_ahead, schedule, on_cycle), psum
