@@ -270,6 +270,23 @@ def _pe_cost(a, w, ga, gw, lanewise):
 
 
 @njit(cache=True)
+def _pe_cost_busy(a, w, ga, gw, lanewise, used, diagonal_lane):
+    """(cycles, busy lane-cycles) of one PE on one step, in one pass over its lanes."""
+    if not lanewise or diagonal_lane >= 0:
+        cost = _pe_cost(a, w, ga, gw, lanewise)
+        return cost, _lane_busy(a, w, ga, gw, lanewise, cost, used, diagonal_lane)
+    best = 1
+    busy = 0
+    for lane in range(a.shape[1]):
+        p = a[ga, lane] * w[gw, lane]
+        if p > best:
+            best = p
+        if lane < used:
+            busy += max(1, p)
+    return best, busy
+
+
+@njit(cache=True)
 def _lane_busy(a, w, ga, gw, lanewise, cost, used, diagonal_lane):
     """Busy lane-cycles of one PE on one step: its own product count per lane (lane-wise) or the PE's cost."""
     if not lanewise:
@@ -356,10 +373,9 @@ def conv_both_serial(a, w, lanewise, channels, filters, passes, stride, out_h, o
                                     for row in range(nrows):
                                         dlane = ((fset * rows + row) % lanes) if diagonal else -1
                                         for c in range(ncols):
-                                            pc = _pe_cost(a, w, aidx[c], widx[row], lanewise)
+                                            pc, lb = _pe_cost_busy(a, w, aidx[c], widx[row], lanewise, used, dlane)
                                             busy_pe += pc
-                                            busy_lane += _lane_busy(a, w, aidx[c], widx[row], lanewise, pc, used,
-                                                                    dlane)
+                                            busy_lane += lb
                                             pe_total[t, row, c] += pc
                                 else:  # separable: sums suffice
                                     sa = 0

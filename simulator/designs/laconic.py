@@ -8,8 +8,6 @@ design with buffers would.
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..config import ArchConfig, Design
 from ..encodings import ENCODING_CODE, value_terms
 from .base import BothSerialModel, Operand
@@ -22,7 +20,7 @@ class Laconic(BothSerialModel):
 
     def pair_data(self, act_bricks, weight_bricks, aop: Operand, wop: Operand, arch: ArchConfig):
         enc = ENCODING_CODE[arch.encoding]
-        return value_terms(act_bricks, enc).astype(np.int64), value_terms(weight_bricks, enc).astype(np.int64), True
+        return value_terms(act_bricks, enc), value_terms(weight_bricks, enc), True
 
     def pe_cycles(self, acts: list[int], weights: list[int], aop: Operand, wop: Operand,
                   arch: ArchConfig) -> list[int]:
