@@ -96,7 +96,7 @@ def lower(layer: Layer, arch: ArchConfig) -> Lowered:
         cpad = g * m - c
         a = np.pad(acts, ((0, cpad), (0, 0), (0, 0))).reshape(g, m, *acts.shape[1:])
         wd = np.pad(weights[:, 0], ((0, cpad), (0, 0), (0, 0))).reshape(g, m, *weights.shape[2:])
-        w = np.zeros((g, m, m, *weights.shape[2:]), dtype=np.int32)
+        w = np.zeros((g, m, m, *weights.shape[2:]), dtype=weights.dtype)
         idx = np.arange(m)
         w[:, idx, idx] = wd
         real = np.minimum(m, c - m * np.arange(g))

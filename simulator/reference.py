@@ -177,7 +177,7 @@ def simulate_layer_reference(arch: ArchConfig, layer: Layer) -> ReferenceResult:
 
         cycles = run_synchronized(len(steps), spread * cgroups, arch.run_ahead, schedule, on_cycle)
 
-    out = np.zeros((layer.out_channels, low.windows), dtype=np.int64)
+    out = np.zeros((layer.out_channels, low.windows), dtype=psum.dtype)
     for g in range(n_sub):
         f = int(low.filters[g])
         out[low.filter_offset[g]:low.filter_offset[g] + f] = psum[g, :f]

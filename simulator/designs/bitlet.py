@@ -1,0 +1,384 @@
+"""Bitlet (MICRO'21) and BitX (ICPP'21): weight-serial, bit-interleaved significance columns.
+
+Bitlet ("bit interleaving", Lu et al., MICRO 2021) splits a group of weights into significance columns: column j
+holds the weights whose magnitude has bit j set. Every column is a selector that picks one of its set bits per
+cycle, so its activation is added (shifted by j, signed by the weight) to the PE's sum; all columns work in
+parallel. A group of ``group_size`` lanes of a row's weight brick therefore costs the largest column popcount
+(at least one cycle), and a row (PE) costs the slowest of its ``lanes / group_size`` groups.
+
+BitX (Li et al., ICPP 2021) prunes at run time: of the group's columns only those at or above
+``group_msb - kept_columns + 1`` are processed (group_msb = highest set bit over the group's magnitudes); the
+bits below are dropped, so the design multiplies ``effective_weights`` (lossy). Float32 weights (BitX only) are
+first aligned to the group's largest exponent e_max, hidden bit included: each magnitude becomes the integer
+``floor(|w| / 2^(e_max - 23))`` (24 columns; bits below 2^(e_max - 23) are shifted out and lost), then the same
+column rule applies. Fixed-point weights are sign-magnitude integers of up to 16 bits.
+
+Every row is its own unit (``group_size`` groups lanes here, ``GROUP_AXIS``): rows run in lockstep, or drift
+with ``run_ahead``. Integer layers use the engines' brick path: ``brick_stats`` counts column popcounts per brick
+(numba), ``brick_cycles`` pops one bit per column per cycle (plain Python). Float32 layers cannot ride the brick
+path (int32 bricks, int64 partial sums), so the whole-layer hooks run the same two rules on the aligned
+magnitudes: ``fast_run`` with the fast engine's kernels, ``reference_exact`` with the reference engine's
+synchronization and its own float alignment, accumulating Python integers in units of 2^-149 (float32's smallest
+unit): exact, rounded once to float64 at the end. ``reference_output`` returns those outputs with their float
+type (``simulator.reference.simulate_layer_reference`` stores partial sums as int64).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import deque
+
+import numpy as np
+from numba import njit
+
+from workloads import Layer, LayerKind
+from workloads.layer import WeightFormat
+
+from .. import kernels
+from ..config import ArchConfig, ConfigError, Design
+from ..encodings import to_bricks
+from ..mapping import Lowered, lower
+from ..sync import MODE_MAX
+from .base import BrickStats, Cycle, DesignModel, Operand
+
+FP32_MANTISSA_BITS = 24  # hidden bit + 23 fraction bits: the aligned columns of a float32 group
+FP32_MIN_EXP = -126  # exponent of the smallest normal float32 (subnormals share it, without the hidden bit)
+FP32_UNIT_EXP = FP32_MIN_EXP - (FP32_MANTISSA_BITS - 1)  # -149: float32's smallest unit, the reference's psum unit
+
+
+# ----------------------------------------------------------------------------- fast path (numpy / numba)
+@njit(cache=True)
+def column_costs(mags: np.ndarray, group: int, kept: int) -> np.ndarray:
+    """Cycles of every brick (row of ``mags``, non-negative magnitudes): per group of ``group`` lanes, the largest
+    popcount over the kept columns (all if ``kept`` <= 0, else those >= group msb - kept + 1), at least 1; a brick
+    costs its slowest group."""
+    n, lanes = mags.shape
+    out = np.empty(n, dtype=np.int32)
+    for b in range(n):
+        worst = 1
+        for g0 in range(0, lanes, group):
+            union = 0
+            for i in range(g0, g0 + group):
+                union |= mags[b, i]
+            if union == 0:
+                continue
+            msb = 0
+            while (union >> (msb + 1)) != 0:
+                msb += 1
+            low = 0 if kept <= 0 else max(0, msb - kept + 1)
+            for j in range(low, msb + 1):
+                count = 0
+                for i in range(g0, g0 + group):
+                    count += (mags[b, i] >> j) & 1
+                if count > worst:
+                    worst = count
+        out[b] = worst
+    return out
+
+
+def _msb(values: np.ndarray) -> np.ndarray:
+    """Highest set bit of non-negative integers < 2^53 (-1 for 0)."""
+    return np.frexp(values.astype(np.float64))[1].astype(np.int64) - 1
+
+
+def align_fp32(groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Float32 weights grouped on the last axis -> (aligned magnitudes int64 < 2^24, group exponent of column 0).
+
+    Each group is aligned to its largest exponent e_max (hidden-bit exponent; subnormals count as -126): a magnitude
+    becomes floor(|w| / 2^(e_max - 23)). An all-zero group has magnitudes 0 and exponent -149.
+    """
+    a = np.abs(groups.astype(np.float64))
+    exp = np.maximum(np.frexp(a)[1].astype(np.int64) - 1, FP32_MIN_EXP)
+    e_max = np.where(a > 0, exp, np.iinfo(np.int64).min).max(axis=-1)
+    nonzero = a.max(axis=-1) > 0
+    e_max = np.where(nonzero, e_max, FP32_MIN_EXP)
+    mags = np.floor(np.ldexp(a, (FP32_MANTISSA_BITS - 1 - e_max)[..., None])).astype(np.int64)
+    return mags, np.where(nonzero, e_max - (FP32_MANTISSA_BITS - 1), FP32_UNIT_EXP)
+
+
+def prune_columns(groups: np.ndarray, kept: int) -> np.ndarray:
+    """Clear, per group (last axis), the bits below group msb - kept + 1 (``kept`` <= 0: keep every column)."""
+    if kept <= 0:
+        return groups
+    low = np.maximum(_msb(np.bitwise_or.reduce(groups, axis=-1)) - kept + 1, 0)
+    return groups & ~((np.int64(1) << low) - 1)[..., None]
+
+
+def _popcount(values: np.ndarray) -> int:
+    """Set bits over an array of non-negative integers."""
+    return int(np.bitwise_count(values.astype(np.uint64)).sum())
+
+
+@dataclasses.dataclass(frozen=True)
+class SerialWeights:
+    """A layer's weights as the PE array sees them: lowered, cut into bricks (G, Kg, R, S, CB, lanes)."""
+
+    index: np.ndarray  # flat index + 1 into layer.weights of every brick lane, 0 where no weight sits
+    values: np.ndarray  # the weights (int32, or float32 for fp32 layers), 0 where no weight sits
+
+
+def serial_weights(arch: ArchConfig, layer: Layer) -> SerialWeights:
+    """Lower the layer's weights with the machine's mapping (space-to-depth, depthwise diagonal, groups), by lowering
+    the map of weight indices: every weight lands at one brick lane, whatever its number format."""
+    ids = np.arange(1, layer.weights.size + 1, dtype=np.int32).reshape(layer.weights.shape)
+    low = lower(dataclasses.replace(layer, weights=ids, weight_format=WeightFormat.INT), arch)
+    index = to_bricks(low.weights.astype(np.int64), arch.lanes, channel_axis=2).transpose(0, 1, 3, 4, 2, 5)
+    index = np.ascontiguousarray(index)
+    flat = layer.weights.ravel()
+    values = np.where(index > 0, flat[np.maximum(index - 1, 0)], flat.dtype.type(0))
+    return SerialWeights(index, values)
+
+
+# ----------------------------------------------------------------------------- reference path (plain Python)
+def align_group_py(weights: list[float]) -> tuple[list[int], int]:
+    """One float32 group aligned to its largest exponent, in plain Python: (magnitudes, exponent of column 0)."""
+    exps = [max(math.frexp(abs(w))[1] - 1, FP32_MIN_EXP) for w in weights if w != 0]
+    if not exps:
+        return [0] * len(weights), FP32_UNIT_EXP
+    e_max = max(exps)
+    return [int(math.ldexp(abs(w), FP32_MANTISSA_BITS - 1 - e_max)) for w in weights], e_max - 23
+
+
+def column_schedule(values: list, group: int, kept: int, fp32: bool) -> list[Cycle]:
+    """Literal per-cycle schedule of one PE on one weight brick: each group's significance columns are queues of
+    the lanes whose (aligned) magnitude has that bit; every cycle, every non-empty column pops one lane and the PE
+    adds ``sign * 2^(column + group scale) * activation``. Coefficients are in units of 2^-149 for float32
+    weights, of 1 for integers. Pruned columns (BitX: below group msb - kept + 1) get no queue."""
+    columns: list[deque] = []
+    for g0 in range(0, len(values), group):
+        members = values[g0:g0 + group]
+        if fp32:
+            mags, scale = align_group_py([float(w) for w in members])
+            shift = scale - FP32_UNIT_EXP
+        else:
+            mags, shift = [abs(int(w)) for w in members], 0
+        union = 0
+        for m in mags:
+            union |= m
+        if union == 0:
+            continue
+        msb = union.bit_length() - 1
+        low = max(0, msb - kept + 1) if kept > 0 else 0
+        for j in range(low, msb + 1):
+            queue = deque((g0 + i, (1 << (j + shift)) * (-1 if members[i] < 0 else 1))
+                          for i, m in enumerate(mags) if (m >> j) & 1)
+            if queue:
+                columns.append(queue)
+    cycles: list[Cycle] = []
+    while any(columns):
+        cycles.append([col.popleft() for col in columns if col])
+    return cycles or [[]]
+
+
+# ----------------------------------------------------------------------------- the designs
+class Bitlet(DesignModel):
+    """Bitlet: every significance column of the group is processed (lossless)."""
+
+    design = Design.BITLET
+
+    def kept(self, arch: ArchConfig) -> int:
+        """Columns kept below the group msb; 0 = all."""
+        return 0
+
+    def is_fp32(self, arch: ArchConfig, layer: Layer) -> bool:
+        """True for a float32-weight layer (ConfigError if this design does not model them)."""
+        fp32 = getattr(layer, "weight_format", WeightFormat.INT) == WeightFormat.FP32
+        if fp32 and not self.supports_fp32_weights:
+            raise ConfigError(f"layer {layer.name!r} has fp32 weights, which {arch.name} ({arch.design}) does not "
+                              f"model; use an integer (quantized) layer")
+        return fp32
+
+    def _magnitudes(self, arch: ArchConfig, layer: Layer) -> tuple[SerialWeights, np.ndarray, np.ndarray]:
+        """(lowered weights, magnitudes (..., groups, group_size) int64 after alignment and pruning, group
+        exponents (..., groups))."""
+        fp32 = self.is_fp32(arch, layer)
+        sw = serial_weights(arch, layer)
+        shape = (*sw.values.shape[:-1], arch.lanes // arch.group_size, arch.group_size)
+        grouped = sw.values.reshape(shape)
+        if fp32:
+            mags, exps = align_fp32(grouped)
+        else:
+            mags, exps = np.abs(grouped.astype(np.int64)), np.zeros(shape[:-1], dtype=np.int64)
+        return sw, prune_columns(mags, self.kept(arch)), exps
+
+    # ----------------------------------------------------------------- brick path (integer bricks)
+    def brick_stats(self, bricks: np.ndarray, op: Operand, arch: ArchConfig) -> BrickStats:
+        costs = column_costs(np.abs(bricks.astype(np.int64)), arch.group_size, self.kept(arch))
+        return BrickStats(costs, np.zeros_like(costs), MODE_MAX)
+
+    def value_cost(self, values: np.ndarray, op: Operand, arch: ArchConfig) -> np.ndarray:
+        """A value alone: its bits sit in distinct columns, so one cycle if non-zero."""
+        return (np.asarray(values) != 0).astype(np.int32)
+
+    def brick_cycles(self, values: list[int], op: Operand, arch: ArchConfig) -> list[Cycle]:
+        return column_schedule(values, arch.group_size, self.kept(arch), False)
+
+    # ----------------------------------------------------------------- effective weights, whole-layer hooks
+    def effective_weights(self, arch: ArchConfig, layer: Layer) -> np.ndarray:
+        """The weights multiplied: pruned (BitX) and, for float32, aligned to each group's largest exponent."""
+        if self.kept(arch) <= 0 and not self.is_fp32(arch, layer):
+            return layer.weights  # every column of every integer: lossless
+        sw, mags, exps = self._magnitudes(arch, layer)
+        sign = np.where(sw.values.reshape(mags.shape) < 0, -1, 1)
+        if layer.weight_format == WeightFormat.FP32:
+            eff = (sign * np.ldexp(mags.astype(np.float64), exps[..., None])).astype(np.float32)
+        else:
+            eff = (sign * mags).astype(np.int32)
+        out = np.zeros(layer.weights.size, dtype=eff.dtype)
+        index = sw.index.ravel()
+        out[index[index > 0] - 1] = eff.ravel()[index > 0]
+        return out.reshape(layer.weights.shape)
+
+    def fast_layer(self, arch: ArchConfig, layer: Layer, low: Lowered, passes: int) -> tuple[int, int, int] | None:
+        """Float32 layers only (integer layers take the engine's brick path)."""
+        return self.fast_run(arch, layer, low, passes) if self.is_fp32(arch, layer) else None
+
+    def fast_run(self, arch: ArchConfig, layer: Layer, low: Lowered, passes: int) -> tuple[int, int, int]:
+        """(cycles, busy PE-cycles, busy lane-cycles) from per-brick column costs, one row per unit."""
+        _, mags, _ = self._magnitudes(arch, layer)
+        # pruning leaves the group's msb column, so the costs of the pruned magnitudes with every column kept are
+        # the costs of the original ones with only the kept columns
+        hi = column_costs(mags.reshape(-1, arch.lanes), arch.group_size, 0).reshape(mags.shape[:-2])
+        lo = np.zeros_like(hi)
+        ch, fl = low.channels.astype(np.int64), low.filters.astype(np.int64)
+        if low.is_fc:
+            cyc, busy_pe, busy_lane = kernels.fc_weight_serial(
+                hi[0, :, 0, 0, :], lo[0, :, 0, 0, :], MODE_MAX, 0, int(ch[0]), int(fl[0]), passes, arch.lanes,
+                arch.columns, arch.rows, arch.tiles, 1)
+        else:
+            cyc, busy_pe, busy_lane = kernels.conv_weight_serial(
+                hi, lo, MODE_MAX, 0, ch, fl, passes, low.windows, arch.lanes, arch.columns, arch.rows, arch.tiles,
+                1, low.spread_tiles, arch.run_ahead, low.diagonal)
+        return int(cyc), int(busy_pe), int(busy_lane)
+
+    def ideal_and_terms(self, arch: ArchConfig, layer: Layer) -> tuple[float, int]:
+        """Ideal: one cycle per non-zero weight's MAC (a value alone fills distinct columns); terms: the set bits
+        the columns actually consume (after alignment and pruning), over every MAC."""
+        _, mags, _ = self._magnitudes(arch, layer)
+        oh, ow = layer.output_hw
+        return float(np.count_nonzero(layer.weights) * oh * ow), _popcount(mags) * oh * ow
+
+    def reference_layer(self, arch: ArchConfig, layer: Layer, low: Lowered,
+                        passes: int) -> tuple[int, np.ndarray] | None:
+        """Float32 layers only: (cycles, partial sums as float64, the exact sums rounded once)."""
+        if not self.is_fp32(arch, layer):
+            return None
+        cycles, psum, unit = self.reference_exact(arch, layer, low, passes)
+        flat = [math.ldexp(float(v), unit) for v in psum.ravel()]
+        return cycles, np.array(flat, dtype=np.float64).reshape(psum.shape)
+
+    def reference_exact(self, arch: ArchConfig, layer: Layer, low: Lowered,
+                        passes: int) -> tuple[int, np.ndarray, int]:
+        """Cycle-by-cycle run: (cycles, partial sums (G, Kg, windows) as Python ints, unit exponent): the
+        accumulators are ``psum * 2^unit`` exactly (unit -149 for float32 weights, 0 for integers)."""
+        from ..reference import run_column_pipeline, run_synchronized
+
+        fp32 = self.is_fp32(arch, layer)
+        kept, group = self.kept(arch), arch.group_size
+        lanes, rows, cols, tiles = arch.lanes, arch.rows, arch.columns, arch.tiles
+        values = serial_weights(arch, layer).values  # (G, Kg, R, S, CB, lanes)
+        acts = low.acts
+        n_sub, kg = values.shape[:2]
+        psum = np.zeros((n_sub, kg, low.windows), dtype=object)
+        psum[...] = 0
+        n_cb = values.shape[4]
+        taps = [(r, s, cb) for r in range(values.shape[2]) for s in range(values.shape[3]) for cb in range(n_cb)]
+
+        def schedule_of(g: int, f: int, r: int, s: int, cb: int) -> list[Cycle]:
+            return column_schedule(values[g, f, r, s, cb].tolist(), group, kept, fp32)
+
+        def act(g: int, ch: int, y: int, x: int) -> int:
+            return int(acts[g, ch, y, x]) if ch < acts.shape[1] else 0
+
+        if low.is_fc:
+            steps = [(p, cb) for p in range(passes) for (_, _, cb) in taps]
+
+            def units_of(i: int):
+                p, cb = steps[i]
+                out = []
+                for f in range(p * tiles * rows, min((p + 1) * tiles * rows, int(low.filters[0]))):
+                    def apply(cycle: Cycle, f=f, cb=cb) -> None:
+                        for lane, coeff in cycle:
+                            psum[0, f, 0] += coeff * act(0, cb * lanes + lane, 0, 0)
+
+                    out.append((schedule_of(0, f, 0, 0, cb), apply))
+                return out
+
+            cycles = run_column_pipeline(len(steps), cols, units_of)
+            return cycles, psum, FP32_UNIT_EXP if fp32 else 0
+
+        spread = low.spread_tiles
+        n_ws = -(-low.windows // cols)
+        n_batches = n_sub if spread == 1 else -(-n_sub // spread)
+        steps = [(b, ws, p, t) for b in range(n_batches) for ws in range(n_ws) for p in range(passes) for t in taps]
+
+        def filter_of(i: int, u: int) -> tuple[int, int] | None:
+            """(sub-conv, filter) of row unit u = tile * rows + row at step i, or None if it holds no filter."""
+            b, _, p, _ = steps[i]
+            tile, row = divmod(u, rows)
+            g, fset = (b, p * tiles + tile) if spread == 1 else (b * spread + tile, p)
+            f = fset * rows + row
+            if g >= n_sub or f >= int(low.filters[g]):
+                return None
+            return g, f
+
+        def schedule(i: int, u: int) -> list[Cycle] | None:
+            where = filter_of(i, u)
+            if where is None:
+                return None
+            r, s, cb = steps[i][3]
+            return schedule_of(where[0], where[1], r, s, cb)
+
+        def on_cycle(i: int, u: int, cycle: Cycle) -> None:
+            g, f = filter_of(i, u)
+            _, ws, _, (r, s, cb) = steps[i]
+            for lane, coeff in cycle:
+                ch = cb * lanes + lane
+                for w in range(ws * cols, min((ws + 1) * cols, low.windows)):
+                    y, x = (w // low.out_w) * low.stride + r, (w % low.out_w) * low.stride + s
+                    psum[g, f, w] += coeff * act(g, ch, y, x)
+
+        cycles = run_synchronized(len(steps), tiles * rows, arch.run_ahead, schedule, on_cycle)
+        return cycles, psum, FP32_UNIT_EXP if fp32 else 0
+
+
+class BitX(Bitlet):
+    """BitX: Bitlet's columns with run-time pruning of the columns below group msb - kept_columns + 1; models
+    float32 weights (aligned per group)."""
+
+    design = Design.BITX
+    supports_fp32_weights = True
+
+    def kept(self, arch: ArchConfig) -> int:
+        return arch.kept_columns
+
+
+def reference_output(arch: ArchConfig, layer: Layer):
+    """``simulator.reference.simulate_layer_reference`` for Bitlet / BitX, with outputs of the layer's number type:
+    int64 for integer layers (the shared engine's result), float64 for float32 layers (the exact accumulators
+    rounded once; the shared engine would store them as int64)."""
+    from ..engine import check_supported, passes_of, serial_operand
+    from ..reference import ReferenceResult, simulate_layer_reference
+    from . import model
+
+    design = model(arch.design)
+    if not isinstance(design, Bitlet):
+        raise ConfigError(f"reference_output models Bitlet / BitX, not {arch.design}")
+    if not design.is_fp32(arch, layer):
+        return simulate_layer_reference(arch, layer)
+    check_supported(design, arch, layer)
+    serial_operand(arch, layer)
+    low = lower(layer, arch)
+    cycles, psum = design.reference_layer(arch, layer, low, passes_of(low, arch))
+    out = np.zeros((layer.out_channels, low.windows), dtype=psum.dtype)
+    for g in range(psum.shape[0]):
+        f = int(low.filters[g])
+        out[low.filter_offset[g]:low.filter_offset[g] + f] = psum[g, :f]
+    if layer.kind == LayerKind.CONV:
+        out = out.reshape(layer.output_shape)
+    elif layer.kind == LayerKind.FC:
+        out = out[:, 0]
+    else:
+        out = out.T
+    return ReferenceResult(layer.name, cycles, out)
