@@ -69,6 +69,18 @@ def space_to_depth(acts: np.ndarray, weights: np.ndarray, padding, stride: int):
     return np.ascontiguousarray(a2), np.ascontiguousarray(w2)
 
 
+def uses_space_to_depth(layer: Layer, arch: ArchConfig) -> bool:
+    """Whether the machine rewrites this layer space-to-depth (a strided, dense, 3-channel conv)."""
+    return (arch.first_layer_space_to_depth and layer.kind == LayerKind.CONV and layer.groups == 1
+            and layer.in_channels == 3 and layer.stride > 1)
+
+
+def channels_are_bricked_in_order(layer: Layer, arch: ArchConfig) -> bool:
+    """True when every brick holds consecutive input channels of one filter (no space-to-depth, no depthwise
+    diagonal): per-channel-group quantities can then be computed on ``layer.weights`` directly."""
+    return not (uses_space_to_depth(layer, arch) or layer.is_depthwise)
+
+
 def lower(layer: Layer, arch: ArchConfig) -> Lowered:
     """Map one layer onto the machine's sub-convolutions."""
     if layer.kind == LayerKind.FC:
@@ -84,7 +96,7 @@ def lower(layer: Layer, arch: ArchConfig) -> Lowered:
     out_h, out_w = layer.output_hw
     acts, weights, stride = layer.activations, layer.weights, layer.stride
     c = layer.in_channels
-    if arch.first_layer_space_to_depth and layer.groups == 1 and c == 3 and stride > 1:
+    if uses_space_to_depth(layer, arch):
         acts, weights = space_to_depth(acts, weights, layer.padding, stride)
         stride = 1
     else:

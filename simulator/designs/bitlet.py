@@ -38,7 +38,7 @@ from workloads.layer import WeightFormat
 from .. import kernels
 from ..config import ArchConfig, ConfigError, Design
 from ..encodings import to_bricks
-from ..mapping import Lowered, lower
+from ..mapping import Lowered, channels_are_bricked_in_order, lower
 from ..sync import MODE_MAX
 from .base import BrickStats, Cycle, DesignModel, Operand
 
@@ -48,19 +48,27 @@ FP32_UNIT_EXP = FP32_MIN_EXP - (FP32_MANTISSA_BITS - 1)  # -149: float32's small
 
 
 # ----------------------------------------------------------------------------- fast path (numpy / numba)
+# SPREAD[x]: the 8 bits of x spread one per byte, so that adding spread words counts set bits per column
+SPREAD = np.array([sum(((x >> i) & 1) << (8 * i) for i in range(8)) for x in range(256)], dtype=np.uint64)
+
+
 @njit(cache=True)
-def column_costs(mags: np.ndarray, group: int, kept: int) -> np.ndarray:
-    """Cycles of every brick (row of ``mags``, non-negative magnitudes): per group of ``group`` lanes, the largest
-    popcount over the kept columns (all if ``kept`` <= 0, else those >= group msb - kept + 1), at least 1; a brick
-    costs its slowest group."""
+def _column_costs(mags, group, kept, spread):
     n, lanes = mags.shape
     out = np.empty(n, dtype=np.int32)
     for b in range(n):
         worst = 1
         for g0 in range(0, lanes, group):
             union = 0
+            acc0 = np.uint64(0)  # per-column counters, one byte each: columns 0-7, 8-15, 16-23
+            acc1 = np.uint64(0)
+            acc2 = np.uint64(0)
             for i in range(g0, g0 + group):
-                union |= mags[b, i]
+                m = abs(mags[b, i])
+                union |= m
+                acc0 += spread[m & 255]
+                acc1 += spread[(m >> 8) & 255]
+                acc2 += spread[(m >> 16) & 255]
             if union == 0:
                 continue
             msb = 0
@@ -68,13 +76,49 @@ def column_costs(mags: np.ndarray, group: int, kept: int) -> np.ndarray:
                 msb += 1
             low = 0 if kept <= 0 else max(0, msb - kept + 1)
             for j in range(low, msb + 1):
-                count = 0
-                for i in range(g0, g0 + group):
-                    count += (mags[b, i] >> j) & 1
+                word = acc0 if j < 8 else (acc1 if j < 16 else acc2)
+                count = (word >> np.uint64(8 * (j % 8))) & np.uint64(255)
                 if count > worst:
                     worst = count
         out[b] = worst
     return out
+
+
+def column_costs(mags: np.ndarray, group: int, kept: int) -> np.ndarray:
+    """Cycles of every brick (row of ``mags``, signed values or magnitudes < 2^24): per group of ``group`` lanes,
+    the largest popcount over the kept columns (all if ``kept`` <= 0, else those >= group msb - kept + 1), at least
+    1; a brick costs its slowest group. Column counts are accumulated bytewise (``group`` <= 255)."""
+    if group > 255:
+        raise ValueError(f"group_size ({group}) must be at most 255 for Bitlet / BitX column counters")
+    return _column_costs(mags, group, kept, SPREAD)
+
+
+@njit(cache=True)
+def pruned_popcount(rows: np.ndarray, group: int, kept: int) -> int:
+    """Set bits left in |rows| (int, channels on the last axis) after keeping, per group of ``group`` consecutive
+    channels, only the columns >= group msb - kept + 1 (every column if ``kept`` <= 0)."""
+    total = 0
+    n, c = rows.shape
+    for b in range(n):
+        for g0 in range(0, c, group):
+            g1 = min(g0 + group, c)
+            union = 0
+            for i in range(g0, g1):
+                v = rows[b, i]
+                union |= v if v >= 0 else -v
+            if union == 0:
+                continue
+            msb = 0
+            while (union >> (msb + 1)) != 0:
+                msb += 1
+            low = 0 if kept <= 0 else max(0, msb - kept + 1)
+            for i in range(g0, g1):
+                v = rows[b, i]
+                m = (v if v >= 0 else -v) >> low
+                while m:
+                    m &= m - 1
+                    total += 1
+    return total
 
 
 def _msb(values: np.ndarray) -> np.ndarray:
@@ -204,7 +248,7 @@ class Bitlet(DesignModel):
 
     # ----------------------------------------------------------------- brick path (integer bricks)
     def brick_stats(self, bricks: np.ndarray, op: Operand, arch: ArchConfig) -> BrickStats:
-        costs = column_costs(np.abs(bricks.astype(np.int64)), arch.group_size, self.kept(arch))
+        costs = column_costs(bricks, arch.group_size, self.kept(arch))
         return BrickStats(costs, np.zeros_like(costs), MODE_MAX)
 
     def value_cost(self, values: np.ndarray, op: Operand, arch: ArchConfig) -> np.ndarray:
@@ -255,9 +299,13 @@ class Bitlet(DesignModel):
     def ideal_and_terms(self, arch: ArchConfig, layer: Layer) -> tuple[float, int]:
         """Ideal: one cycle per non-zero weight's MAC (a value alone fills distinct columns); terms: the set bits
         the columns actually consume (after alignment and pruning), over every MAC."""
-        _, mags, _ = self._magnitudes(arch, layer)
         oh, ow = layer.output_hw
-        return float(np.count_nonzero(layer.weights) * oh * ow), _popcount(mags) * oh * ow
+        ideal = float(np.count_nonzero(layer.weights) * oh * ow)
+        if not self.is_fp32(arch, layer) and channels_are_bricked_in_order(layer, arch):
+            rows = np.moveaxis(layer.weights, 1, -1).reshape(-1, layer.weights.shape[1])  # channels last
+            return ideal, pruned_popcount(np.ascontiguousarray(rows), arch.group_size, self.kept(arch)) * oh * ow
+        _, mags, _ = self._magnitudes(arch, layer)
+        return ideal, _popcount(mags) * oh * ow
 
     def reference_layer(self, arch: ArchConfig, layer: Layer, low: Lowered,
                         passes: int) -> tuple[int, np.ndarray] | None:

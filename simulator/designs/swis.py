@@ -29,7 +29,7 @@ from numba import njit
 
 from ..config import ArchConfig, Design
 from ..encodings import msb_index, popcount, to_bricks
-from ..mapping import lower
+from ..mapping import channels_are_bricked_in_order, lower
 from .base import BrickStats, Cycle, DesignModel, Operand
 
 
@@ -94,6 +94,29 @@ def _capped_popcounts(values: np.ndarray, n: int) -> np.ndarray:
     return out.reshape(values.shape)
 
 
+@njit(cache=True)
+def swis_work(rows: np.ndarray, group: int, n: int) -> tuple[int, int]:
+    """(sum of min(popcount |w|, n), set bits kept by the group rule) over ``rows`` (channels on the last axis,
+    lane groups = ``group`` consecutive channels)."""
+    ideal = 0
+    kept_bits = 0
+    nr, c = rows.shape
+    for b in range(nr):
+        for g0 in range(0, c, group):
+            g1 = min(g0 + group, c)
+            union = 0
+            for i in range(g0, g1):
+                v = rows[b, i]
+                m = v if v >= 0 else -v
+                union |= m
+                ideal += min(popcount(m), n)
+            keep = _kept_positions(union, n)
+            for i in range(g0, g1):
+                v = rows[b, i]
+                kept_bits += popcount((v if v >= 0 else -v) & keep)
+    return ideal, kept_bits
+
+
 class Swis(DesignModel):
     design = Design.SWIS
 
@@ -151,6 +174,10 @@ class Swis(DesignModel):
 
     def ideal_and_terms(self, arch: ArchConfig, layer) -> tuple[float, int]:
         oh, ow = layer.output_hw
+        if channels_are_bricked_in_order(layer, arch):  # lane groups = consecutive channels of one filter
+            rows = np.ascontiguousarray(np.moveaxis(layer.weights, 1, -1).reshape(-1, layer.weights.shape[1]))
+            ideal, terms = swis_work(rows, arch.group_size, arch.shared_terms)
+            return float(ideal * oh * ow), terms * oh * ow
         cost = self.value_cost(layer.weights, Operand(layer.weight_signed, layer.weight_bits), arch)
         terms = _capped_popcounts(self.effective_weights(arch, layer).astype(np.int64), 64)
         return float(cost.astype(np.int64).sum() * oh * ow), int(terms.astype(np.int64).sum()) * oh * ow
