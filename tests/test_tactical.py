@@ -1,0 +1,194 @@
+"""Bit-Tactical: DNNsim's numbers, the scheduler's permutation property, and bounds against the dense baseline."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from simulator import load_arch, simulate, simulate_layer
+from simulator.reference import simulate_layer_reference, simulate_reference
+from simulator.tactical_schedule import reference_schedule, schedule_layer, search_map, weight_buffers
+from workloads import Layer, Workload, layer_output
+
+from .conftest import shared_path
+
+MACHINE = {"tiles": 16, "rows": 16, "lanes": 16, "pe_width": 16, "search_shape": "T", "lookahead": 2, "lookaside": 5}
+TCL = {"backend": "dadiannao"}
+# DNNsim's TCLe row ("bits 2, no registers") is its Pragmatic without Booth: its 662 needs encoding binary
+# (Booth gives 512 here); the plain Pragmatic row with the same settings is 882.
+TCLE = {"backend": "pragmatic", "first_stage_bits": 2, "run_ahead": 0, "encoding": "binary"}
+
+# (knobs, promotion) -> (conv1, fc1) cycles. most_candidates rows are DNNsim HEAD's (README table) except TCLe's
+# fc1: DNNsim reports 11 because on FC layers it reads the activations of the wrong column once rows are skipped
+# (README, known defects); the intended model (each scheduled step costs its own selected activations) gives 17,
+# as the README states. least_flexible is the paper's rule: conv1 77 / 1100 as the README states; fc1 (10) is
+# this model's number (the README gives none).
+ROWS = [
+    ({**TCL, "columns": 16}, "most_candidates", (91, 11)),
+    ({**TCL, "columns": 1}, "most_candidates", (1300, 11)),
+    ({**TCLE, "columns": 16}, "most_candidates", (662, 17)),
+    ({**TCL, "columns": 16}, "least_flexible", (77, 10)),
+    ({**TCL, "columns": 1}, "least_flexible", (1100, 10)),
+]
+
+
+@pytest.fixture(scope="module")
+def synth() -> Workload:
+    d = shared_path("validation", "dnnsim_synth")
+    # DNNsim's (N, C, X, Y) with X fastest -> our (C, H, W): swap the spatial axes (see the README)
+    act = np.load(d / "act-conv1-0.npy", allow_pickle=False)[0].transpose(0, 2, 1)
+    wgt = np.load(d / "wgt-conv1.npy", allow_pickle=False).transpose(0, 1, 3, 2)
+    fc_act = np.load(d / "act-fc1-0.npy", allow_pickle=False)[0]
+    fc_wgt = np.load(d / "wgt-fc1.npy", allow_pickle=False)
+    return Workload("dnnsim_synth", [
+        Layer.conv("conv1", act, wgt, stride=1, padding=1, act_bits=8, weight_bits=8),
+        Layer.fc("fc1", fc_act, fc_wgt, act_bits=8, weight_bits=8),
+    ])
+
+
+@pytest.mark.parametrize(("knobs", "promotion", "expected"), ROWS, ids=[f"{p}-{k}" for k, p, _ in ROWS])
+def test_fast_engine_reproduces_dnnsim(synth, knobs, promotion, expected):
+    arch = load_arch("tactical", **MACHINE, **knobs, promotion=promotion)
+    assert tuple(simulate(arch, synth).layers["cycles"]) == expected
+
+
+@pytest.mark.parametrize(("knobs", "promotion", "expected"), [ROWS[0]], ids=["tcl-16-columns"])
+def test_reference_engine_reproduces_dnnsim_and_the_convolution(synth, knobs, promotion, expected):
+    results = simulate_reference(load_arch("tactical", **MACHINE, **knobs, promotion=promotion), synth)
+    assert tuple(r.cycles for r in results) == expected
+    for r, layer in zip(results, synth.layers, strict=True):
+        np.testing.assert_array_equal(r.output, layer_output(layer))
+
+
+def test_reference_engine_gives_the_intended_tcle_fc_cycles(synth):
+    arch = load_arch("tactical", **MACHINE, **TCLE, columns=16, promotion="most_candidates")
+    result = simulate_layer_reference(arch, synth.layers[1])
+    assert result.cycles == 17
+    np.testing.assert_array_equal(result.output, layer_output(synth.layers[1]))
+
+
+def test_search_maps_are_dnnsims():
+    assert search_map("T", 2, 5).tolist() == [[1, -1], [1, 0], [1, 1], [1, 3], [2, -2], [2, 0], [2, 2]]
+    assert search_map("L", 2, 3).tolist() == [[1, -3], [1, -2], [1, -1], [1, 0], [2, 0]]
+    assert search_map("T", 0, 5).shape == (0, 2)
+
+
+# ------------------------------------------------------------------------------------------- schedule property
+
+@st.composite
+def scheduled(draw):
+    rows, lanes = draw(st.integers(1, 4)), draw(st.integers(1, 6))
+    knobs = dict(rows=rows, lanes=lanes, lookahead=draw(st.integers(0, 3)), lookaside=draw(st.integers(0, 6)),
+                 search_shape=draw(st.sampled_from(["T", "L"])),
+                 promotion=draw(st.sampled_from(["least_flexible", "most_candidates"])))
+    k, c, r, s = (draw(st.integers(1, 7)), draw(st.integers(1, 13)), draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    w = rng.integers(-9, 10, size=(1, k, c, r, s))
+    w[rng.random(w.shape) < draw(st.sampled_from([0.0, 0.5, 0.9]))] = 0
+    return load_arch("tactical", **knobs), w.astype(np.int32)
+
+
+@given(scheduled())
+def test_schedule_is_a_permutation_within_the_search_space(case):
+    arch, w = case
+    lanes, h = arch.lanes, arch.lookahead
+    sched = schedule_layer(w, arch)
+    dense = weight_buffers(w, arch.rows, lanes)[0]  # (sets, T, rows, lanes)
+    allowed = {(int(dt), int(dl) % lanes) for dt, dl in search_map(arch.search_shape, h, arch.lookaside)}
+    for fs in range(dense.shape[0]):
+        n = int(sched.steps[fs])
+        rows = sched.rows[fs, :n]
+        assert n >= 1 and np.all(np.diff(rows) > 0)
+        gaps = np.diff(np.concatenate([[-1], rows, [dense.shape[1]]])) - 1  # rows skipped before/between/after
+        assert gaps.max() <= h
+        want = Counter((f, t * lanes + lane, v) for (t, f, lane), v in np.ndenumerate(dense[fs]) if v)
+        got = Counter()
+        for i, t in enumerate(rows):
+            for (f, lane), v in np.ndenumerate(sched.weight[fs, i]):
+                src = int(sched.src[fs, i, f, lane])
+                if not v:
+                    assert src == t * lanes + lane  # an empty slot keeps its own activation
+                    continue
+                got[(f, src, int(v))] += 1
+                dt, dl = src // lanes - t, (src % lanes - lane) % lanes
+                assert (dt, dl) == (0, 0) or (dt, dl) in allowed
+        assert got == want  # every non-zero weight exactly once, with its own activation position
+        # the plain-Python scheduler of the reference engine agrees slot by slot
+        ref = reference_schedule(dense[fs].tolist(), h, arch.lookaside, str(arch.search_shape),
+                                 arch.promotion == "least_flexible")
+        assert len(ref) == n
+        for i, step in enumerate(ref):
+            assert [[x[0] for x in r] for r in step] == sched.weight[fs, i].tolist()
+            assert [[x[1] * lanes + x[2] for x in r] for r in step] == sched.src[fs, i].tolist()
+
+
+# ------------------------------------------------------------------------------------------- engines and bounds
+
+@st.composite
+def tactical_cases(draw, dense_weights=False):
+    cols = draw(st.integers(1, 4))
+    lanes = draw(st.integers(1, 6))
+    knobs = dict(tiles=draw(st.integers(1, 3)), rows=draw(st.integers(1, 4)), columns=cols, lanes=lanes,
+                 group_size=draw(st.sampled_from([g for g in (1, 2, 4) if cols % g == 0])),
+                 backend=draw(st.sampled_from(["dadiannao", "pragmatic", "dynamic_stripes"])),
+                 encoding=draw(st.sampled_from(["binary", "booth", "csd"])), first_stage_bits=draw(st.integers(0, 4)),
+                 run_ahead=draw(st.integers(0, 2)), minor_bit=draw(st.booleans()),
+                 lookahead=draw(st.integers(0, 3)), lookaside=draw(st.integers(0, 6)),
+                 search_shape=draw(st.sampled_from(["T", "L"])),
+                 promotion=draw(st.sampled_from(["least_flexible", "most_candidates"])),
+                 depthwise_mapping=draw(st.sampled_from(["dnnsim", "spread"])))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    signed = draw(st.booleans())
+    zero_p = 0.0 if dense_weights else draw(st.sampled_from([0.0, 0.4, 0.8]))
+    kind = draw(st.sampled_from(["conv", "conv", "fc"] + ([] if dense_weights else ["depthwise"])))
+
+    def values(shape, lo, hi, p, nonzero=False):
+        v = rng.integers(lo, hi, size=shape)
+        if nonzero:
+            v[v == 0] = 1
+        v[rng.random(shape) < p] = 0
+        return v
+
+    act = (-64, 64) if signed else (0, 128)
+    if kind == "fc":
+        c = lanes * draw(st.integers(1, 5)) if dense_weights else draw(st.integers(1, 30))
+        k = draw(st.integers(1, 12))
+        wgt = values((k, c), -60, 60, zero_p, dense_weights)
+        layer = Layer.fc("fc", values((c,), *act, 0.3), wgt, act_bits=8, weight_bits=8, act_signed=signed)
+    else:
+        c = lanes * draw(st.integers(1, 3)) if dense_weights else draw(st.integers(1, 10))
+        groups, k = (c, c) if kind == "depthwise" else (1, draw(st.integers(1, 8)))
+        r = draw(st.integers(1, 3))
+        wgt = values((k, c // groups, r, r), -60, 60, zero_p, dense_weights)
+        layer = Layer.conv(kind, values((c, 5, 4), *act, 0.3), wgt, stride=draw(st.integers(1, 2)),
+                           padding=draw(st.integers(0, 1)), groups=groups, act_bits=8, weight_bits=8, act_signed=signed)
+    return load_arch("tactical", **knobs), layer
+
+
+def _dadiannao(arch):
+    same = ("tiles", "rows", "columns", "lanes", "depthwise_mapping", "first_layer_space_to_depth")
+    return load_arch("dadiannao", **{knob: getattr(arch, knob) for knob in same})
+
+
+@given(tactical_cases())
+def test_engines_agree_compute_the_convolution_and_never_lose_to_the_dense_baseline(case):
+    arch, layer = case
+    fast = simulate_layer(arch, layer)
+    ref = simulate_layer_reference(arch, layer)
+    assert fast["cycles"] == ref.cycles
+    np.testing.assert_array_equal(ref.output, layer_output(layer))
+    assert fast["ideal_cycles"] <= fast["cycles"]
+    assert 0 < fast["lane_utilization"] <= 1 and 0 < fast["pe_utilization"] <= 1
+    if arch.backend == "dadiannao":
+        assert fast["cycles"] <= simulate_layer(_dadiannao(arch), layer)["cycles"]
+
+
+@given(tactical_cases(dense_weights=True))
+def test_all_non_zero_weights_take_the_dense_baselines_cycles(case):
+    arch, layer = case  # channels a multiple of lanes, no space-to-depth taps: no zero slot, nothing to move or skip
+    arch = arch.replace(backend="dadiannao", first_layer_space_to_depth=False)
+    assert simulate_layer(arch, layer)["cycles"] == simulate_layer(_dadiannao(arch), layer)["cycles"]
