@@ -1,0 +1,76 @@
+"""Images and the labelled evaluation sets in ``../shared/datasets`` (see its README): one reader per set and one
+image loader, shared by every importer, the registry and the accuracy functions."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+
+CIFAR10_FILE = "cifar10_test.npz"
+IMAGENET_FILE = "imagenet_val1300.npz"
+
+
+def load_image(path_or_bytes: str | os.PathLike | bytes, size: int | tuple[int, int]) -> np.ndarray:
+    """An image file (or its encoded bytes) as uint8 RGB (H, W, 3) of ``size`` (pixels): center-cropped to the
+    target aspect ratio, then resized bilinearly (no resampling when it already has that size). Needs Pillow."""
+    from PIL import Image
+
+    src = io.BytesIO(path_or_bytes) if isinstance(path_or_bytes, bytes) else path_or_bytes
+    with Image.open(src) as im:
+        img = im.convert("RGB")
+    h, w = (size, size) if isinstance(size, int) else size
+    if img.size != (w, h):
+        iw, ih = img.size
+        cw, ch = (min(iw, round(ih * w / h)), ih) if iw * h >= ih * w else (iw, min(ih, round(iw * h / w)))
+        left, top = (iw - cw) // 2, (ih - ch) // 2
+        img = img.crop((left, top, left + cw, top + ch)).resize((w, h), Image.BILINEAR)
+    return np.asarray(img, dtype=np.uint8)
+
+
+def _open_npz(data_dir: str | os.PathLike, filename: str, keys: tuple[str, ...]):
+    path = Path(data_dir) / filename
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file (expected {filename} in {Path(data_dir)})")
+    data = np.load(path, allow_pickle=False)
+    missing = [k for k in keys if k not in data.files]
+    if missing:
+        data.close()
+        raise ValueError(f"{path}: lacks array(s) {missing} (has {data.files})")
+    return path, data
+
+
+def _chosen(n: int, indices) -> np.ndarray:
+    """Indices (an int, a slice, a sequence or None for all) into n items, as a 1-D int array."""
+    return np.atleast_1d(np.arange(n)[indices] if indices is not None else np.arange(n))
+
+
+def load_cifar10_test(data_dir: str | os.PathLike, indices=None) -> tuple[np.ndarray, np.ndarray]:
+    """The CIFAR-10 test images (JPEG-decoded copy, sorted by class, 1,000 per class) chosen by ``indices``
+    (default all 10,000): (images uint8 (N, 32, 32, 3) RGB, labels int64 (N,) in 0..9)."""
+    path, data = _open_npz(data_dir, CIFAR10_FILE, ("images", "labels"))
+    with data:
+        images, labels = data["images"], data["labels"].astype(np.int64)
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (32, 32, 3) or len(labels) != len(images):
+        raise ValueError(f"{path}: unexpected arrays images {images.dtype} {images.shape}, labels {labels.shape}")
+    idx = _chosen(len(labels), indices)
+    return images[idx], labels[idx]
+
+
+def load_imagenet_val(data_dir: str | os.PathLike, indices=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ILSVRC-2012 validation images chosen by ``indices`` (default all 1,300): (images uint8
+    (N, 224, 224, 3) RGB, labels int64 (N,) in 0..999, file names (N,) str). Decodes the JPEGs with Pillow."""
+    path, data = _open_npz(data_dir, IMAGENET_FILE, ("jpeg_bytes", "jpeg_offsets", "labels", "val_filenames"))
+    with data:
+        blob, offsets = data["jpeg_bytes"], data["jpeg_offsets"]
+        labels, names = data["labels"].astype(np.int64), data["val_filenames"]
+    n = len(offsets) - 1
+    if n != len(labels) or n != len(names):
+        raise ValueError(f"{path}: {n} images but {len(labels)} labels and {len(names)} file names")
+    idx = _chosen(n, indices)
+    images = np.empty((len(idx), 224, 224, 3), dtype=np.uint8)
+    for j, i in enumerate(idx):
+        images[j] = load_image(blob[offsets[i]:offsets[i + 1]].tobytes(), 224)
+    return images, labels[idx], names[idx]
