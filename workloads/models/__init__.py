@@ -1,0 +1,1 @@
+"""Model definitions matching the trained checkpoints in ../shared/workloads (needs the ``torch`` extra)."""
