@@ -1,8 +1,13 @@
 """The ``bitserial`` command line: a thin layer over load_arch / simulate / write_table (only this module prints).
 
-    bitserial simulate ARCH [ARCH ...] --workload W [--out FILE.csv] [--baseline ARCH] [--set knob=value ...]
+    bitserial [--data-dir DIR] simulate ARCH [ARCH ...] --workload W [--out FILE.csv] [--baseline ARCH] [--set k=v ...]
     bitserial list
     bitserial demo [--out DIR] [--workload W]
+    bitserial stats W [--out DIR]
+    bitserial import MODEL_FILE --out W.npz [--images N] [--image PATH ...] [--arch resnet20|resnet56]
+
+A workload W is a .npz file (Workload.save), a synthetic network (alexnet, ...) or a built-in real workload
+(resnet8-cifar10-int8, ...; see ``bitserial list``), imported on first use and cached.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import Any, TextIO
 
 import pandas as pd
 
-from workloads import Workload, WorkloadError, synthetic
+from workloads import Workload, WorkloadError, registry, synthetic
 
 from .config import KNOB_HELP, KNOBS, ArchConfig, ConfigError, load_arch, parse_knob_value, preset_dirs, preset_names
 from .engine import simulate
@@ -27,7 +32,9 @@ from .results import Results, package_version, write_table
 
 PROG = "bitserial"
 DEMO_BASELINE = "dadiannao"
-DEMO_WORKLOAD = "alexnet"
+DEMO_WORKLOAD = "resnet8-cifar10-int8"  # the bundled real model, when the TFLite importer is available
+DEMO_FALLBACK = "alexnet"
+CIFAR_ARCHS = {"resnet20": 20, "resnet56": 56}
 
 
 class CliError(ValueError):
@@ -124,20 +131,30 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     return overrides
 
 
-def load_workload(spec: str, *, seed: int | None = None, layers: int | None = None) -> Workload:
-    """A workload file written by Workload.save, or a built-in synthetic network built with ``seed``."""
+def load_workload(spec: str, *, seed: int | None = None, layers: int | None = None, images: int = 1,
+                  data_dir: str | None = None) -> Workload:
+    """A workload file written by Workload.save, a built-in synthetic network built with ``seed``, or a built-in
+    real workload (workloads.load_builtin) on its first ``images`` images."""
     path = Path(spec)
     if not path.is_file() and spec in synthetic.names():
         return synthetic.build(spec, seed=0 if seed is None else seed, max_layers=layers)
+    if not path.is_file() and spec in registry.builtin_names():
+        if seed is not None:
+            raise CliError("--seed applies only to the built-in synthetic workloads, not to a real workload")
+        workload = registry.load_builtin(spec, images=images, data_dir=data_dir)
+        return _first_layers(workload, layers)
     if path.is_file() or path.suffix == ".npz" or os.sep in spec or "/" in spec:
         if seed is not None:
             raise CliError("--seed applies only to the built-in synthetic workloads, not to a workload file")
-        workload = Workload.load(path)
-        if layers is not None and layers < len(workload):
-            workload = Workload(workload.name, workload.layers[:layers], {**workload.meta, "max_layers": layers})
-        return workload
+        return _first_layers(Workload.load(path), layers)
     raise CliError(f"unknown workload {spec!r}: no such file, and not a built-in network "
-                   f"({', '.join(synthetic.names())})")
+                   f"({', '.join(synthetic.names())}) or real workload ({', '.join(registry.builtin_names())})")
+
+
+def _first_layers(workload: Workload, layers: int | None) -> Workload:
+    if layers is not None and layers < len(workload):
+        return Workload(workload.name, workload.layers[:layers], {**workload.meta, "max_layers": layers})
+    return workload
 
 
 def _add_arch(archs: list[ArchConfig], arch: ArchConfig, hint: str = "") -> ArchConfig:
@@ -221,6 +238,9 @@ def _describe_workload(workload: Workload) -> str:
     meta = workload.meta
     if meta.get("generator") == "synthetic":
         return f"{workload.name} (synthetic, seed {meta.get('seed')}, {_plural(len(workload), 'layer')})"
+    if meta.get("builtin"):
+        return (f"{workload.name} ({_plural(len(workload), 'layer')}, {Path(str(meta.get('model_file'))).name}, "
+                f"{_plural(int(meta.get('images', 1)), 'input')})")
     return f"{workload.name} ({_plural(len(workload), 'layer')})"
 
 
@@ -300,7 +320,8 @@ def cmd_simulate(args: argparse.Namespace, command: str) -> int:
         baseline_arch = _add_arch(archs, baseline_arch, hint)
         if not listed:  # show the baseline first
             archs.insert(0, archs.pop())
-    workload = load_workload(args.workload, seed=args.seed, layers=args.layers)
+    workload = load_workload(args.workload, seed=args.seed, layers=args.layers, images=args.images,
+                             data_dir=args.data_dir)
     results = run_all(archs, workload)
     baseline = next((r for r in results if baseline_arch and r.arch.name == baseline_arch.name), None)
 
@@ -333,6 +354,14 @@ def cmd_list(args: argparse.Namespace, command: str) -> int:
     print("Built-in workloads (synthetic, seeded; or pass a .npz workload file):")
     wl_rows = [[n, len(synthetic.network_shapes(n))] for n in synthetic.names()]
     print(_indent(format_table(["name", "layers"], wl_rows, left=1)))
+    print()
+    print("Built-in real workloads (trained models on real inputs; imported on first use, then cached):")
+    real_rows = []
+    for name in registry.builtin_names():
+        entry = registry.BUILTINS[name]
+        ok, why = registry.available(name, args.data_dir)
+        real_rows.append([name, Path(entry.model).name, "yes" if ok else f"no: {why}", entry.images])
+    print(_indent(format_table(["name", "model", "available", "inputs"], real_rows, left=4)))
     return 0
 
 
@@ -345,7 +374,10 @@ def cmd_demo(args: argparse.Namespace, command: str) -> int:
     if DEMO_BASELINE not in presets:
         raise CliError(f"the demo needs the {DEMO_BASELINE!r} preset; presets found: {', '.join(presets) or 'none'}")
     archs = [load_arch(name) for name in presets]
-    workload = load_workload(args.workload)
+    spec = args.workload
+    if spec is None:
+        spec = default_demo_workload(args.data_dir)
+    workload = load_workload(spec, images=args.images, data_dir=args.data_dir)
     results = run_all(archs, workload)
     baseline = next(r for r in results if r.arch.name == DEMO_BASELINE)
     others = [r for r in results if r is not baseline]
@@ -356,24 +388,170 @@ def cmd_demo(args: argparse.Namespace, command: str) -> int:
     print(format_table(*layer_rows(others or results, baseline, cycles=False)))
     out = Path(args.out)
     csv = _write_table(long_table(results, baseline), out / "demo.csv", results,
-                      {"command": command, "workload_source": args.workload, "baseline": DEMO_BASELINE})
-    png = plot_speedup(results, baseline, f"Speedup over DaDianNao on {_describe_workload(workload)}",
+                      {"command": command, "workload_source": spec, "baseline": DEMO_BASELINE})
+    png = plot_speedup(results, baseline, f"Speedup over DaDianNao on {workload.name}",
                        out / "speedup.png")
     print(f"wrote {csv}, {out / 'run.json'} and {png}")
     return 0
+
+
+def default_demo_workload(data_dir: str | None = None) -> str:
+    """The bundled real ResNet-8 when its importer can run here, else synthetic AlexNet (with a notice)."""
+    ok, why = registry.available(DEMO_WORKLOAD, data_dir)
+    if ok:
+        return DEMO_WORKLOAD
+    print(f"{PROG}: note: {DEMO_WORKLOAD} unavailable ({why}); using the synthetic {DEMO_FALLBACK}",
+          file=sys.stderr)
+    return DEMO_FALLBACK
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return "-"
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def cmd_stats(args: argparse.Namespace, command: str) -> int:
+    from .stats import plot_bit_sparsity, stats_table
+
+    workload = load_workload(args.workload, layers=args.layers, images=args.images, data_dir=args.data_dir)
+    bar = ProgressBar(len(preset_names()) * len(workload))
+    try:
+        table, totals, skipped = stats_table(workload, progress=bar.callback)
+    finally:
+        bar.finish()
+    speed_cols = [c for c in table.columns if c.startswith("ideal_speedup:") and c != "ideal_speedup:dadiannao"]
+    value_cols = ["act_zero_frac", "act_bits_binary", "act_bits_booth", "act_group_precision",
+                  "weight_zero_frac", "weight_bits_binary", "weight_bits_booth", "weight_group_precision"]
+    short = {"act_zero_frac": "a_zero", "act_bits_binary": "a_bin", "act_bits_booth": "a_booth",
+             "act_group_precision": "a_grp", "weight_zero_frac": "w_zero", "weight_bits_binary": "w_bin",
+             "weight_bits_booth": "w_booth", "weight_group_precision": "w_grp"}
+    headers = ["layer", "kind", "a/w bits", *[short[c] for c in value_cols],
+               *[c.split(":", 1)[1] for c in speed_cols]]
+    rows = []
+    for rec in table.to_dict("records"):
+        rows.append([rec["layer"], rec["kind"], f"{rec['act_bits']}/{rec['weight_bits']}",
+                     *[_fmt(rec[c]) for c in value_cols], *[_fmt(rec[c], 2) for c in speed_cols]])
+    macs = table["macs"].to_numpy(dtype=float)
+    mean = [_fmt(float((table[c] * macs).sum() / macs.sum())) if c.startswith("act") else "" for c in value_cols]
+    rows.append(["TOTAL", "", "", *mean, *[_fmt(totals[c.split(":", 1)[1]], 2) for c in speed_cols]])
+
+    print(f"workload: {_describe_workload(workload)}")
+    print("a_/w_ = activations / weights: zero = fraction of zeros; bin, booth = mean essential bits (one bits; "
+          "Booth terms); grp = mean Dynamic Stripes precision over groups of 16 channels")
+    print(f"design columns: ideal speedup = {DEMO_BASELINE} ideal_cycles / design ideal_cycles "
+          "(TOTAL: whole workload; activation columns: MAC-weighted means)")
+    print(format_table(headers, rows))
+    for name, why in skipped.items():
+        print(f"skipped {name}: {why}")
+    out = Path(args.out)
+    csv = out / "stats.csv"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = csv.with_name(csv.name + ".tmp")
+        table.to_csv(tmp, index=False)
+        os.replace(tmp, csv)
+        png = plot_bit_sparsity(workload, out / "bit_sparsity.png")
+    except OSError as exc:
+        raise CliError(f"cannot write to {out}: {exc.strerror or exc}") from None
+    print(f"wrote {csv} and {png}")
+    return 0
+
+
+def _image_paths(args: argparse.Namespace, kind: str) -> list[Path]:
+    """--image files, or the first --images foolbox images of ``kind`` ("cifar10" | "imagenet")."""
+    if args.image:
+        for p in args.image:
+            if not Path(p).is_file():
+                raise CliError(f"{p}: no such image file")
+        return [Path(p) for p in args.image]
+    files = registry.foolbox_files(kind, args.data_dir)
+    if len(files) < args.images:
+        raise CliError(f"{args.images} {kind} image(s) needed but {len(files)} found; pass --image PATH "
+                       f"or --data-dir DIR (the folder holding {registry.IMAGES_DIR}/)")
+    return files[:args.images]
+
+
+def cmd_import(args: argparse.Namespace, command: str) -> int:
+    model = Path(args.model)
+    if not model.is_file():
+        raise CliError(f"{model}: no such model file")
+    suffix = model.suffix.lower()
+    name = args.name or model.stem
+    if args.arch is not None and suffix not in (".th", ".pt", ".pth"):
+        raise CliError("--arch applies only to a CIFAR ResNet checkpoint (.th)")
+    if suffix == ".onnx":
+        from workloads.importers.onnx import image_inputs, import_onnx
+
+        kind = "cifar10" if _onnx_hw(model) <= 32 else "imagenet"
+        workload = import_onnx(model, image_inputs(model, _image_paths(args, kind)), bits=args.bits, name=name)
+    elif suffix == ".tflite":
+        import numpy as np
+
+        from workloads.datasets import load_image
+        from workloads.importers.tflite import import_tflite, read_tflite
+
+        tfl = read_tflite(model)
+        shape = tfl.tensors[tfl.inputs[0]].shape
+        size = (int(shape[1]), int(shape[2]))
+        paths = _image_paths(args, "cifar10" if size[0] <= 32 else "imagenet")
+        images = np.stack([load_image(str(p), size) for p in paths])
+        workload = import_tflite(model, images, name=name)
+    elif suffix in (".th", ".pt", ".pth"):
+        if args.arch is None:
+            raise CliError(f"{model}: a PyTorch checkpoint needs --arch ({' | '.join(CIFAR_ARCHS)})")
+        import numpy as np
+
+        from workloads.datasets import load_image
+        from workloads.importers.pytorch import import_pytorch
+        from workloads.models.cifar_resnet import cifar_preprocess, load_cifar_resnet
+
+        images = np.stack([load_image(str(p), 32) for p in _image_paths(args, "cifar10")])
+        try:
+            net = load_cifar_resnet(CIFAR_ARCHS[args.arch], model)
+        except Exception as exc:  # noqa: BLE001 - torch.load raises pickle / runtime errors of many kinds
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise CliError(f"{model}: cannot load a {args.arch} checkpoint ({first})") from None
+        workload = import_pytorch(net, images, preprocess=cifar_preprocess, scheme="dfp16", name=name,
+                                  samples=len(images))
+    else:
+        raise CliError(f"{model}: unknown model type {suffix!r} (expected .tflite, .onnx or a .th checkpoint)")
+    path = workload.save(args.out)
+    print(f"imported {_describe_workload(workload)}, {workload.macs} MACs")
+    print(f"wrote {path}")
+    return 0
+
+
+def _onnx_hw(model: Path) -> int:
+    import onnx
+
+    dims = onnx.load(str(model), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
+    return dims[-1].dim_value if len(dims) == 4 else 0
 
 
 # ----------------------------------------------------------------------------- entry point
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="Cycle-accurate simulator of bit-serial DNN accelerators.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
+    data_help = ("folder of the real models' files (default: $BITSERIAL_DATA, then ../shared/workloads next to "
+                 "the repository)")
+    parser.add_argument("--data-dir", metavar="DIR", default=None, help=data_help)
+    common = argparse.ArgumentParser(add_help=False)  # the same option after the command
+    common.add_argument("--data-dir", metavar="DIR", default=argparse.SUPPRESS, help=data_help)
+    images = argparse.ArgumentParser(add_help=False)
+    images.add_argument("--images", type=_positive_int, default=1, metavar="N",
+                        help="inputs (images) of a built-in real workload (default 1)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    sim = sub.add_parser("simulate", help="simulate architectures on a workload, print per-layer cycles",
+    sim = sub.add_parser("simulate", parents=[common, images],
+                         help="simulate architectures on a workload, print per-layer cycles",
                          description="Simulate one or more architectures on a workload; print a per-layer table.")
     sim.add_argument("arch", nargs="+", metavar="ARCH", help="a preset name (see `bitserial list`) or a YAML file")
     sim.add_argument("--workload", "-w", required=True, metavar="W",
-                     help="a workload .npz file (Workload.save) or a built-in network name, e.g. alexnet")
+                     help="a workload .npz file (Workload.save), a built-in network name, e.g. alexnet, or a "
+                          "built-in real workload, e.g. resnet8-cifar10-int8")
     sim.add_argument("--out", "-o", metavar="FILE.csv", help="write the per-layer table (long format) and run.json")
     sim.add_argument("--baseline", "-b", metavar="ARCH",
                      help="also simulate ARCH and add speedup = baseline cycles / arch cycles")
@@ -385,18 +563,46 @@ def build_parser() -> argparse.ArgumentParser:
                      help="keep only the first N layers of the workload (default: all)")
     sim.set_defaults(func=cmd_simulate)
 
-    lst = sub.add_parser("list", help="list presets, knobs and built-in workloads",
+    lst = sub.add_parser("list", parents=[common], help="list presets, knobs and built-in workloads",
                          description="List the architecture presets, the knobs and the built-in workloads.")
     lst.set_defaults(func=cmd_list)
 
-    demo = sub.add_parser("demo", help="every preset on AlexNet: speedup table, CSV and bar chart",
-                          description="Simulate every preset on a workload (default: synthetic AlexNet, seed 0); "
+    demo = sub.add_parser("demo", parents=[common, images],
+                          help="every preset on a real ResNet-8: speedup table, CSV and bar chart",
+                          description=f"Simulate every preset on a workload (default: {DEMO_WORKLOAD}, the bundled "
+                                      f"int8 MLPerf Tiny ResNet-8 on a CIFAR-10 test image; synthetic "
+                                      f"{DEMO_FALLBACK} where the TFLite importer is unavailable); "
                                       f"print the speedup over {DEMO_BASELINE}, write demo.csv, run.json and "
                                       "speedup.png.")
     demo.add_argument("--out", "-o", default="demo_out", metavar="DIR", help="output folder (default: ./demo_out)")
-    demo.add_argument("--workload", "-w", default=DEMO_WORKLOAD, metavar="W",
+    demo.add_argument("--workload", "-w", default=None, metavar="W",
                       help=f"a workload .npz file or a built-in network name (default: {DEMO_WORKLOAD})")
     demo.set_defaults(func=cmd_demo)
+
+    st = sub.add_parser("stats", parents=[common, images], help="per-layer value statistics and ideal speedups",
+                        description="Per layer: zero fraction, mean essential bits (binary, Booth) and mean dynamic "
+                                    "group precision of activations and weights, and the ideal speedup of every "
+                                    f"preset over {DEMO_BASELINE}; prints a table, writes stats.csv and "
+                                    "bit_sparsity.png.")
+    st.add_argument("workload", metavar="W", help="a workload .npz file, a built-in network or real workload name")
+    st.add_argument("--out", "-o", default="stats_out", metavar="DIR", help="output folder (default: ./stats_out)")
+    st.add_argument("--layers", type=_positive_int, default=None, metavar="N",
+                    help="keep only the first N layers of the workload (default: all)")
+    st.set_defaults(func=cmd_stats)
+
+    imp = sub.add_parser("import", parents=[common], help="import a trained model into a workload file",
+                         description="Import a .tflite, .onnx or CIFAR ResNet .th checkpoint (with --arch) on real "
+                                     "images into a workload file (.npz).")
+    imp.add_argument("model", metavar="MODEL_FILE", help="a .tflite, .onnx or .th (PyTorch CIFAR ResNet) file")
+    imp.add_argument("--out", "-o", required=True, metavar="W.npz", help="the workload file to write")
+    imp.add_argument("--images", type=_positive_int, default=1, metavar="N",
+                     help="use the first N foolbox test images (CIFAR-10 for 32x32 models, else ImageNet)")
+    imp.add_argument("--image", action="append", metavar="PATH", help="an image file to run on (repeatable)")
+    imp.add_argument("--arch", choices=list(CIFAR_ARCHS), help="the architecture of a .th checkpoint")
+    imp.add_argument("--bits", type=int, choices=[8, 16], default=8,
+                     help="ONNX float models: dynamic fixed point precision (default 8)")
+    imp.add_argument("--name", help="the workload's name (default: the file name)")
+    imp.set_defaults(func=cmd_import)
     return parser
 
 
@@ -419,7 +625,7 @@ def main(argv: list[str] | None = None) -> int:
     command = shlex.join([PROG, *argv])
     try:
         return args.func(args, command)
-    except (ConfigError, WorkloadError, ValueError, OSError) as exc:
+    except (ConfigError, WorkloadError, ValueError, OSError, ImportError) as exc:
         sys.stdout.flush()
         print(f"{PROG}: error: {_message(exc)}", file=sys.stderr)
         return 2

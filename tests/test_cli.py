@@ -13,11 +13,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simulator import preset_names
+from simulator import cli, preset_names
 from simulator.cli import ProgressBar, main
-from workloads import Layer, Workload
+from workloads import Layer, Workload, builtin_names, registry
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path_factory, monkeypatch):
+    """Built-in real workloads are cached in a temporary folder, not in ~/.cache."""
+    monkeypatch.setenv("BITSERIAL_CACHE", str(tmp_path_factory.getbasetemp() / "bitserial-cache"))
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +59,9 @@ def test_list_shows_presets_knobs_and_workloads(capsys):
     assert "run_ahead" in out and "run-ahead registers" in out  # knob + KNOB_HELP
     for name in ("alexnet", "resnet50", "bert_base"):
         assert name in out
+    for name in builtin_names():  # the real workloads, with their model file and availability
+        assert name in out
+    assert "pretrainedResnet_quant.tflite" in out and "Built-in real workloads" in out
 
 
 # ----------------------------------------------------------------------------- simulate
@@ -152,6 +161,79 @@ def test_demo_on_small_workload(capsys, tiny, tmp_path):
     assert png.stat().st_size > 1000
 
 
+def test_demo_default_is_the_real_resnet8(capsys, tmp_path):
+    if not registry.available("resnet8-cifar10-int8")[0]:
+        pytest.skip(f"resnet8-cifar10-int8 unavailable: {registry.available('resnet8-cifar10-int8')[1]}")
+    out = run_ok(capsys, "demo", "--out", tmp_path)
+    assert out.startswith("workload: resnet8-cifar10-int8 (") and "TOTAL" in out
+    assert set(pd.read_csv(tmp_path / "demo.csv")["workload"]) == {"resnet8-cifar10-int8"}
+
+
+def test_demo_falls_back_to_alexnet_with_a_notice(capsys, monkeypatch):
+    monkeypatch.setattr(registry, "available", lambda name, data_dir=None: (False, "needs tflite"))
+    assert cli.default_demo_workload() == "alexnet"
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "resnet8-cifar10-int8 unavailable (needs tflite)" in err and "alexnet" in err
+    monkeypatch.setattr(registry, "available", lambda name, data_dir=None: (True, ""))
+    assert cli.default_demo_workload() == "resnet8-cifar10-int8"
+
+
+# ----------------------------------------------------------------------------- stats
+def test_stats_writes_csv_and_figure(capsys, tiny, tmp_path):
+    out = run_ok(capsys, "stats", tiny, "--out", tmp_path / "st")
+    assert "a_zero" in out and "dynamic_stripes" in out and "TOTAL" in out
+    table = pd.read_csv(tmp_path / "st" / "stats.csv")
+    assert list(table["layer"]) == ["conv", "fc"]
+    for col in ("act_zero_frac", "act_bits_binary", "act_bits_booth", "act_group_precision", "weight_zero_frac",
+                "ideal_speedup:dadiannao", "ideal_speedup:pragmatic"):
+        assert col in table
+    assert (table["ideal_speedup:dadiannao"] == 1.0).all()
+    loaded = Workload.load(tiny)
+    assert table.loc[0, "act_zero_frac"] == pytest.approx(float(np.mean(loaded["conv"].activations == 0)))
+    png = tmp_path / "st" / "bit_sparsity.png"
+    assert png.read_bytes()[:8] == PNG_MAGIC
+
+
+# ----------------------------------------------------------------------------- import
+def test_import_onnx_end_to_end(capsys, tmp_path):
+    pytest.importorskip("onnx", reason="the onnx extra is not installed")
+    pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+    image = pytest.importorskip("PIL.Image", reason="pillow is not installed")
+    from .test_onnx import build_float_net
+
+    model = build_float_net(tmp_path / "net.onnx")
+    pics = []
+    for i in range(2):
+        pics.append(tmp_path / f"pic{i}.png")
+        rng = np.random.default_rng(i)
+        image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(pics[-1])
+    out = run_ok(capsys, "import", model, "--out", tmp_path / "w" / "net.npz", "--image", pics[0],
+                 "--image", pics[1], "--bits", "16")
+    assert "wrote" in out
+    wl = Workload.load(tmp_path / "w" / "net.npz")
+    assert [layer.name for layer in wl] == ["conv1@0", "conv1@1", "fc1@0", "fc1@1"]
+    assert wl["conv1@0"].act_bits == 16 and not wl["conv1@0"].act_signed  # pixels / 255 are >= 0
+    run_ok(capsys, "simulate", "stripes", "-w", tmp_path / "w" / "net.npz")
+
+
+def test_import_tflite_and_checkpoint(capsys, tmp_path):
+    for m in ("tflite", "PIL", "workloads.importers.tflite"):
+        if not registry._has_module(m):
+            pytest.skip(f"{m} is not available")
+    from .conftest import shared_path
+
+    tfl = shared_path("workloads", "mlperf-tiny-int8", "pretrainedResnet_quant.tflite")
+    shared_path("workloads", "images-foolbox")
+    run_ok(capsys, "import", tfl, "--images", "2", "--out", tmp_path / "r8.npz")
+    wl = Workload.load(tmp_path / "r8.npz")
+    assert any(layer.name.endswith("@1") for layer in wl)  # one layer set per image
+    if not all(registry._has_module(m) for m in ("torch", "workloads.importers.pytorch")):
+        pytest.skip("torch / the PyTorch importer are not available")
+    th = shared_path("workloads", "cifar10-resnet-akamaster", "resnet20-12fca82f.th")
+    run_ok(capsys, "import", th, "--arch", "resnet20", "--out", tmp_path / "r20.npz")
+    assert len(Workload.load(tmp_path / "r20.npz")) == 20
+
+
 # ----------------------------------------------------------------------------- errors
 @pytest.fixture()
 def bad_inputs(tmp_path) -> dict[str, Path]:
@@ -161,8 +243,10 @@ def bad_inputs(tmp_path) -> dict[str, Path]:
     unknown_field.write_text("name: odd\ndesign: stripes\nwidgets: 4\n")
     not_zip = tmp_path / "not_zip.npz"
     not_zip.write_text("this is not a zip archive\n")
+    th = tmp_path / "model.th"
+    th.write_bytes(b"not a checkpoint")
     return {"bad_value": bad_value, "unknown_field": unknown_field, "not_zip": not_zip,
-            "missing": tmp_path / "missing.npz"}
+            "missing": tmp_path / "missing.npz", "th": th}
 
 
 ERROR_CASES = {
@@ -177,6 +261,17 @@ ERROR_CASES = {
     "unknown workload": (["simulate", "stripes", "-w", "no_such_net"], "no_such_net"),
     "seed on a file": (["simulate", "stripes", "-w", "{tiny}", "--seed", "1"], "--seed"),
     "demo missing workload": (["demo", "-w", "{missing}", "--out", "{out}"], "missing.npz"),
+    "stats missing workload": (["stats", "{missing}", "--out", "{out}"], "missing.npz"),
+    "stats unknown workload": (["stats", "no_such_net", "--out", "{out}"], "resnet8-cifar10-int8"),
+    "import missing model": (["import", "{missing}", "--out", "{out}/w.npz"], "missing.npz"),
+    "import unknown type": (["import", "{bad_value}", "--out", "{out}/w.npz"], "unknown model type '.yaml'"),
+    "import th without arch": (["import", "{th}", "--out", "{out}/w.npz"], "--arch"),
+    "import arch on tflite": (["import", "{not_zip}", "--arch", "resnet20", "--out", "{out}/w.npz"], "--arch"),
+    "import missing image": (["import", "{th}", "--arch", "resnet20", "--image", "{missing}", "--out",
+                              "{out}/w.npz"], "missing.npz"),
+    "import bad checkpoint": (["import", "{th}", "--arch", "resnet20", "--image", "{png}", "--out", "{out}/w.npz"],
+                              "cannot load a resnet20 checkpoint"),
+    "seed on a real workload": (["simulate", "stripes", "-w", "resnet8-cifar10-int8", "--seed", "1"], "--seed"),
 }
 
 
@@ -184,6 +279,14 @@ ERROR_CASES = {
 def test_errors_are_one_line_exit_2(capsys, tiny, bad_inputs, tmp_path, case):
     argv, needle = ERROR_CASES[case]
     paths = {**{k: str(v) for k, v in bad_inputs.items()}, "tiny": str(tiny), "out": str(tmp_path / "o")}
+    if case.startswith("import") and "th" in argv[1] and not all(registry._has_module(m) for m in
+                                                                 ("torch", "PIL", "workloads.importers.pytorch")):
+        pytest.skip("torch / pillow / the PyTorch importer are not available")
+    if "{png}" in argv:
+        from PIL import Image
+
+        paths["png"] = str(tmp_path / "pic.png")
+        Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(paths["png"])
     code = main([a.format(**paths) for a in argv])
     out, err = capsys.readouterr()
     assert code == 2
@@ -193,6 +296,18 @@ def test_errors_are_one_line_exit_2(capsys, tiny, bad_inputs, tmp_path, case):
     assert lines[0].startswith("bitserial: error: ")
     assert needle in lines[0]
     assert out == ""
+
+
+def test_missing_real_model_error_names_the_file(capsys, monkeypatch, tmp_path):
+    monkeypatch.setattr(registry, "SHARED_WORKLOADS", tmp_path / "no_shared")
+    monkeypatch.delenv("BITSERIAL_DATA", raising=False)
+    monkeypatch.setattr(registry, "missing_modules", lambda name: [])
+    for argv in (["--data-dir", str(tmp_path), "stats", "resnet56-cifar10", "--out", str(tmp_path / "o")],
+                 ["stats", "resnet56-cifar10", "--data-dir", str(tmp_path), "--out", str(tmp_path / "o")]):
+        code = main(argv)
+        out, err = capsys.readouterr()
+        assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+        assert "resnet56-4bfd9763.th" in err and "--data-dir" in err and str(tmp_path) in err
 
 
 def test_two_different_archs_with_one_name(capsys, tiny):

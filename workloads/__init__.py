@@ -2,6 +2,8 @@
 
 from .layer import Layer, LayerKind, WorkloadError
 from .reference_ops import conv2d, fc, gemm, layer_output
+from .registry import builtin_names, load_builtin
 from .workload import Workload
 
-__all__ = ["Layer", "LayerKind", "Workload", "WorkloadError", "conv2d", "fc", "gemm", "layer_output"]
+__all__ = ["Layer", "LayerKind", "Workload", "WorkloadError", "builtin_names", "conv2d", "fc", "gemm",
+           "layer_output", "load_builtin"]

