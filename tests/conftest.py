@@ -27,3 +27,11 @@ def shared_path(*parts: str) -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_workload_cache(tmp_path_factory):
+    """Built-in workloads imported by the tests are cached in a folder of this test session, not in ~/.cache."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BITSERIAL_CACHE", str(tmp_path_factory.mktemp("workload-cache")))
+        yield

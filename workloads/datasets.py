@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+SHARED_DATASETS = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"
 CIFAR10_FILE = "cifar10_test.npz"
 IMAGENET_FILE = "imagenet_val1300.npz"
 
@@ -28,6 +29,15 @@ def load_image(path_or_bytes: str | os.PathLike | bytes, size: int | tuple[int, 
         left, top = (iw - cw) // 2, (ih - ch) // 2
         img = img.crop((left, top, left + cw, top + ch)).resize((w, h), Image.BILINEAR)
     return np.asarray(img, dtype=np.uint8)
+
+
+def dataset_dir(data_dir: str | os.PathLike | None = None) -> Path:
+    """The folder of the evaluation sets: ``data_dir``, else $BITSERIAL_DATASETS, else ../shared/datasets next to
+    the repository."""
+    if data_dir is not None:
+        return Path(data_dir)
+    env = os.environ.get("BITSERIAL_DATASETS")
+    return Path(env) if env else SHARED_DATASETS
 
 
 def _open_npz(data_dir: str | os.PathLike, filename: str, keys: tuple[str, ...]):
@@ -59,9 +69,11 @@ def load_cifar10_test(data_dir: str | os.PathLike, indices=None) -> tuple[np.nda
     return images[idx], labels[idx]
 
 
-def load_imagenet_val(data_dir: str | os.PathLike, indices=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def load_imagenet_val(data_dir: str | os.PathLike, indices=None, size: int = 224
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The ILSVRC-2012 validation images chosen by ``indices`` (default all 1,300): (images uint8
-    (N, 224, 224, 3) RGB, labels int64 (N,) in 0..999, file names (N,) str). Decodes the JPEGs with Pillow."""
+    (N, size, size, 3) RGB, labels int64 (N,) in 0..999, file names (N,) str). Decodes the JPEGs (224 x 224)
+    with Pillow and resizes them bilinearly to ``size`` pixels."""
     path, data = _open_npz(data_dir, IMAGENET_FILE, ("jpeg_bytes", "jpeg_offsets", "labels", "val_filenames"))
     with data:
         blob, offsets = data["jpeg_bytes"], data["jpeg_offsets"]
@@ -70,7 +82,7 @@ def load_imagenet_val(data_dir: str | os.PathLike, indices=None) -> tuple[np.nda
     if n != len(labels) or n != len(names):
         raise ValueError(f"{path}: {n} images but {len(labels)} labels and {len(names)} file names")
     idx = _chosen(n, indices)
-    images = np.empty((len(idx), 224, 224, 3), dtype=np.uint8)
+    images = np.empty((len(idx), size, size, 3), dtype=np.uint8)
     for j, i in enumerate(idx):
-        images[j] = load_image(blob[offsets[i]:offsets[i + 1]].tobytes(), 224)
+        images[j] = load_image(blob[offsets[i]:offsets[i + 1]].tobytes(), size)
     return images, labels[idx], names[idx]

@@ -145,6 +145,13 @@ class LayerQuant:
             "weight": None if self.weight is None else self.weight.to_meta(),
         }
 
+    @classmethod
+    def from_meta(cls, meta: dict) -> LayerQuant:
+        """The formats recorded by :meth:`to_meta` (e.g. in an imported layer's ``meta``)."""
+        act, weight = meta.get("act"), meta.get("weight")
+        return cls(None if act is None else TensorFormat.from_meta(act),
+                   None if weight is None else TensorFormat.from_meta(weight))
+
 
 def choose_layer_quant(scheme: str, act_max: float, act_signed: bool, weights: np.ndarray) -> LayerQuant:
     """The formats of ``scheme`` for a layer whose calibration inputs reach ``act_max`` in magnitude (signed

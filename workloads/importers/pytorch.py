@@ -154,9 +154,13 @@ class FakeQuant:
     ``quants`` maps module names to :class:`LayerQuant`; a missing name, or a ``None`` act / weight format,
     leaves that tensor in float. With ``capture=True`` the integer inputs of the first sample of each forward
     call are kept in ``captured`` (name -> int64 array), and the integer weights are in ``int_weights``.
+    ``weights_override`` maps module names to integer weights (in the layer's weight format, e.g. a pruned
+    workload's) used instead of the quantized float weights.
     """
 
-    def __init__(self, gm: torch.fx.GraphModule, quants: dict[str, LayerQuant], *, capture: bool = False):
+    def __init__(self, gm: torch.fx.GraphModule, quants: dict[str, LayerQuant], *, capture: bool = False,
+                 weights_override: dict[str, np.ndarray] | None = None):
+        override = dict(weights_override or {})
         self.model = copy.deepcopy(gm).eval()
         self.quants = quants
         self.captured: dict[str, np.ndarray] = {}
@@ -170,6 +174,15 @@ class FakeQuant:
             if q.weight is not None:
                 w = mod.weight.detach().to(torch.float64).numpy()
                 qw = q.weight.quantize(w)
+                if name in override:
+                    given = np.asarray(override.pop(name))
+                    if given.shape != qw.shape:
+                        raise ValueError(f"weights_override[{name!r}]: shape {given.shape}, the layer has {qw.shape}")
+                    lo, hi = q.weight.range
+                    if given.size and (given.min() < lo or given.max() > hi):
+                        raise ValueError(f"weights_override[{name!r}]: values outside the weight format's "
+                                         f"range [{lo}, {hi}]")
+                    qw = given.astype(np.int64)
                 self.int_weights[name] = qw
                 mod.weight = nn.Parameter(torch.from_numpy(q.weight.dequantize(qw)).to(dtype), requires_grad=False)
             if mod.bias is not None and q.act is not None and q.weight is not None:
@@ -180,6 +193,8 @@ class FakeQuant:
                 mod.bias = nn.Parameter(torch.from_numpy(deq).to(dtype), requires_grad=False)
             if q.act is not None:
                 mod.register_forward_pre_hook(self._act_hook(name, q.act, capture))
+        if override:
+            raise ValueError(f"weights_override names no quantized layer: {sorted(override)}")
 
     def _act_hook(self, name: str, fmt: TensorFormat, capture: bool):
         lo, hi = fmt.range
@@ -289,9 +304,11 @@ def import_pytorch(
 def predict(
     model: nn.Module, images: np.ndarray, *, preprocess: Preprocess, scheme: str = "fp32",
     calib_images: np.ndarray | None = None, quants: dict[str, LayerQuant] | None = None, batch_size: int = 500,
+    weights_override: dict[str, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Logits (N, classes) of the model in fp32 (``scheme="fp32"``) or fake-quantized with ``scheme`` calibrated on
-    ``calib_images`` (default: ``images``), or with explicit per-layer ``quants``."""
+    ``calib_images`` (default: ``images``), or with explicit per-layer ``quants``; ``weights_override`` as
+    :class:`FakeQuant`."""
     gm = fold_batchnorm(model)
     x = _prepare(images, preprocess)
     if quants is None:
@@ -299,7 +316,7 @@ def predict(
             return _forward(gm, x, batch_size).numpy()
         cx = x if calib_images is None else _prepare(calib_images, preprocess)
         quants = layer_quants(gm, calibrate(gm, cx, batch_size), scheme)
-    return FakeQuant(gm, quants)(x, batch_size).numpy()
+    return FakeQuant(gm, quants, weights_override=weights_override)(x, batch_size).numpy()
 
 
 def quantized_accuracy(
