@@ -16,7 +16,6 @@ import argparse
 import os
 import shlex
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any, TextIO
 import pandas as pd
 
 from workloads import Workload, WorkloadError, registry, synthetic
+from workloads.atomic import atomic_write
 
 from .config import KNOB_HELP, KNOBS, ArchConfig, ConfigError, load_arch, parse_knob_value, preset_dirs, preset_names
 from .engine import simulate
@@ -281,18 +281,8 @@ def plot_speedup(results: Sequence[Results], baseline: Results, title: str, path
         ax.set_title(title)
         ax.set_ylim(0, max(speedups) * 1.15)
         fig.tight_layout()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fig.savefig(fh, format="png", dpi=120)
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 -> an ordinary file's mode
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(path) as fh:
+            fig.savefig(fh, format="png", dpi=120)
     finally:
         plt.close(fig)
     return path
@@ -449,10 +439,8 @@ def cmd_stats(args: argparse.Namespace, command: str) -> int:
     out = Path(args.out)
     csv = out / "stats.csv"
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        tmp = csv.with_name(csv.name + ".tmp")
-        table.to_csv(tmp, index=False)
-        os.replace(tmp, csv)
+        with atomic_write(csv) as fh:
+            table.to_csv(fh, index=False)
         png = plot_bit_sparsity(workload, out / "bit_sparsity.png")
     except OSError as exc:
         raise CliError(f"cannot write to {out}: {exc.strerror or exc}") from None

@@ -16,7 +16,6 @@ work over the chip's lanes, no stalls), from :func:`simulator.simulate` with eac
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from workloads import Layer, LayerKind, Workload
+from workloads.atomic import atomic_write
 
 from .config import ConfigError, load_arch, preset_names
 from .encodings import ENC_BINARY, ENC_BOOTH, TABLE_SIZE, value_terms, value_widths
@@ -167,18 +167,8 @@ def plot_bit_sparsity(workload: Workload, path: str | os.PathLike) -> Path:
         ax.set_title(f"Activation bit sparsity: {workload.name}")
         fig.colorbar(im, ax=ax, label="share of the layer's activations")
         fig.tight_layout()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fig.savefig(fh, format="png", dpi=110)
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(path) as fh:
+            fig.savefig(fh, format="png", dpi=110)
     finally:
         plt.close(fig)
     return path

@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import settings
+
+from workloads import Layer, Workload
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("BITSERIAL_SHARED", REPO.parent / "shared"))
@@ -35,3 +38,18 @@ def _private_workload_cache(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("BITSERIAL_CACHE", str(tmp_path_factory.mktemp("workload-cache")))
         yield
+
+
+@pytest.fixture(scope="session")
+def dnnsim_synth() -> Workload:
+    """DNNsim's synthetic validation network (../shared/validation/dnnsim_synth): conv1 and fc1, 8-bit."""
+    d = shared_path("validation", "dnnsim_synth")
+    # DNNsim's (N, C, X, Y) with X fastest -> our (C, H, W): swap the spatial axes (see the README)
+    act = np.load(d / "act-conv1-0.npy", allow_pickle=False)[0].transpose(0, 2, 1)
+    wgt = np.load(d / "wgt-conv1.npy", allow_pickle=False).transpose(0, 1, 3, 2)
+    fc_act = np.load(d / "act-fc1-0.npy", allow_pickle=False)[0]
+    fc_wgt = np.load(d / "wgt-fc1.npy", allow_pickle=False)
+    return Workload("dnnsim_synth", [
+        Layer.conv("conv1", act, wgt, stride=1, padding=1, act_bits=8, weight_bits=8),
+        Layer.fc("fc1", fc_act, fc_wgt, act_bits=8, weight_bits=8),
+    ])

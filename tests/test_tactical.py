@@ -12,9 +12,7 @@ from hypothesis import strategies as st
 from simulator import load_arch, simulate, simulate_layer
 from simulator.reference import simulate_layer_reference, simulate_reference
 from simulator.tactical_schedule import reference_schedule, schedule_layer, search_map, weight_buffers
-from workloads import Layer, Workload, layer_output
-
-from .conftest import shared_path
+from workloads import Layer, layer_output
 
 MACHINE = {"tiles": 16, "rows": 16, "lanes": 16, "pe_width": 16, "search_shape": "T", "lookahead": 2, "lookaside": 5}
 TCL = {"backend": "dadiannao"}
@@ -36,39 +34,26 @@ ROWS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def synth() -> Workload:
-    d = shared_path("validation", "dnnsim_synth")
-    # DNNsim's (N, C, X, Y) with X fastest -> our (C, H, W): swap the spatial axes (see the README)
-    act = np.load(d / "act-conv1-0.npy", allow_pickle=False)[0].transpose(0, 2, 1)
-    wgt = np.load(d / "wgt-conv1.npy", allow_pickle=False).transpose(0, 1, 3, 2)
-    fc_act = np.load(d / "act-fc1-0.npy", allow_pickle=False)[0]
-    fc_wgt = np.load(d / "wgt-fc1.npy", allow_pickle=False)
-    return Workload("dnnsim_synth", [
-        Layer.conv("conv1", act, wgt, stride=1, padding=1, act_bits=8, weight_bits=8),
-        Layer.fc("fc1", fc_act, fc_wgt, act_bits=8, weight_bits=8),
-    ])
-
 
 @pytest.mark.parametrize(("knobs", "promotion", "expected"), ROWS, ids=[f"{p}-{k}" for k, p, _ in ROWS])
-def test_fast_engine_reproduces_dnnsim(synth, knobs, promotion, expected):
+def test_fast_engine_reproduces_dnnsim(dnnsim_synth, knobs, promotion, expected):
     arch = load_arch("tactical", **MACHINE, **knobs, promotion=promotion)
-    assert tuple(simulate(arch, synth).layers["cycles"]) == expected
+    assert tuple(simulate(arch, dnnsim_synth).layers["cycles"]) == expected
 
 
 @pytest.mark.parametrize(("knobs", "promotion", "expected"), [ROWS[0]], ids=["tcl-16-columns"])
-def test_reference_engine_reproduces_dnnsim_and_the_convolution(synth, knobs, promotion, expected):
-    results = simulate_reference(load_arch("tactical", **MACHINE, **knobs, promotion=promotion), synth)
+def test_reference_engine_reproduces_dnnsim_and_the_convolution(dnnsim_synth, knobs, promotion, expected):
+    results = simulate_reference(load_arch("tactical", **MACHINE, **knobs, promotion=promotion), dnnsim_synth)
     assert tuple(r.cycles for r in results) == expected
-    for r, layer in zip(results, synth.layers, strict=True):
+    for r, layer in zip(results, dnnsim_synth.layers, strict=True):
         np.testing.assert_array_equal(r.output, layer_output(layer))
 
 
-def test_reference_engine_gives_the_intended_tcle_fc_cycles(synth):
+def test_reference_engine_gives_the_intended_tcle_fc_cycles(dnnsim_synth):
     arch = load_arch("tactical", **MACHINE, **TCLE, columns=16, promotion="most_candidates")
-    result = simulate_layer_reference(arch, synth.layers[1])
+    result = simulate_layer_reference(arch, dnnsim_synth.layers[1])
     assert result.cycles == 17
-    np.testing.assert_array_equal(result.output, layer_output(synth.layers[1]))
+    np.testing.assert_array_equal(result.output, layer_output(dnnsim_synth.layers[1]))
 
 
 def test_search_maps_are_dnnsims():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import zipfile
 
 import numpy as np
@@ -259,3 +260,19 @@ def test_fp32_save_load_roundtrip_and_old_files_load_as_int(tmp_path):
     _rewrite(path, old, strip)  # float weights without the field: not silently read as integers
     with pytest.raises(WorkloadError, match=r"layers\[0\]"):
         Workload.load(old)
+
+
+def test_atomic_write_leaves_no_partial_file(tmp_path):
+    from workloads.atomic import atomic_write
+
+    target = tmp_path / "sub" / "out.bin"
+    with pytest.raises(RuntimeError):
+        with atomic_write(target) as fh:
+            fh.write(b"half")
+            raise RuntimeError("interrupted")
+    assert not target.exists() and list(target.parent.iterdir()) == []
+    with atomic_write(target) as fh:
+        fh.write(b"whole")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.read_bytes() == b"whole" and target.stat().st_mode & 0o777 == 0o666 & ~umask

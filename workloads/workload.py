@@ -6,7 +6,6 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_write
 from .layer import Layer, LayerKind, WeightFormat, WorkloadError
 
 FORMAT = "bitserial-sim.workload"
@@ -99,22 +99,12 @@ class Workload:
             manifest_bytes = json.dumps(manifest, indent=1, sort_keys=True).encode()
         except TypeError as exc:
             raise WorkloadError(f"workload {self.name!r}: meta is not JSON-serialisable ({exc})") from None
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as zf:
-                zf.writestr("manifest.json", manifest_bytes)
-                for key, arr in arrays.items():
-                    buf = io.BytesIO()
-                    np.lib.format.write_array(buf, arr, allow_pickle=False)
-                    zf.writestr(key + ".npy", buf.getvalue())
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(path) as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("manifest.json", manifest_bytes)
+            for key, arr in arrays.items():
+                buf = io.BytesIO()
+                np.lib.format.write_array(buf, arr, allow_pickle=False)
+                zf.writestr(key + ".npy", buf.getvalue())
         return path
 
     @classmethod
