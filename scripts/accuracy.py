@@ -1,14 +1,13 @@
 #!/usr/bin/env python
-"""Top-1 accuracy of the real models, and a Stripes-style precision profile of ResNet-20.
+"""Top-1 accuracy of the real models, and their Stripes-style precision profiles.
 
 - ResNet-20 / ResNet-56 (CIFAR-10, PyTorch): fp32, dfp16, dfp8 and int8_per_channel fake quantization
-  (``quantized_accuracy``), calibrated on a fixed set of 500 test images ``np.linspace(0, 9999, 500).round()``,
-  plus ``workloads.evaluate`` of the registry workload (dfp16 calibrated on one image).
+  (``quantized_accuracy``), calibrated on a fixed set of 500 test images ``np.linspace(0, 9999, 500).round()``;
+  then ``workloads.evaluate`` of the registry workloads: ``precision="dfp16"`` (calibrated on its one image) and
+  the default ``precision="profile"`` (the committed per-layer profile of scripts/profile_precisions.py, printed
+  with its MAC-weighted mean widths).
 - TFLite models (``workloads.evaluate``): resnet8-cifar10-int8 (CIFAR-10, 10,000 images) and the two MobileNets
   (ImageNet validation, 1,300 images).
-- resnet20-profile: ``profile_precisions`` (target agreement 0.99 with fp32) on 200 test images
-  ``np.linspace(0, 9999, 200).round()``, the per-layer table, its MAC-weighted mean widths, and the top-1 of the
-  profiled model, quantized as ``import_pytorch(model, calib, scheme="dfp16", profile=profile)`` does.
 
 Calibration and profiling images are drawn from the test set they are scored on. ``--limit N`` scores an evenly
 spaced subset of N CIFAR-10 images (ImageNet: ``evaluate`` takes the first N). Deterministic.
@@ -30,10 +29,9 @@ from workloads.datasets import dataset_dir, load_cifar10_test
 
 PYTORCH = {"resnet20-cifar10": 20, "resnet56-cifar10": 56}
 TFLITE = ["resnet8-cifar10-int8", "mobilenet-v2-imagenet-uint8", "mobilenet-v1-0.25-imagenet-uint8"]
-PROFILE = "resnet20-profile"
-MODELS = [*PYTORCH, *TFLITE, PROFILE]
+MODELS = [*PYTORCH, *TFLITE]
 SCHEMES = ["fp32", "dfp16", "dfp8", "int8_per_channel"]
-CALIB, PROFILE_IMAGES = 500, 200
+CALIB = 500
 T0 = time.perf_counter()
 
 
@@ -65,9 +63,9 @@ def pytorch_rows(name: str, data: str, limit: int | None) -> list[dict]:
                                  preprocess=cifar_preprocess)
         rows.append(row(name, scheme if scheme == "fp32" else f"{scheme} (calib {CALIB})",
                         {"top1": acc, "n": len(labels)}))
-    progress(f"{name} evaluate(load_builtin)")
-    rows.append(row(name, "evaluate(): registry dfp16 (calib 1)", evaluate(load_builtin(name), limit=limit,
-                                                                        datasets_dir=data)))
+    progress(f"{name} evaluate(load_builtin(precision='dfp16'))")
+    rows.append(row(name, "evaluate(): registry dfp16 (calib 1)",
+                    evaluate(load_builtin(name, precision="dfp16"), limit=limit, datasets_dir=data)))
     return rows
 
 
@@ -76,55 +74,43 @@ def tflite_rows(name: str, data: str, limit: int | None) -> list[dict]:
     return [row(name, "evaluate(): TFLite integer", evaluate(load_builtin(name), limit=limit, datasets_dir=data))]
 
 
-def profile_run(data: str, limit: int | None) -> tuple[dict, dict]:
-    """(a result row, the profile: per-layer table with MACs, attrs, MAC-weighted mean widths)."""
-    from workloads.importers.pytorch import import_pytorch, predict
-    from workloads.models.cifar_resnet import cifar_preprocess, load_cifar_resnet
-    from workloads.profiling import profile_precisions
-    from workloads.quantize import LayerQuant
-    from workloads.registry import model_path
+def profile_row(name: str, data: str, limit: int | None) -> tuple[dict, dict]:
+    """(a result row, the profile: per-layer table with MACs, settings, MAC-weighted mean widths) of the registry's
+    profiled workload (``load_builtin(name)``: the committed profile of scripts/profile_precisions.py)."""
+    from workloads.registry import PROFILES_DIR, precision_profile
 
-    model = load_cifar_resnet(20, model_path("resnet20-cifar10"))
-    prof_images, _ = load_cifar10_test(data, spaced(PROFILE_IMAGES))
-    progress(f"{PROFILE}: profile_precisions on {PROFILE_IMAGES} images")
-    profile = profile_precisions(model, prof_images, preprocess=cifar_preprocess, target_agreement=0.99)
-    calib, _ = load_cifar10_test(data, spaced(CALIB))
-    wl = import_pytorch(model, calib, preprocess=cifar_preprocess, scheme="dfp16", profile=profile)
-    quants = {layer.name: LayerQuant.from_meta(layer.meta) for layer in wl}
-    macs = {layer.name: layer.macs for layer in wl}
-    table = profile.assign(macs=profile["layer"].map(macs))
+    progress(f"{name}: evaluate(load_builtin(precision='profile'))")
+    wl = load_builtin(name, precision="profile")
+    table = precision_profile(name).assign(macs=[layer.macs for layer in wl])
     w = table["macs"] / table["macs"].sum()
-    images, labels = load_cifar10_test(data, None if limit is None else spaced(limit))
-    progress(f"{PROFILE}: scoring the profiled model on {len(labels)} images")
-    logits = predict(model, images, preprocess=cifar_preprocess, quants=quants)
-    res = {"top1": float(np.mean(logits.argmax(1) == labels)), "n": len(labels)}
     info = {
-        "layers": table.to_dict(orient="records"), "attrs": dict(profile.attrs),
+        "model": name, "layers": table.to_dict(orient="records"),
+        "settings": json.loads((PROFILES_DIR / f"{name}.json").read_text()),
         "mac_weighted_act_bits": float((w * table["act_bits"]).sum()),
         "mac_weighted_weight_bits": float((w * table["weight_bits"]).sum()),
     }
-    return row("resnet20-cifar10", f"profile (target 0.99 on {PROFILE_IMAGES})", res), info
+    res = evaluate(wl, limit=limit, datasets_dir=data)
+    return row(name, "evaluate(): registry profile (default)", res), info
 
 
-def print_results(rows: list[dict], profile: dict | None, limit: int | None) -> None:
-    print(f"Calibration: {CALIB} CIFAR-10 test images np.linspace(0, 9999, {CALIB}).round(); profiling: "
-          f"{PROFILE_IMAGES} images np.linspace(0, 9999, {PROFILE_IMAGES}).round(). "
+def print_results(rows: list[dict], profiles: list[dict], limit: int | None) -> None:
+    print(f"Calibration: {CALIB} CIFAR-10 test images np.linspace(0, 9999, {CALIB}).round(). "
           + ("Full evaluation sets." if limit is None else f"--limit {limit}."))
     print(f"{'model':34} {'variant':40} {'n':>6} {'top1 %':>7} {'top5 %':>7}")
     for r in rows:
         top5 = "-" if r["top5"] is None else f"{100 * r['top5']:.2f}"
         print(f"{r['model']:34} {r['variant']:40} {r['n']:>6} {100 * r['top1']:>7.2f} {top5:>7}")
-    if profile is None:
-        return
-    a = profile["attrs"]
-    print(f"\nResNet-20 precision profile: joint agreement {a['joint_metric']:.4f} (ok {a['joint_ok']}, "
-          f"{a['backoff_steps']} back-off steps, {a['images']} images)")
-    print(f"{'layer':18} {'act_bits':>8} {'weight_bits':>11} {'act_frac':>8} {'wgt_frac':>8} {'signed':>6} {'macs':>9}")
-    for r in profile["layers"]:
-        print(f"{r['layer']:18} {r['act_bits']:>8} {r['weight_bits']:>11} {r['act_frac_bits']:>8} "
-              f"{r['weight_frac_bits']:>8} {r['act_signed']!s:>6} {r['macs']:>9}")
-    print(f"MAC-weighted mean: act {profile['mac_weighted_act_bits']:.2f} bits, "
-          f"weights {profile['mac_weighted_weight_bits']:.2f} bits")
+    for p in profiles:
+        a = p["settings"]
+        print(f"\n{p['model']} precision profile ({a['profiling_images']}, target agreement {a['target_agreement']}): "
+              f"joint agreement {a['joint_metric']:.4f}, {a['backoff_steps']} back-off steps")
+        print(f"{'layer':18} {'act_bits':>8} {'weight_bits':>11} {'act_frac':>8} {'wgt_frac':>8} {'signed':>6} "
+              f"{'macs':>9}")
+        for r in p["layers"]:
+            print(f"{r['layer']:18} {r['act_bits']:>8} {r['weight_bits']:>11} {r['act_frac_bits']:>8} "
+                  f"{r['weight_frac_bits']:>8} {r['act_signed']!s:>6} {r['macs']:>9}")
+        print(f"MAC-weighted mean: act {p['mac_weighted_act_bits']:.2f} bits, "
+              f"weights {p['mac_weighted_weight_bits']:.2f} bits")
 
 
 def main() -> int:
@@ -142,26 +128,25 @@ def main() -> int:
     if args.limit is not None and args.limit < 1:
         parser.error("--limit must be positive")
     data = str(dataset_dir(args.datasets))
-    rows, profile = [], None
+    rows, profiles = [], []
     try:
         for name in models:
             if name in PYTORCH:
                 rows += pytorch_rows(name, data, args.limit)
-            elif name == PROFILE:
-                prof_row, profile = profile_run(data, args.limit)
+                prof_row, profile = profile_row(name, data, args.limit)
                 rows.append(prof_row)
+                profiles.append(profile)
             else:
                 rows += tflite_rows(name, data, args.limit)
     except (FileNotFoundError, WorkloadError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     wall = time.perf_counter() - T0
-    print_results(rows, profile, args.limit)
+    print_results(rows, profiles, args.limit)
     print(f"\nwall time {wall:.0f} s")
     if args.json:
-        out = {"calibration": f"np.linspace(0, 9999, {CALIB}).round()",
-               "profile_images": f"np.linspace(0, 9999, {PROFILE_IMAGES}).round()", "limit": args.limit,
-               "results": rows, "profile": profile, "wall_s": round(wall, 1)}
+        out = {"calibration": f"np.linspace(0, 9999, {CALIB}).round()", "limit": args.limit,
+               "results": rows, "profiles": profiles, "wall_s": round(wall, 1)}
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1, default=lambda o: o.item() if isinstance(o, np.generic) else str(o))
     return 0

@@ -132,16 +132,18 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
 
 
 def load_workload(spec: str, *, seed: int | None = None, layers: int | None = None, images: int = 1,
-                  data_dir: str | None = None) -> Workload:
+                  data_dir: str | None = None, precision: str | None = None) -> Workload:
     """A workload file written by Workload.save, a built-in synthetic network built with ``seed``, or a built-in
     real workload (workloads.load_builtin) on its first ``images`` images."""
     path = Path(spec)
+    if precision is not None and (path.is_file() or spec not in registry.builtin_names()):
+        raise CliError("--precision applies only to a built-in real workload (resnet20-cifar10, resnet56-cifar10)")
     if not path.is_file() and spec in synthetic.names():
         return synthetic.build(spec, seed=0 if seed is None else seed, max_layers=layers)
     if not path.is_file() and spec in registry.builtin_names():
         if seed is not None:
             raise CliError("--seed applies only to the built-in synthetic workloads, not to a real workload")
-        workload = registry.load_builtin(spec, images=images, data_dir=data_dir)
+        workload = registry.load_builtin(spec, images=images, data_dir=data_dir, precision=precision)
         return _first_layers(workload, layers)
     if path.is_file() or path.suffix == ".npz" or os.sep in spec or "/" in spec:
         if seed is not None:
@@ -311,6 +313,7 @@ def cmd_simulate(args: argparse.Namespace, command: str) -> int:
         if not listed:  # show the baseline first
             archs.insert(0, archs.pop())
     workload = load_workload(args.workload, seed=args.seed, layers=args.layers, images=args.images,
+                             precision=args.precision,
                              data_dir=args.data_dir)
     results = run_all(archs, workload)
     baseline = next((r for r in results if baseline_arch and r.arch.name == baseline_arch.name), None)
@@ -367,7 +370,7 @@ def cmd_demo(args: argparse.Namespace, command: str) -> int:
     spec = args.workload
     if spec is None:
         spec = default_demo_workload(args.data_dir)
-    workload = load_workload(spec, images=args.images, data_dir=args.data_dir)
+    workload = load_workload(spec, images=args.images, data_dir=args.data_dir, precision=args.precision)
     results = run_all(archs, workload)
     baseline = next(r for r in results if r.arch.name == DEMO_BASELINE)
     others = [r for r in results if r is not baseline]
@@ -406,7 +409,8 @@ def _fmt(value: Any, digits: int = 3) -> str:
 def cmd_stats(args: argparse.Namespace, command: str) -> int:
     from .stats import plot_bit_sparsity, stats_table
 
-    workload = load_workload(args.workload, layers=args.layers, images=args.images, data_dir=args.data_dir)
+    workload = load_workload(args.workload, layers=args.layers, images=args.images, data_dir=args.data_dir,
+                             precision=args.precision)
     bar = ProgressBar(len(preset_names()) * len(workload))
     try:
         table, totals, skipped = stats_table(workload, progress=bar.callback)
@@ -529,6 +533,9 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)  # the same option after the command
     common.add_argument("--data-dir", metavar="DIR", default=argparse.SUPPRESS, help=data_help)
     images = argparse.ArgumentParser(add_help=False)
+    images.add_argument("--precision", choices=registry.PYTORCH_PRECISIONS, default=None,
+                        help="quantization of a built-in PyTorch model (resnet20/56-cifar10): profile (default: the "
+                             "per-layer Stripes-style profile), dfp16, dfp8, int8_per_channel")
     images.add_argument("--images", type=_positive_int, default=1, metavar="N",
                         help="inputs (images) of a built-in real workload (default 1)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

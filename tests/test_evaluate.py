@@ -7,7 +7,7 @@ import importlib.util
 import numpy as np
 import pytest
 
-from workloads import Layer, Workload, WorkloadError, evaluate, load_builtin
+from workloads import Layer, Workload, WorkloadError, evaluate, load_builtin, registry
 
 from .conftest import shared_path
 
@@ -54,7 +54,10 @@ def test_resnet8_scores_the_interpreter_arithmetic_and_sees_modified_weights():
 def test_resnet20_with_its_own_and_with_broken_weights():
     shared_path("workloads", "cifar10-resnet-akamaster")
     datasets = shared_path("datasets")
-    wl = load_builtin("resnet20-cifar10")
+    wl = load_builtin("resnet20-cifar10")  # quantized with the committed per-layer precision profile
+    profile = registry.precision_profile("resnet20-cifar10")
+    assert [layer.act_bits for layer in wl] == list(profile["act_bits"])
+    assert [layer.weight_bits for layer in wl] == list(profile["weight_bits"])
     base = evaluate(wl, limit=200, datasets_dir=datasets)
     assert base["n"] == 200 and 0.7 < base["top1"] <= base["top5"]  # fp32 scores 81% on the JPEG copy
     stem = wl["conv1"]

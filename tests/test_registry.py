@@ -35,8 +35,8 @@ def fake(monkeypatch, tmp_path):
         (data / "images-foolbox" / f"cifar10_{i:02d}_{i}.png").write_bytes(b"png")
     calls = []
 
-    def importer(entry, path, images, data_dir):
-        calls.append((entry.name, path, images))
+    def importer(entry, path, images, data_dir, precision):
+        calls.append((entry.name, path, images, precision))
         layer = Layer.fc("fc", np.arange(4), np.ones((2, 4), np.int32), act_bits=8, weight_bits=8)
         return Workload(entry.name, [layer], {"origin": "fake"})
 
@@ -56,7 +56,7 @@ def test_cache_hit_refresh_and_key(fake):
     assert wl.meta["image_files"] == ["cifar10_00_0.png", "cifar10_01_1.png"]
     assert wl.meta["model_sha256"] == registry.file_sha256(fake["model"])
     (cached,) = fake["cache"].glob("*.npz")
-    assert cached.name.startswith("resnet20-cifar10-2img-")
+    assert cached.name.startswith("resnet20-cifar10-profile-2img-")
     mtime = cached.stat().st_mtime_ns
 
     again = load_builtin("resnet20-cifar10", images=2, data_dir=fake["data"], cache_dir=fake["cache"])
@@ -78,7 +78,7 @@ def test_cache_hit_refresh_and_key(fake):
 def test_cache_dir_from_environment(fake, monkeypatch, tmp_path):
     monkeypatch.setenv("BITSERIAL_CACHE", str(tmp_path / "envcache"))
     load_builtin("resnet20-cifar10", data_dir=fake["data"])
-    assert len(list((tmp_path / "envcache").glob("resnet20-cifar10-1img-*.npz"))) == 1
+    assert len(list((tmp_path / "envcache").glob("resnet20-cifar10-profile-1img-*.npz"))) == 1
     assert registry.cache_root() == tmp_path / "envcache"
     monkeypatch.delenv("BITSERIAL_CACHE")
     assert registry.cache_root() == registry.Path.home() / ".cache" / "bitserial-sim"
@@ -173,3 +173,31 @@ def test_default_shared_folder_is_beside_the_repository():
     from .conftest import REPO
 
     assert registry.SHARED_WORKLOADS == REPO.parent / "shared" / "workloads"
+
+
+def test_precision_choice_and_cache_key(fake):
+    load_builtin("resnet20-cifar10", data_dir=fake["data"], cache_dir=fake["cache"])
+    load_builtin("resnet20-cifar10", data_dir=fake["data"], cache_dir=fake["cache"], precision="dfp8")
+    assert [c[3] for c in fake["calls"]] == ["profile", "dfp8"]  # the default is the profile; separate caches
+    names = sorted(p.name for p in fake["cache"].glob("*.npz"))
+    assert names[0].startswith("resnet20-cifar10-dfp8-1img-") and names[1].startswith("resnet20-cifar10-profile-")
+    wl = load_builtin("resnet20-cifar10", data_dir=fake["data"], cache_dir=fake["cache"], precision="dfp8")
+    assert len(fake["calls"]) == 2 and wl.meta["precision"] == "dfp8"
+    with pytest.raises(WorkloadError, match="unknown precision 'dfp4'"):
+        load_builtin("resnet20-cifar10", data_dir=fake["data"], precision="dfp4")
+    with pytest.raises(WorkloadError, match="does not apply"):
+        load_builtin("resnet8-cifar10-int8", precision="dfp16")
+
+
+def test_committed_profiles_cover_every_layer():
+    torch = pytest.importorskip("torch", reason="the CIFAR ResNet definitions need torch (pip install -e .[torch])")
+    from workloads.importers.pytorch import fold_batchnorm, quant_modules
+    from workloads.models.cifar_resnet import CifarResNet
+
+    for name, depth in (("resnet20-cifar10", 20), ("resnet56-cifar10", 56)):
+        profile = registry.precision_profile(name)
+        with torch.no_grad():
+            layers = list(quant_modules(fold_batchnorm(CifarResNet(depth))))
+        assert list(profile["layer"]) == layers
+        assert profile["act_bits"].between(2, 16).all() and profile["weight_bits"].between(2, 16).all()
+        assert profile["act_bits"].mean() < 10 and profile["weight_bits"].mean() < 10  # well under dfp16

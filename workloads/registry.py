@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from .layer import WorkloadError
 from .workload import Workload
@@ -27,6 +28,8 @@ PACKAGE_DATA = Path(__file__).resolve().parent / "data"
 SHARED_WORKLOADS = Path(__file__).resolve().parent.parent.parent / "shared" / "workloads"
 CACHE_VERSION = 2  # bump when an importer changes what it produces
 IMAGES_DIR = "images-foolbox"
+PROFILES_DIR = PACKAGE_DATA / "profiles"  # Stripes-style precision profiles (scripts/profile_precisions.py)
+PYTORCH_PRECISIONS = ("profile", "dfp16", "dfp8", "int8_per_channel")
 FOOLBOX_LICENSE = "images: foolbox 3.3.4 test samples (MIT); the images belong to their datasets (research use)"
 
 
@@ -218,11 +221,40 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def cache_path(name: str, images: int, model_sha256: str, cache_dir: str | os.PathLike | None = None) -> Path:
-    return cache_root(cache_dir) / f"{name}-{images}img-{model_sha256[:16]}-v{CACHE_VERSION}.npz"
+def cache_path(name: str, images: int, model_sha256: str, cache_dir: str | os.PathLike | None = None,
+               precision: str | None = None) -> Path:
+    tag = f"{precision}-" if precision else ""
+    return cache_root(cache_dir) / f"{name}-{tag}{images}img-{model_sha256[:16]}-v{CACHE_VERSION}.npz"
 
 
-def _import(entry: Builtin, path: Path, images: int, data_dir) -> Workload:
+def precision_profile(name: str) -> pd.DataFrame:
+    """The committed precision profile of PyTorch built-in ``name`` (scripts/profile_precisions.py)."""
+    path = PROFILES_DIR / f"{name}.csv"
+    if not path.is_file():
+        raise WorkloadError(f"{name}: no precision profile {path} (run scripts/profile_precisions.py)")
+    profile = pd.read_csv(path)
+    missing = [c for c in ("layer", "act_bits", "weight_bits", "act_frac_bits", "weight_frac_bits", "act_signed")
+               if c not in profile.columns]
+    if missing:
+        raise WorkloadError(f"{path}: lacks column(s) {missing}")
+    return profile
+
+
+def _precision(entry: Builtin, precision: str | None) -> str | None:
+    """The quantization of a PyTorch built-in (default ``profile``); None for models that carry their integers."""
+    if entry.importer != "pytorch":
+        if precision is not None:
+            raise WorkloadError(f"{entry.name}: precision {precision!r} does not apply; the model file fixes its "
+                                f"integers (precision applies to {', '.join(PYTORCH_PRECISIONS)} PyTorch models)")
+        return None
+    precision = "profile" if precision is None else precision
+    if precision not in PYTORCH_PRECISIONS:
+        raise WorkloadError(f"{entry.name}: unknown precision {precision!r} (expected one of "
+                            f"{', '.join(PYTORCH_PRECISIONS)})")
+    return precision
+
+
+def _import(entry: Builtin, path: Path, images: int, data_dir, precision: str | None) -> Workload:
     if entry.importer == "minilm":
         from .importers.minilm import DEFAULT_SENTENCES, import_minilm
 
@@ -234,7 +266,10 @@ def _import(entry: Builtin, path: Path, images: int, data_dir) -> Workload:
         from .models.cifar_resnet import cifar_preprocess, load_cifar_resnet
 
         model = load_cifar_resnet(entry.depth, path)
-        return import_pytorch(model, batch, preprocess=cifar_preprocess, scheme="dfp16", name=entry.name,
+        if precision == "profile":
+            return import_pytorch(model, batch, preprocess=cifar_preprocess, scheme="dfp16", name=entry.name,
+                                  samples=len(batch), profile=precision_profile(entry.name))
+        return import_pytorch(model, batch, preprocess=cifar_preprocess, scheme=precision, name=entry.name,
                               samples=len(batch))
     from .importers.tflite import import_tflite
 
@@ -245,9 +280,15 @@ IMPORTERS: dict[str, Callable] = {}  # test hook: importer name -> replacement o
 
 
 def load_builtin(name: str, *, images: int = 1, data_dir: str | os.PathLike | None = None,
-                 cache_dir: str | os.PathLike | None = None, refresh: bool = False) -> Workload:
-    """Built-in real workload ``name`` on its first ``images`` images (cached; ``refresh`` re-imports)."""
+                 precision: str | None = None, cache_dir: str | os.PathLike | None = None,
+                 refresh: bool = False) -> Workload:
+    """Built-in real workload ``name`` on its first ``images`` images (cached; ``refresh`` re-imports).
+
+    ``precision`` (PyTorch models only): ``profile`` (default: the committed Stripes-style per-layer profile,
+    dynamic fixed point), ``dfp16``, ``dfp8`` or ``int8_per_channel`` (calibrated on the workload's images).
+    TFLite models and MiniLM carry their own integers."""
     entry = _get(name)
+    precision = _precision(entry, precision)
     if not isinstance(images, int) or isinstance(images, bool) or images < 1:
         raise WorkloadError(f"images ({images!r}) must be a positive integer")
     missing = missing_modules(name)
@@ -262,7 +303,7 @@ def load_builtin(name: str, *, images: int = 1, data_dir: str | os.PathLike | No
         images = 1  # text: a fixed pair of sentences
     path = model_path(name, data_dir)
     digest = file_sha256(path)
-    cached = cache_path(name, images, digest, cache_dir)
+    cached = cache_path(name, images, digest, cache_dir, precision)
     if cached.is_file() and not refresh:
         try:
             return Workload.load(cached)
@@ -270,9 +311,11 @@ def load_builtin(name: str, *, images: int = 1, data_dir: str | os.PathLike | No
             pass  # a damaged cache file: import again
     files = image_files(name, images, data_dir)  # fails early when the images are missing
     importer = IMPORTERS.get(entry.importer, _import)
-    workload = importer(entry, path, images, data_dir)
+    workload = importer(entry, path, images, data_dir, precision)
     meta = {**workload.meta, "builtin": name, "model_file": entry.model, "model_sha256": digest,
             "images": images, "inputs": entry.images, "license": entry.license}
+    if precision is not None:
+        meta["precision"] = precision
     if files:
         meta["image_files"] = [p.name for p in files]
     workload = Workload(workload.name, workload.layers, meta)
