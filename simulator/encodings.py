@@ -7,7 +7,7 @@ negative-term mask (bit i set = a term of weight 2^i). Bricks are rows of a 2-D 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from .config import Encoding
 
@@ -176,27 +176,36 @@ def pra_cycles(masks: np.ndarray, first_stage_bits: int, lsb: np.ndarray) -> int
     return max(cycles, 1)
 
 
+CHUNKS = 64  # parallel loops over bricks / values run in this many contiguous chunks (scratch allocated per chunk)
+
+
 @njit(cache=True)
+def _brick_pra_cost(brick, table, first_stage_bits, lsb, pop, masks):
+    """PRA cycles of one brick (its lanes' values); ``masks`` is scratch of the brick's length."""
+    union = 0
+    most = 0
+    for i in range(brick.shape[0]):
+        v = brick[i]
+        m = table[v if v >= 0 else -v]
+        masks[i] = m
+        union |= m
+        if pop[m] > most:
+            most = pop[m]
+    if first_stage_bits == 0:  # one position per cycle: the OR's popcount
+        return max(1, pop[union])
+    if (1 << first_stage_bits) > 16:  # every lane reaches its next term: the max popcount
+        return max(1, most)
+    return pra_cycles(masks, first_stage_bits, lsb)
+
+
+@njit(cache=True, parallel=True)
 def _brick_pra_costs(bricks, table, first_stage_bits, lsb, pop):
     n, lanes = bricks.shape
     out = np.empty(n, dtype=np.int32)
-    masks = np.empty(lanes, dtype=np.int64)
-    for b in range(n):
-        union = 0
-        most = 0
-        for i in range(lanes):
-            v = bricks[b, i]
-            m = table[v if v >= 0 else -v]
-            masks[i] = m
-            union |= m
-            if pop[m] > most:
-                most = pop[m]
-        if first_stage_bits == 0:  # one position per cycle: the OR's popcount
-            out[b] = max(1, pop[union])
-        elif (1 << first_stage_bits) > 16:  # every lane reaches its next term: the max popcount
-            out[b] = max(1, most)
-        else:
-            out[b] = pra_cycles(masks, first_stage_bits, lsb)
+    for chunk in prange(CHUNKS):
+        masks = np.empty(lanes, dtype=np.int64)
+        for b in range(chunk * n // CHUNKS, (chunk + 1) * n // CHUNKS):
+            out[b] = _brick_pra_cost(bricks[b], table, first_stage_bits, lsb, pop, masks)
     return out
 
 
@@ -206,12 +215,12 @@ def brick_pra_costs(bricks: np.ndarray, enc: int, first_stage_bits: int) -> np.n
     return _brick_pra_costs(bricks, mask_table(enc), first_stage_bits, lsb, pop)
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _brick_msb_lsb(bricks, minor_bit, msb, lsb):
     n, lanes = bricks.shape
     hi = np.empty(n, dtype=np.int32)
     lo = np.empty(n, dtype=np.int32)
-    for b in range(n):
+    for b in prange(n):
         h = -1
         low = NO_LSB
         for i in range(lanes):
@@ -243,31 +252,34 @@ def terms_table(enc: int) -> np.ndarray:
     return _TABLES[key]
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _value_terms(flat, table):
     out = np.empty(flat.size, dtype=np.int32)
-    for i in range(flat.size):
+    for i in prange(flat.size):
         v = flat[i]
         out[i] = table[v if v >= 0 else -v]
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _terms_sum(flat, table):
     total = 0
-    for i in range(flat.size):
+    for i in prange(flat.size):
         v = flat[i]
         total += table[v if v >= 0 else -v]
     return total
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _filter_terms(values2d, table):
-    out = np.zeros(values2d.shape[1], dtype=np.int64)
-    for k in range(values2d.shape[0]):
-        for j in range(values2d.shape[1]):
-            v = values2d[k, j]
-            out[j] += table[v if v >= 0 else -v]
+    nk, nj = values2d.shape
+    out = np.zeros(nj, dtype=np.int64)
+    for chunk in prange(CHUNKS):  # each chunk owns a contiguous range of columns j
+        j0, j1 = chunk * nj // CHUNKS, (chunk + 1) * nj // CHUNKS
+        for k in range(nk):
+            for j in range(j0, j1):
+                v = values2d[k, j]
+                out[j] += table[v if v >= 0 else -v]
     return out
 
 
@@ -328,12 +340,12 @@ def to_bricks(values: np.ndarray, lanes: int, channel_axis: int = 0) -> np.ndarr
     return np.ascontiguousarray(np.moveaxis(v, channel_axis + 1, -1))
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def zero_bricks(bricks: np.ndarray) -> np.ndarray:
     """True for every all-zero brick (row)."""
     n, lanes = bricks.shape
     out = np.ones(n, dtype=np.bool_)
-    for b in range(n):
+    for b in prange(n):
         for i in range(lanes):
             if bricks[b, i] != 0:
                 out[b] = False

@@ -9,11 +9,12 @@ lanes holding a real MAC (one for depthwise, ``diagonal``).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from .sync import fc_pipeline, run_ahead_step, unit_cost
 
 BIG = 1 << 30
+PARALLEL_CHUNKS = 64  # parallel loops split their outer index range into this many contiguous chunks
 
 
 @njit(cache=True)
@@ -275,14 +276,15 @@ def _pe_cost_busy(a, w, ga, gw, lanewise, used, diagonal_lane):
     if not lanewise or diagonal_lane >= 0:
         cost = _pe_cost(a, w, ga, gw, lanewise)
         return cost, _lane_busy(a, w, ga, gw, lanewise, cost, used, diagonal_lane)
+    ar, wr = a[ga], w[gw]
     best = 1
     busy = 0
-    for lane in range(a.shape[1]):
-        p = a[ga, lane] * w[gw, lane]
-        if p > best:
-            best = p
-        if lane < used:
-            busy += max(1, p)
+    for lane in range(used):  # branch-free loops over contiguous rows (vectorizable)
+        p = ar[lane] * wr[lane]
+        best = max(best, p)
+        busy += max(1, p)
+    for lane in range(used, ar.shape[0]):
+        best = max(best, ar[lane] * wr[lane])
     return best, busy
 
 
@@ -299,7 +301,7 @@ def _lane_busy(a, w, ga, gw, lanewise, cost, used, diagonal_lane):
     return total
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def conv_both_serial(a, w, lanewise, channels, filters, passes, stride, out_h, out_w, kr, ks, n_cb, plane_h, plane_w,
                      kg, lanes, columns, rows, tiles, spread, sync, diagonal):
     """Conv with both operands serial: the cost is per PE (window x filter x step).
@@ -316,17 +318,22 @@ def conv_both_serial(a, w, lanewise, channels, filters, passes, stride, out_h, o
     n_win = out_h * out_w
     n_ws = (n_win + columns - 1) // columns
     n_batches = n_sub if spread == 1 else (n_sub + spread - 1) // spread
-    tile_total = np.zeros(tiles, dtype=np.int64)
-    pe_total = np.zeros((tiles, rows, columns), dtype=np.int64)
-    aidx = np.zeros(columns, dtype=np.int64)
-    widx = np.zeros(rows, dtype=np.int64)
-    amax = np.zeros(n_lanes, dtype=np.int64)
-    wmax = np.zeros(n_lanes, dtype=np.int64)
+    n_outer = n_batches * n_ws  # (batch, window set) pairs, run in parallel chunks with their own totals
+    n_chunks = min(PARALLEL_CHUNKS, n_outer)
+    tile_parts = np.zeros((n_chunks, tiles), dtype=np.int64)
+    pe_parts = np.zeros((n_chunks, tiles, rows, columns) if sync == 2 else (n_chunks, 1, 1, 1), dtype=np.int64)
     cycles = 0
     busy_pe = 0
     busy_lane = 0
-    for b in range(n_batches):
-        for ws in range(n_ws):
+    for chunk in prange(n_chunks):
+        tile_total = tile_parts[chunk]
+        pe_total = pe_parts[chunk]
+        aidx = np.zeros(columns, dtype=np.int64)
+        widx = np.zeros(rows, dtype=np.int64)
+        amax = np.zeros(n_lanes, dtype=np.int64)
+        wmax = np.zeros(n_lanes, dtype=np.int64)
+        for outer in range(chunk * n_outer // n_chunks, (chunk + 1) * n_outer // n_chunks):
+            b, ws = outer // n_ws, outer % n_ws
             ncols = min(columns, n_win - ws * columns)
             for p in range(passes):
                 for r in range(kr):
@@ -376,7 +383,8 @@ def conv_both_serial(a, w, lanewise, channels, filters, passes, stride, out_h, o
                                             pc, lb = _pe_cost_busy(a, w, aidx[c], widx[row], lanewise, used, dlane)
                                             busy_pe += pc
                                             busy_lane += lb
-                                            pe_total[t, row, c] += pc
+                                            if sync == 2:
+                                                pe_total[t, row, c] += pc
                                 else:  # separable: sums suffice
                                     sa = 0
                                     sw = 0
@@ -388,30 +396,30 @@ def conv_both_serial(a, w, lanewise, channels, filters, passes, stride, out_h, o
                                     busy_lane += sa * sw * used
                             cycles += step_max
     if sync == 1:
-        cycles = tile_total.max()
+        cycles = tile_parts.sum(axis=0).max()
     elif sync == 2:
-        cycles = pe_total.max()
+        cycles = pe_parts.sum(axis=0).max()
     return cycles, busy_pe, busy_lane
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def fc_both_serial(a, w, lanewise, channels, filters, passes, n_cb, lanes, columns, tiles_rows):
     """FC with both operands serial: a step costs its slowest PE (all rows of the pass, one activation brick);
     steps pipelined over the columns. a: (CB, A); w: (K*CB, A) indexed f*CB + cb."""
     costs = np.zeros(passes * n_cb, dtype=np.int64)
     busy_pe = 0
     busy_lane = 0
-    for p in range(passes):
-        for cb in range(n_cb):
-            used = max(0, min(lanes, channels - cb * lanes))
-            k = 0
-            for f in range(p * tiles_rows, min(filters, (p + 1) * tiles_rows)):
-                cost = _pe_cost(a, w, cb, f * n_cb + cb, lanewise)
-                busy_pe += cost
-                busy_lane += _lane_busy(a, w, cb, f * n_cb + cb, lanewise, cost, used, -1)
-                if cost > k:
-                    k = cost
-            costs[p * n_cb + cb] = k
+    for step in prange(passes * n_cb):  # step = p * n_cb + cb
+        p, cb = step // n_cb, step % n_cb
+        used = max(0, min(lanes, channels - cb * lanes))
+        k = 0
+        for f in range(p * tiles_rows, min(filters, (p + 1) * tiles_rows)):
+            cost = _pe_cost(a, w, cb, f * n_cb + cb, lanewise)
+            busy_pe += cost
+            busy_lane += _lane_busy(a, w, cb, f * n_cb + cb, lanewise, cost, used, -1)
+            if cost > k:
+                k = cost
+        costs[step] = k
     return fc_pipeline(costs, columns), busy_pe, busy_lane
 
 

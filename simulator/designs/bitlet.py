@@ -30,7 +30,7 @@ import math
 from collections import deque
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from workloads import Layer, LayerKind
 from workloads.layer import WeightFormat
@@ -52,11 +52,11 @@ FP32_UNIT_EXP = FP32_MIN_EXP - (FP32_MANTISSA_BITS - 1)  # -149: float32's small
 SPREAD = np.array([sum(((x >> i) & 1) << (8 * i) for i in range(8)) for x in range(256)], dtype=np.uint64)
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _column_costs(mags, group, kept, spread):
     n, lanes = mags.shape
     out = np.empty(n, dtype=np.int32)
-    for b in range(n):
+    for b in prange(n):
         worst = 1
         for g0 in range(0, lanes, group):
             union = 0
@@ -93,13 +93,13 @@ def column_costs(mags: np.ndarray, group: int, kept: int) -> np.ndarray:
     return _column_costs(mags, group, kept, SPREAD)
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def pruned_popcount(rows: np.ndarray, group: int, kept: int) -> int:
     """Set bits left in |rows| (int, channels on the last axis) after keeping, per group of ``group`` consecutive
     channels, only the columns >= group msb - kept + 1 (every column if ``kept`` <= 0)."""
     total = 0
     n, c = rows.shape
-    for b in range(n):
+    for b in prange(n):
         for g0 in range(0, c, group):
             g1 = min(g0 + group, c)
             union = 0

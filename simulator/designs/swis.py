@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from ..config import ArchConfig, Design
 from ..encodings import msb_index, popcount, to_bricks
@@ -46,12 +46,12 @@ def _kept_positions(union: int, n: int) -> int:
     return keep
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def brick_swis_costs(bricks: np.ndarray, group: int, n: int) -> np.ndarray:
     """Cycles of every brick (row of ``bricks``): max over lane groups of min(popcount(OR |w|), n), at least 1."""
     nb, lanes = bricks.shape
     out = np.empty(nb, dtype=np.int32)
-    for b in range(nb):
+    for b in prange(nb):
         cost = 1
         for g0 in range(0, lanes, group):
             union = 0
@@ -94,14 +94,14 @@ def _capped_popcounts(values: np.ndarray, n: int) -> np.ndarray:
     return out.reshape(values.shape)
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def swis_work(rows: np.ndarray, group: int, n: int) -> tuple[int, int]:
     """(sum of min(popcount |w|, n), set bits kept by the group rule) over ``rows`` (channels on the last axis,
     lane groups = ``group`` consecutive channels)."""
     ideal = 0
     kept_bits = 0
     nr, c = rows.shape
-    for b in range(nr):
+    for b in prange(nr):
         for g0 in range(0, c, group):
             g1 = min(g0 + group, c)
             union = 0
