@@ -14,7 +14,6 @@ from numba import njit, prange
 from .sync import fc_pipeline, run_ahead_step, unit_cost
 
 BIG = 1 << 30
-PARALLEL_CHUNKS = 64  # parallel loops split their outer index range into this many contiguous chunks
 
 
 @njit(cache=True)
@@ -301,7 +300,7 @@ def _lane_busy(a, w, ga, gw, lanewise, cost, used, diagonal_lane):
     return total
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def conv_both_serial(a, w, lanewise, channels, filters, passes, stride, out_h, out_w, kr, ks, n_cb, plane_h, plane_w,
                      kg, lanes, columns, rows, tiles, spread, sync, diagonal):
     """Conv with both operands serial: the cost is per PE (window x filter x step).
@@ -318,22 +317,17 @@ def conv_both_serial(a, w, lanewise, channels, filters, passes, stride, out_h, o
     n_win = out_h * out_w
     n_ws = (n_win + columns - 1) // columns
     n_batches = n_sub if spread == 1 else (n_sub + spread - 1) // spread
-    n_outer = n_batches * n_ws  # (batch, window set) pairs, run in parallel chunks with their own totals
-    n_chunks = min(PARALLEL_CHUNKS, n_outer)
-    tile_parts = np.zeros((n_chunks, tiles), dtype=np.int64)
-    pe_parts = np.zeros((n_chunks, tiles, rows, columns) if sync == 2 else (n_chunks, 1, 1, 1), dtype=np.int64)
+    tile_total = np.zeros(tiles, dtype=np.int64)
+    pe_total = np.zeros((tiles, rows, columns) if sync == 2 else (1, 1, 1), dtype=np.int64)
+    aidx = np.zeros(columns, dtype=np.int64)
+    widx = np.zeros(rows, dtype=np.int64)
+    amax = np.zeros(n_lanes, dtype=np.int64)
+    wmax = np.zeros(n_lanes, dtype=np.int64)
     cycles = 0
     busy_pe = 0
     busy_lane = 0
-    for chunk in prange(n_chunks):
-        tile_total = tile_parts[chunk]
-        pe_total = pe_parts[chunk]
-        aidx = np.zeros(columns, dtype=np.int64)
-        widx = np.zeros(rows, dtype=np.int64)
-        amax = np.zeros(n_lanes, dtype=np.int64)
-        wmax = np.zeros(n_lanes, dtype=np.int64)
-        for outer in range(chunk * n_outer // n_chunks, (chunk + 1) * n_outer // n_chunks):
-            b, ws = outer // n_ws, outer % n_ws
+    for b in range(n_batches):
+        for ws in range(n_ws):
             ncols = min(columns, n_win - ws * columns)
             for p in range(passes):
                 for r in range(kr):
@@ -396,9 +390,9 @@ def conv_both_serial(a, w, lanewise, channels, filters, passes, stride, out_h, o
                                     busy_lane += sa * sw * used
                             cycles += step_max
     if sync == 1:
-        cycles = tile_parts.sum(axis=0).max()
+        cycles = tile_total.max()
     elif sync == 2:
-        cycles = pe_parts.sum(axis=0).max()
+        cycles = pe_total.max()
     return cycles, busy_pe, busy_lane
 
 
