@@ -16,8 +16,11 @@ Search maps (DNNsim HEAD, sorted by (dt, dl)): T shape = (1..h, 0) plus d lookas
 for k = 1, 2, ... with dt cycling 1..h per k, + first; L shape = (1..h, 0) plus (1, -1..-d). With h = 0 nothing
 can be promoted (and no row skipped): the dense schedule.
 
-``schedule_layer`` is the numba scheduler the fast engine uses; ``reference_schedule`` is a plain-Python one
-written independently for the reference engine (the two are checked against each other by the engines' tests).
+``schedule_compact`` is the numba scheduler the fast engine uses (``schedule_layer`` writes its result out slot by
+slot); ``reference_schedule`` is a plain-Python one written independently for the reference engine (the two are
+checked against each other by the tests). The numba scheduler holds a filter's rows as lane bitsets and counts the
+candidates of a row's zero slots bit-sliced; how a row's zero slots get filled depends only on them and the
+filter's next h rows, so (16 lanes or fewer) each thread remembers recent fillings in a small table.
 """
 
 from __future__ import annotations
@@ -25,9 +28,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
+from numba import get_num_threads, njit, prange
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 from .config import ArchConfig, Promotion, SearchShape
+
+MEMO_BITS = 16  # entries (2^) of each thread's table of row fillings
 
 
 def search_map(shape: SearchShape | str, lookahead: int, lookaside: int) -> np.ndarray:
@@ -45,90 +51,547 @@ def search_map(shape: SearchShape | str, lookahead: int, lookaside: int) -> np.n
 
 
 @njit(cache=True)
-def _schedule_set(vals, dts, dls, lookahead, most, rows_out, src_out, wgt_out):
-    """Schedule one filter set in place. vals: (T, R, L) (mutated).
-
-    Writes the issued buffer rows to rows_out (T,), and for every issued step i and slot (f, l) the weight
-    (wgt_out, 0 for none) and the source code t * L + l of the activation the slot selects (src_out; an empty
-    slot keeps its own position). Returns the number of issued steps.
-    """
-    n_t, n_r, n_l = vals.shape
+def _map_tables(dts, dls, n_l):
+    """Per map entry: its lane offset reduced to 0..n_l-1, and whether it names the same position as an earlier
+    entry once lanes wrap (small n_l); such an entry is not a candidate twice."""
     n_map = dts.shape[0]
-    # map entries that name the same position as an earlier one once lanes wrap (small L) are not candidates twice
+    dlm = np.empty(n_map, dtype=np.int64)
     dup = np.zeros(n_map, dtype=np.bool_)
     for m in range(n_map):
+        dlm[m] = dls[m] % n_l
         for m2 in range(m):
             if dts[m2] == dts[m] and (dls[m2] - dls[m]) % n_l == 0:
                 dup[m] = True
-    pos = np.empty((n_t, n_r, n_l), dtype=np.int64)  # where each held weight came from
-    for t in range(n_t):
-        for f in range(n_r):
-            for lane in range(n_l):
-                pos[t, f, lane] = t * n_l + lane
-    count = np.zeros(n_l, dtype=np.int64)  # candidates of each zero slot of the current row; -1: not a zero slot
+    return dlm, dup
+
+
+@njit(cache=True)
+def _popcount(x):
+    """Set bits of a 64-bit word."""
+    x = x - ((x >> 1) & 0x5555555555555555)
+    x = (x & 0x3333333333333333) + ((x >> 2) & 0x3333333333333333)
+    x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0F
+    return ((x * 0x0101010101010101) >> 56) & 0xFF
+
+
+@njit(cache=True)
+def _schedule_set(flat, kg, cg, kr, ks, g, fs, n_rows, n_l, n_cb, dts, dlm, dup, lookahead, most, nfilt, channels,
+                  diagonal, rows_out, opt_out, fmaxdt_out, smaxdt_out, ident_out, cov_out, busy_out):
+    """Schedule filter set fs of sub-conv g of lowered weights (G, Kg, Cg, R, S), given as ``flat`` (G * Kg,
+    Cg * R * S); returns its issued steps.
+
+    The buffer is held as non-zero lane bitsets (filters, rows, words of 64 lanes): only which slots hold a weight
+    matters to the scheduler, and a promoted weight always comes from its own position (a buffer row gains weights
+    only while it is the current one). For issued step i, writes the buffer row (rows_out), each slot's choice
+    (opt_out: 0 its own weight, -1 empty (its own activation), m + 1 the weight of map entry m), each filter's
+    farthest promotion dt (fmaxdt_out) and, over the set's ``nfilt`` real filters: the farthest dt (smaxdt_out),
+    whether one of them promoted nothing (ident_out), the lanes each row r + dt supplies to some real filter
+    (cov_out[i, dt]: dt = 0 the slots keeping their own position) and the lanes doing a real MAC (busy_out: a slot
+    with a weight, or an empty slot at a real channel of the layer; depthwise: its own channel only)."""
+    n_t = kr * ks * n_cb
+    wpr = (n_l + 63) >> 6
+    n_map = dts.shape[0]
+    one = np.int64(1)
+    taps = kr * ks
+    nz = np.zeros((n_rows, n_t, wpr), dtype=np.int64)
+    for f in range(min(n_rows, kg - fs * n_rows)):
+        k = g * kg + fs * n_rows + f
+        for c in range(cg):
+            cb = c // n_l
+            lane = c - cb * n_l
+            bit = one << (lane & 63)
+            for tap in range(taps):
+                if flat[k, c * taps + tap] != 0:
+                    nz[f, tap * n_cb + cb, lane >> 6] |= bit
+    full = np.empty(wpr, dtype=np.int64)
+    for k in range(wpr):
+        nbits = min(64, n_l - 64 * k)
+        full[k] = -1 if nbits == 64 else (one << nbits) - 1
+    cnt = np.zeros(n_l, dtype=np.int64)  # candidates of each unfilled zero slot of the current row (0 otherwise)
+    bucket = np.zeros((n_map + 1, wpr), dtype=np.int64)  # bucket[c]: the unfilled zero slots with c candidates
+    promoted = np.zeros(wpr, dtype=np.int64)
     issued = 0
     skipped = 0
     for t in range(n_t):
         zero = True
-        for f in range(n_r):
-            for lane in range(n_l):
-                if vals[t, f, lane] != 0:
+        for f in range(n_rows):
+            for k in range(wpr):
+                if nz[f, t, k] != 0:
                     zero = False
         if zero and skipped < lookahead and not (t == n_t - 1 and issued == 0):
             skipped += 1
             continue
         skipped = 0
-        for f in range(n_r):
-            for lane in range(n_l):
-                count[lane] = -1
-                if vals[t, f, lane] == 0:
-                    count[lane] = 0
-                    for m in range(n_map):
-                        th = t + dts[m]
-                        if not dup[m] and th < n_t and vals[th, f, (lane + dls[m]) % n_l] != 0:
-                            count[lane] += 1
-            while True:
-                best = -1
-                for lane in range(n_l):
-                    c = count[lane]
-                    if c > 0 and (best < 0 or (most and c > count[best]) or (not most and c < count[best])):
-                        best = lane
-                if best < 0:
-                    break
-                th = 0
-                ld = 0
-                for m in range(n_map):  # the first candidate in map order
-                    th = t + dts[m]
-                    ld = (best + dls[m]) % n_l
-                    if th < n_t and vals[th, f, ld] != 0:
+        i = issued
+        rows_out[i] = t
+        cb_own = t % n_cb
+        smax = 0
+        ident = False
+        busy = 0
+        for f in range(n_rows):
+            real = f < nfilt
+            fmax = 0
+            holes = False
+            for k in range(wpr):
+                promoted[k] = 0
+                if ~nz[f, t, k] & full[k]:
+                    holes = True
+            if holes:
+                for k in range(wpr):
+                    z = ~nz[f, t, k] & full[k]
+                    while z:
+                        low = z & -z
+                        z ^= low
+                        lane = 64 * k + trailing_zeros(low)
+                        c = 0
+                        for m in range(n_map):
+                            th = t + dts[m]
+                            if dup[m] or th >= n_t:
+                                continue
+                            idx = lane + dlm[m]
+                            if idx >= n_l:
+                                idx -= n_l
+                            c += (nz[f, th, idx >> 6] >> (idx & 63)) & 1
+                        cnt[lane] = c
+                        bucket[c, k] |= low
+                while True:  # fill the least flexible (or most candidates) slot, lowest lane first
+                    c = 0
+                    if most:
+                        for cc in range(n_map, 0, -1):
+                            for k in range(wpr):
+                                if bucket[cc, k]:
+                                    c = cc
+                                    break
+                            if c:
+                                break
+                    else:
+                        for cc in range(1, n_map + 1):
+                            for k in range(wpr):
+                                if bucket[cc, k]:
+                                    c = cc
+                                    break
+                            if c:
+                                break
+                    if c == 0:
                         break
-                v = vals[t, f, best]
-                vals[t, f, best] = vals[th, f, ld]
-                vals[th, f, ld] = v
-                p = pos[t, f, best]
-                pos[t, f, best] = pos[th, f, ld]
-                pos[th, f, ld] = p
-                count[best] = -1
-                for m in range(n_map):  # (th, ld) is empty now: it stops being a candidate of the slots that saw it
-                    if not dup[m] and t + dts[m] == th:
-                        other = (ld - dls[m]) % n_l
-                        if count[other] > 0:
-                            count[other] -= 1
-        rows_out[issued] = t
-        for f in range(n_r):
-            for lane in range(n_l):
-                w = vals[t, f, lane]
-                wgt_out[issued, f, lane] = w
-                src_out[issued, f, lane] = pos[t, f, lane] if w != 0 else t * n_l + lane
+                    lane = 0
+                    for k in range(wpr):
+                        if bucket[c, k]:
+                            lane = 64 * k + trailing_zeros(bucket[c, k])
+                            break
+                    th = 0
+                    idx = 0
+                    m = 0
+                    for m in range(n_map):  # its first candidate in map order
+                        th = t + dts[m]
+                        if th < n_t:
+                            idx = lane + dlm[m]
+                            if idx >= n_l:
+                                idx -= n_l
+                            if (nz[f, th, idx >> 6] >> (idx & 63)) & 1:
+                                break
+                    lb = one << (lane & 63)
+                    ib = one << (idx & 63)
+                    nz[f, t, lane >> 6] |= lb
+                    nz[f, th, idx >> 6] &= ~ib
+                    promoted[lane >> 6] |= lb
+                    bucket[c, lane >> 6] &= ~lb
+                    cnt[lane] = 0
+                    opt_out[i, f, lane] = m + 1
+                    dt = dts[m]
+                    if dt > fmax:
+                        fmax = dt
+                    if real:
+                        cov_out[i, dt, idx >> 6] |= ib
+                    for m2 in range(n_map):  # (th, idx) is empty now: the slots that saw it lose a candidate
+                        if dup[m2] or dts[m2] != dt:
+                            continue
+                        other = idx - dlm[m2]
+                        if other < 0:
+                            other += n_l
+                        co = cnt[other]
+                        if co > 0:
+                            ob = one << (other & 63)
+                            bucket[co, other >> 6] &= ~ob
+                            cnt[other] = co - 1
+                            bucket[co - 1, other >> 6] |= ob
+                for k in range(wpr):  # slots left empty (their counts are 0 now)
+                    bucket[0, k] = 0
+                    z = ~nz[f, t, k] & full[k]
+                    while z:
+                        low = z & -z
+                        z ^= low
+                        opt_out[i, f, 64 * k + trailing_zeros(low)] = -1
+            fmaxdt_out[i, f] = fmax
+            if real:
+                if fmax > smax:
+                    smax = fmax
+                if fmax == 0:
+                    ident = True
+                own_filter = fs * n_rows + f
+                for k in range(wpr):
+                    cov_out[i, 0, k] |= full[k] & ~promoted[k]
+                    lo_ch = cb_own * n_l + 64 * k  # channel of the word's lane 0
+                    n_real = min(max(channels - lo_ch, 0), min(64, n_l - 64 * k))
+                    if diagonal:
+                        d = own_filter - lo_ch
+                        real_ch = one << d if 0 <= d < n_real else 0
+                    else:
+                        real_ch = -1 if n_real == 64 else (one << n_real) - 1
+                    busy += _popcount(nz[f, t, k] | real_ch)
+        smaxdt_out[i] = smax
+        ident_out[i] = ident
+        busy_out[i] = busy
         issued += 1
     return issued
 
 
 @njit(cache=True)
-def _schedule_sets(bufs, dts, dls, lookahead, most, steps, rows_out, src_out, wgt_out):
-    """Every filter set of (S, T, R, L) buffers (mutated)."""
-    for s in range(bufs.shape[0]):
-        steps[s] = _schedule_set(bufs[s], dts, dls, lookahead, most, rows_out[s], src_out[s], wgt_out[s])
+def _rotr(y, k, n_l, full):
+    """Lane l of the result = lane (l + k) mod n_l of y (n_l <= 64 lanes in one word)."""
+    if k == 0:
+        return y
+    one = np.int64(1)
+    return (((y >> k) & ((one << (n_l - k)) - 1)) | (y << (n_l - k))) & full
+
+
+@njit(cache=True, inline="always")
+def _fill_row(holes, ahead, opt_row, n_l, full, n_map, dts, dlm, dup, seen_by, most):
+    """Fill a row's zero slots (``holes``) from the filter's rows ahead (ahead[dt], mutated) and write each filled
+    slot's choice m + 1 to opt_row; returns (the slots left empty, the choices 4 bits a lane (0 if n_map > 14)).
+    The slots' candidate counts are bit-sliced: c0..c5 hold bit b of every slot's count (at most 33 entries)."""
+    one = np.int64(1)
+    flip = np.int64(0) if most else np.int64(-1)  # the count search keeps 1 bits (most) or 0 bits (fewest)
+    wide = n_map > 7  # counts need more than three slices
+    c0 = c1 = c2 = c3 = c4 = c5 = np.int64(0)
+    for m in range(n_map):  # count every zero slot's candidates
+        if dup[m]:
+            continue
+        carry = _rotr(ahead[dts[m]], dlm[m], n_l, full) & holes
+        nxt = c0 & carry
+        c0 ^= carry
+        carry = nxt
+        nxt = c1 & carry
+        c1 ^= carry
+        carry = nxt
+        if wide:
+            nxt = c2 & carry
+            c2 ^= carry
+            carry = nxt
+            nxt = c3 & carry
+            c3 ^= carry
+            carry = nxt
+            nxt = c4 & carry
+            c4 ^= carry
+            c5 ^= nxt
+        else:
+            c2 ^= carry
+    choice = np.int64(0)
+    while True:
+        cand = (c0 | c1 | c2 | c3 | c4 | c5) & holes
+        if cand == 0:
+            break
+        if wide:  # the fewest (most) candidates, then the lowest lane
+            y = cand & (c5 ^ flip)
+            cand = y if y else cand
+            y = cand & (c4 ^ flip)
+            cand = y if y else cand
+            y = cand & (c3 ^ flip)
+            cand = y if y else cand
+        y = cand & (c2 ^ flip)
+        cand = y if y else cand
+        y = cand & (c1 ^ flip)
+        cand = y if y else cand
+        y = cand & (c0 ^ flip)
+        cand = y if y else cand
+        lane = trailing_zeros(cand)
+        m = 0
+        idx = 0
+        for m in range(n_map):  # its first candidate in map order
+            idx = lane + dlm[m]
+            idx -= n_l * (idx >= n_l)
+            if (ahead[dts[m]] >> idx) & 1:
+                break
+        dt = dts[m]
+        ahead[dt] &= ~(one << idx)
+        # (t + dt, idx) is empty now: the zero slots that saw it lose a candidate
+        lost = _rotr(seen_by[dt], n_l - idx, n_l, full) if idx else seen_by[dt]
+        holes ^= one << lane
+        opt_row[lane] = m + 1
+        choice |= np.int64(m + 1) << ((4 * lane) & 63)  # meaningful for n_l <= 16 only
+        borrow = lost & holes
+        nxt = borrow & ~c0
+        c0 ^= borrow
+        borrow = nxt
+        nxt = borrow & ~c1
+        c1 ^= borrow
+        borrow = nxt
+        if wide:
+            nxt = borrow & ~c2
+            c2 ^= borrow
+            borrow = nxt
+            nxt = borrow & ~c3
+            c3 ^= borrow
+            borrow = nxt
+            nxt = borrow & ~c4
+            c4 ^= borrow
+            c5 ^= nxt
+        else:
+            c2 ^= borrow
+    return holes, choice
+
+
+@njit(cache=True)
+def _nonzero_rows(flat, kg, cg, taps, g, fs, n_rows, n_l, n_cb):
+    """(filters, T): the buffer rows of set fs of sub-conv g, each filter's as non-zero lane masks (n_l <= 64);
+    filter-major, a filter's rows adjacent."""
+    if n_l == 16 and taps == 1 and cg % 16 == 0:
+        return _nonzero_rows_16(flat, kg, g, fs, n_rows, n_cb)
+    nz = np.zeros((n_rows, taps * n_cb), dtype=np.int64)
+    for f in range(min(n_rows, kg - fs * n_rows)):
+        row = flat[g * kg + fs * n_rows + f]
+        for cb in range(n_cb):
+            c0 = cb * n_l
+            for tap in range(taps):
+                word = 0
+                for c in range(c0, min(c0 + n_l, cg)):
+                    if row[c * taps + tap] != 0:
+                        word |= 1 << (c - c0)
+                nz[f, tap * n_cb + cb] = word
+    return nz
+
+
+@njit(cache=True)
+def _nonzero_rows_16(flat, kg, g, fs, n_rows, n_cb):
+    """``_nonzero_rows`` of 16 lanes, 1x1 kernels and whole bricks: a loop the compiler vectorizes."""
+    nz = np.zeros((n_rows, n_cb), dtype=np.int64)
+    for f in range(min(n_rows, kg - fs * n_rows)):
+        row = flat[g * kg + fs * n_rows + f]
+        for cb in range(n_cb):
+            word = 0
+            for lane in range(16):
+                if row[cb * 16 + lane] != 0:
+                    word |= 1 << lane
+            nz[f, cb] = word
+    return nz
+
+
+@njit(cache=True)
+def _schedule_set_word(flat, kg, cg, kr, ks, g, fs, n_rows, n_l, n_cb, dts, dlm, dup, lookahead, most, nfilt,
+                       channels, diagonal, rows_out, opt_out, fmaxdt_out, smaxdt_out, ident_out, cov_out, busy_out,
+                       memo):
+    """``_schedule_set`` for n_l <= 64 (a filter's row is one word), the same schedule. How a row's zero slots are
+    filled depends only on them and the filter's next ``lookahead`` rows; when those fit one word (and the choices
+    another) the filling is remembered in a direct-mapped table (memo rows: key, choices, rows ahead after, slots
+    filled; shared by the sets one thread schedules; one row: no table)."""
+    nz = _nonzero_rows(flat, kg, cg, kr * ks, g, fs, n_rows, n_l, n_cb)
+    n_t = nz.shape[1]
+    n_map = dts.shape[0]
+    one = np.int64(1)
+    full = np.int64(-1) if n_l == 64 else (one << n_l) - 1
+    remember = memo.shape[0] > 1
+    memo_mask = memo.shape[0] - 1
+    seen_by = np.zeros(lookahead + 1, dtype=np.int64)  # seen_by[dt] lane j: the slot idx - j sees (dt, idx)
+    for m in range(n_map):
+        if not dup[m]:
+            seen_by[dts[m]] |= one << ((n_l - dlm[m]) % n_l)
+    ahead = np.zeros(lookahead + 1, dtype=np.int64)  # the filter's rows t + dt
+    issued = 0
+    skipped = 0
+    for t in range(n_t):
+        zero = True
+        for f in range(n_rows):
+            if nz[f, t] != 0:
+                zero = False
+                break
+        if zero and skipped < lookahead and not (t == n_t - 1 and issued == 0):
+            skipped += 1
+            continue
+        skipped = 0
+        i = issued
+        rows_out[i] = t
+        lo_ch = (t % n_cb) * n_l  # the channel of the row's lane 0
+        n_real = min(max(channels - lo_ch, 0), n_l)
+        real_ch = full if n_real == n_l else (one << n_real) - 1
+        smax = 0
+        ident = False
+        busy = 0
+        own = np.int64(0)
+        for f in range(n_rows):
+            real = f < nfilt
+            fmax = 0
+            x = nz[f, t]
+            holes = ~x & full
+            promoted = np.int64(0)
+            if holes:
+                for d in range(1, lookahead + 1):
+                    ahead[d] = nz[f, t + d] if t + d < n_t else 0
+                key = holes
+                slot = 0
+                if remember:  # the row and the rows ahead fit one word (shifts stay below 64)
+                    for d in range(1, lookahead + 1):
+                        key |= ahead[d] << (d * n_l)
+                    slot = ((key * np.int64(-7046029254386353131)) >> 40) & memo_mask
+                if remember and memo[slot, 0] == key:
+                    choice = memo[slot, 1]
+                    for lane in range(n_l):  # 0 for the slots it leaves as they are
+                        opt_out[i, f, lane] = (choice >> (4 * lane)) & 15
+                    holes &= ~memo[slot, 3]
+                    rest = memo[slot, 2]
+                    for d in range(1, lookahead + 1):
+                        ahead[d] = (rest >> ((d - 1) * n_l)) & full
+                else:
+                    holes, choice = _fill_row(holes, ahead, opt_out[i, f], n_l, full, n_map, dts, dlm, dup, seen_by,
+                                              most)
+                    if remember:
+                        rest = np.int64(0)
+                        for d in range(1, lookahead + 1):
+                            rest |= ahead[d] << ((d - 1) * n_l)
+                        memo[slot, 0] = key
+                        memo[slot, 1] = choice
+                        memo[slot, 2] = rest
+                        memo[slot, 3] = key & full & ~holes
+                promoted = ~x & full & ~holes
+                x |= promoted
+                nz[f, t] = x
+                for d in range(1, lookahead + 1):
+                    if t + d < n_t:
+                        taken = nz[f, t + d] & ~ahead[d]  # the weights promoted from row t + d
+                        if taken:
+                            fmax = d
+                            if real:
+                                cov_out[i, d, 0] |= taken
+                        nz[f, t + d] = ahead[d]
+                while holes:  # slots left empty
+                    low = holes & -holes
+                    holes ^= low
+                    opt_out[i, f, trailing_zeros(low)] = -1
+            fmaxdt_out[i, f] = fmax
+            if real:
+                if fmax > smax:
+                    smax = fmax
+                if fmax == 0:
+                    ident = True
+                own |= full & ~promoted
+                if diagonal:
+                    d = fs * n_rows + f - lo_ch
+                    busy += _popcount(x | (one << d if 0 <= d < n_real else np.int64(0)))
+                else:
+                    busy += _popcount(x | real_ch)
+        cov_out[i, 0, 0] = own
+        smaxdt_out[i] = smax
+        ident_out[i] = ident
+        busy_out[i] = busy
+        issued += 1
+    return issued
+
+
+@njit(cache=True)
+def _schedule_part(part, parts, flat, kg, cg, kr, ks, sets, n_rows, n_l, n_cb, dts, dlm, dup, lookahead, most, nfilt,
+                   channels, diagonal, memo_bits, steps, rows_out, opt_out, fmaxdt_out, smaxdt_out, ident_out, cov_out,
+                   busy_out):
+    """Sets part, part + parts, ... (n_l <= 64), with one table of row fillings."""
+    memo = np.zeros((1 << memo_bits, 4), dtype=np.int64)  # key 0 (no zero slot) is never looked up
+    for s in range(part, steps.shape[0], parts):
+        g = s // sets
+        steps[s] = _schedule_set_word(flat, kg, cg, kr, ks, g, s - g * sets, n_rows, n_l, n_cb, dts, dlm, dup,
+                                      lookahead, most, nfilt[s], channels[g], diagonal, rows_out[s], opt_out[s],
+                                      fmaxdt_out[s], smaxdt_out[s], ident_out[s], cov_out[s], busy_out[s], memo)
+
+
+@njit(cache=True)
+def _schedule_part_wide(part, parts, flat, kg, cg, kr, ks, sets, n_rows, n_l, n_cb, dts, dlm, dup, lookahead, most,
+                        nfilt, channels, diagonal, memo_bits, steps, rows_out, opt_out, fmaxdt_out, smaxdt_out,
+                        ident_out, cov_out, busy_out):
+    """Sets part, part + parts, ... (n_l > 64)."""
+    for s in range(part, steps.shape[0], parts):
+        g = s // sets
+        steps[s] = _schedule_set(flat, kg, cg, kr, ks, g, s - g * sets, n_rows, n_l, n_cb, dts, dlm, dup, lookahead,
+                                 most, nfilt[s], channels[g], diagonal, rows_out[s], opt_out[s], fmaxdt_out[s],
+                                 smaxdt_out[s], ident_out[s], cov_out[s], busy_out[s])
+
+
+@njit(cache=True, parallel=True)
+def _schedule_sets(flat, kg, cg, kr, ks, sets, n_rows, n_l, n_cb, dts, dls, lookahead, most, nfilt, channels,
+                   diagonal, parts, memo_bits, steps, rows_out, opt_out, fmaxdt_out, smaxdt_out, ident_out, cov_out,
+                   busy_out):
+    """Every filter set of lowered weights (``flat``, n_l <= 64); the sets are independent, dealt in turn to
+    ``parts`` parallel parts."""
+    dlm, dup = _map_tables(dts, dls, n_l)
+    for part in prange(parts):
+        _schedule_part(part, parts, flat, kg, cg, kr, ks, sets, n_rows, n_l, n_cb, dts, dlm, dup, lookahead, most,
+                       nfilt, channels, diagonal, memo_bits, steps, rows_out, opt_out, fmaxdt_out, smaxdt_out,
+                       ident_out, cov_out, busy_out)
+
+
+@njit(cache=True, parallel=True)
+def _schedule_sets_wide(flat, kg, cg, kr, ks, sets, n_rows, n_l, n_cb, dts, dls, lookahead, most, nfilt, channels,
+                        diagonal, parts, memo_bits, steps, rows_out, opt_out, fmaxdt_out, smaxdt_out, ident_out,
+                        cov_out, busy_out):
+    """``_schedule_sets`` for n_l > 64."""
+    dlm, dup = _map_tables(dts, dls, n_l)
+    for part in prange(parts):
+        _schedule_part_wide(part, parts, flat, kg, cg, kr, ks, sets, n_rows, n_l, n_cb, dts, dlm, dup, lookahead,
+                            most, nfilt, channels, diagonal, memo_bits, steps, rows_out, opt_out, fmaxdt_out,
+                            smaxdt_out, ident_out, cov_out, busy_out)
+
+
+@dataclass(frozen=True)
+class CompactSchedule:
+    """The fast engine's form of every filter set's schedule (set index s = sub-conv * sets_per_group + set).
+
+    ``opt[s, i, f, l]`` says what slot (f, l) of issued step i holds: 0 its own weight, -1 nothing (it keeps its
+    own activation), m + 1 the weight from map entry m (dt, dl) of ``smap``, i.e. buffer row rows[s, i] + dt and
+    lane (l + dl) mod lanes, whose activation it selects."""
+
+    steps: np.ndarray  # (S,) issued steps of each set
+    rows: np.ndarray  # (S, T) buffer row (dense step) of each issued step
+    opt: np.ndarray  # (S, T, rows, lanes) int8
+    fmaxdt: np.ndarray  # (S, T, rows) farthest promotion of each filter (0: none)
+    smaxdt: np.ndarray  # (S, T) farthest promotion over the set's real filters
+    ident: np.ndarray  # (S, T) some real filter promoted nothing
+    cov: np.ndarray  # (S, T, h + 1, words) lanes of row rows + dt selected by some real filter (64 lanes a word)
+    slot_busy: np.ndarray  # (S, T) lanes doing a real MAC over the real filters
+    filters: np.ndarray  # (S,) real filters of each set
+    smap: np.ndarray  # (n, 2) the search map
+    sets_per_group: int
+    dense_steps: int  # T
+
+
+def schedule_compact(weights: np.ndarray, arch: ArchConfig, filters: np.ndarray | None = None,
+                     channels: np.ndarray | None = None, diagonal: bool = False) -> CompactSchedule:
+    """Schedule every filter set of lowered weights (G, Kg, Cg, R, S); ``filters`` / ``channels`` (G,): the real
+    filters / input channels of each sub-conv (default Kg / Cg); ``diagonal``: depthwise (filter i multiplies
+    only channel i)."""
+    g, kg, cg, kr, ks = weights.shape
+    rows, lanes = arch.rows, arch.lanes
+    n_cb = -(-cg // lanes)
+    sets = -(-kg // rows)
+    n_t = kr * ks * n_cb
+    n_sets = g * sets
+    smap = search_map(arch.search_shape, arch.lookahead, arch.lookaside)
+    real = np.full(g, kg) if filters is None else np.asarray(filters)
+    per_set = np.clip(real.reshape(-1, 1) - rows * np.arange(sets).reshape(1, -1), 0, rows).reshape(-1)
+    per_set = per_set.astype(np.int64)
+    chans = np.full(g, cg, dtype=np.int64) if channels is None else np.asarray(channels, dtype=np.int64)
+    steps = np.zeros(n_sets, dtype=np.int64)
+    rows_out = np.zeros((n_sets, n_t), dtype=np.int32)
+    opt = np.zeros((n_sets, n_t, rows, lanes), dtype=np.int8)
+    fmaxdt = np.zeros((n_sets, n_t, rows), dtype=np.int8)
+    smaxdt = np.zeros((n_sets, n_t), dtype=np.int8)
+    ident = np.zeros((n_sets, n_t), dtype=np.bool_)
+    cov = np.zeros((n_sets, n_t, arch.lookahead + 1, (lanes + 63) // 64), dtype=np.int64)
+    busy = np.zeros((n_sets, n_t), dtype=np.int64)
+    most = arch.promotion == Promotion.MOST_CANDIDATES
+    w = weights if weights.dtype == np.int32 else weights.astype(np.int32)
+    # a row's filling is remembered when it and the rows ahead fit one word, and its choices another (4 bits a lane)
+    memo = lanes * (arch.lookahead + 1) <= 64 and lanes <= 16 and len(smap) <= 14 and arch.lookahead > 0
+    flat = np.ascontiguousarray(w).reshape(g * kg, cg * kr * ks)  # a filter's weights, (channel, tap) in order
+    driver = _schedule_sets if lanes <= 64 else _schedule_sets_wide
+    driver(flat, kg, cg, kr, ks, sets, rows, lanes, n_cb, smap[:, 0].copy(), smap[:, 1].copy(),
+                   arch.lookahead, most, per_set, chans, diagonal, get_num_threads(), MEMO_BITS if memo else 0,
+                   steps, rows_out, opt, fmaxdt, smaxdt, ident, cov, busy)
+    return CompactSchedule(steps, rows_out, opt, fmaxdt, smaxdt, ident, cov, busy, per_set, smap, sets, n_t)
 
 
 @dataclass(frozen=True)
@@ -158,21 +621,25 @@ def weight_buffers(weights: np.ndarray, rows: int, lanes: int) -> np.ndarray:
 
 def schedule_layer(weights: np.ndarray, arch: ArchConfig, filters: np.ndarray | None = None) -> LayerSchedule:
     """Schedule every filter set of lowered weights (G, Kg, Cg, R, S) for ``arch``'s rows, lanes and search;
-    ``filters`` (G,): the real filters of each sub-conv (default Kg)."""
-    bufs = weight_buffers(weights, arch.rows, arch.lanes)
-    g, sets, n_t, rows, lanes = bufs.shape
-    smap = search_map(arch.search_shape, arch.lookahead, arch.lookaside)
-    n_sets = g * sets
-    steps = np.zeros(n_sets, dtype=np.int64)
-    rows_out = np.zeros((n_sets, n_t), dtype=np.int64)
-    wgt = np.zeros((n_sets, n_t, rows, lanes), dtype=np.int32)
-    src = np.zeros((n_sets, n_t, rows, lanes), dtype=np.int32)
-    flat = bufs.reshape(n_sets, n_t, rows, lanes)
-    most = arch.promotion == Promotion.MOST_CANDIDATES
-    _schedule_sets(flat, smap[:, 0].copy(), smap[:, 1].copy(), arch.lookahead, most, steps, rows_out, src, wgt)
-    real = np.full(g, weights.shape[1]) if filters is None else np.asarray(filters)
-    per_set = np.clip(real.reshape(-1, 1) - rows * np.arange(sets).reshape(1, -1), 0, rows).reshape(-1)
-    return LayerSchedule(steps, rows_out, wgt, src, per_set.astype(np.int64), sets, n_t)
+    ``filters`` (G,): the real filters of each sub-conv (default Kg). The fast engine's scheduler
+    (:func:`schedule_compact`), written out slot by slot: each slot's weight and the source t * lanes + lane of
+    the activation it selects (an empty slot keeps its own position)."""
+    cs = schedule_compact(weights, arch, filters)
+    lanes = arch.lanes
+    n_sets, n_t = cs.rows.shape
+    dense = weight_buffers(weights, arch.rows, lanes).reshape(n_sets, n_t, arch.rows, lanes)
+    dts = np.concatenate([[0, 0], cs.smap[:, 0]])  # opt + 1 -> (dt, dl): -1 and 0 keep their own position
+    dls = np.concatenate([[0, 0], cs.smap[:, 1]])
+    opt = cs.opt.astype(np.int64) + 1
+    lane = np.arange(lanes).reshape(1, 1, 1, -1)
+    src = (cs.rows[:, :, None, None] + dts[opt]) * lanes + (lane + dls[opt]) % lanes
+    f = np.arange(arch.rows).reshape(1, 1, -1, 1)
+    weight = dense[np.arange(n_sets).reshape(-1, 1, 1, 1), src // lanes, f, src % lanes]
+    weight = np.where(opt == 0, 0, weight).astype(np.int32)
+    valid = np.arange(n_t).reshape(1, -1, 1, 1) < cs.steps.reshape(-1, 1, 1, 1)
+    src = np.where(valid, src, 0).astype(np.int32)
+    weight = np.where(valid, weight, 0)
+    return LayerSchedule(cs.steps, cs.rows.astype(np.int64), weight, src, cs.filters, cs.sets_per_group, n_t)
 
 
 # ----------------------------------------------------------------------------------------------------------------

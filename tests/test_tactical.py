@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from numba import njit
 
 from simulator import load_arch, simulate, simulate_layer
+from simulator.encodings import ENCODING_CODE, bit_tables, mask_table, pra_cycles
+from simulator.mapping import lower
 from simulator.reference import simulate_layer_reference, simulate_reference
 from simulator.tactical_schedule import reference_schedule, schedule_layer, search_map, weight_buffers
 from workloads import Layer, layer_output
@@ -177,3 +180,114 @@ def test_all_non_zero_weights_take_the_dense_baselines_cycles(case):
     arch, layer = case  # channels a multiple of lanes, no space-to-depth taps: no zero slot, nothing to move or skip
     arch = arch.replace(backend="dadiannao", first_layer_space_to_depth=False)
     assert simulate_layer(arch, layer)["cycles"] == simulate_layer(_dadiannao(arch), layer)["cycles"]
+
+
+# ------------------------------------------------------------------------------------------- wide PEs
+
+@pytest.mark.parametrize("lanes", [17, 64, 65, 130])
+def test_schedules_of_wide_pes_match_the_plain_python_scheduler(lanes):
+    """More than 64 lanes take the fast scheduler's multi-word path, 17..64 its one-word path without the table of
+    row fillings; both give the reference engine's schedule."""
+    rng = np.random.default_rng(lanes)
+    for shape, promotion in [("T", "least_flexible"), ("L", "most_candidates")]:
+        arch = load_arch("tactical", rows=3, lanes=lanes, lookahead=2, lookaside=4, search_shape=shape,
+                         promotion=promotion)
+        w = rng.integers(-9, 10, size=(1, 5, 2 * lanes + 3, 2, 1)).astype(np.int32)
+        w[rng.random(w.shape) < 0.6] = 0
+        sched = schedule_layer(w, arch)
+        dense = weight_buffers(w, arch.rows, lanes)[0]
+        for fs in range(dense.shape[0]):
+            ref = reference_schedule(dense[fs].tolist(), 2, 4, shape, promotion == "least_flexible")
+            assert len(ref) == sched.steps[fs]
+            for i, step in enumerate(ref):
+                assert [[x[0] for x in r] for r in step] == sched.weight[fs, i].tolist()
+                assert [[x[1] * lanes + x[2] for x in r] for r in step] == sched.src[fs, i].tolist()
+
+
+@pytest.mark.parametrize("lanes", [17, 64, 65, 130])
+@pytest.mark.parametrize("backend", ["dadiannao", "pragmatic", "dynamic_stripes"])
+def test_engines_agree_on_wide_pes(lanes, backend):
+    rng = np.random.default_rng(lanes)
+    arch = load_arch("tactical", tiles=2, rows=3, columns=2, lanes=lanes, backend=backend, lookahead=2, lookaside=3)
+    c = lanes + 7
+    w_fc = rng.integers(-60, 60, (5, 2 * c))
+    w_conv = rng.integers(-60, 60, (4, c, 2, 2))
+    for w in (w_fc, w_conv):
+        w[rng.random(w.shape) < 0.5] = 0
+    layers = [Layer.fc("fc", rng.integers(0, 128, 2 * c), w_fc, act_bits=8, weight_bits=8),
+              Layer.conv("conv", rng.integers(0, 128, (c, 4, 4)), w_conv, padding=1, act_bits=8, weight_bits=8)]
+    for layer in layers:
+        ref = simulate_layer_reference(arch, layer)
+        assert simulate_layer(arch, layer)["cycles"] == ref.cycles
+        np.testing.assert_array_equal(ref.output, layer_output(layer))
+
+
+# ------------------------------------------------------------------------------------------- TCLe's bounded search
+
+@st.composite
+def tcle_convs(draw):
+    """Convs with several tiles of several distinct filters, where most units need PEs costed one by one."""
+    cols = draw(st.sampled_from([1, 2, 4]))
+    knobs = dict(tiles=draw(st.integers(1, 3)), rows=draw(st.integers(2, 8)), columns=cols, lanes=8,
+                 group_size=draw(st.sampled_from([g for g in (1, 2) if cols % g == 0])),
+                 encoding=draw(st.sampled_from(["binary", "booth", "csd"])), first_stage_bits=draw(st.integers(0, 3)),
+                 lookahead=draw(st.integers(1, 3)), lookaside=draw(st.integers(0, 6)),
+                 search_shape=draw(st.sampled_from(["T", "L"])),
+                 promotion=draw(st.sampled_from(["least_flexible", "most_candidates"])))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    c, k, r = draw(st.integers(4, 24)), draw(st.integers(1, 24)), draw(st.integers(1, 3))
+    w = rng.integers(-120, 121, size=(k, c, r, r))
+    w[rng.random(w.shape) < draw(st.sampled_from([0.0, 0.2, 0.5]))] = 0
+    a = rng.integers(0, 256, size=(c, 6, 5))
+    a[rng.random(a.shape) < 0.4] = 0
+    layer = Layer.conv("conv", a, w, padding=r // 2, act_bits=8, weight_bits=8)
+    return load_arch("tactical", backend="pragmatic", run_ahead=0, **knobs), layer
+
+
+@njit
+def _most_pra(pes, first_stage_bits, lsb):
+    """The largest PRA cycles of the rows (PEs) of a (PEs, lanes) array of term masks."""
+    most = 0
+    for pe in pes:
+        most = max(most, pra_cycles(pe.copy(), first_stage_bits, lsb))
+    return most
+
+
+def _every_pe_cycles(arch, layer) -> int:
+    """Lockstep TCLe conv cycles with every PE costed (no bounds, no pruning): the sum over steps of the max over the
+    step's PEs (every column group's) of PRA over the term masks of the activations the PE's slots select."""
+    low = lower(layer, arch)
+    sched = schedule_layer(low.weights, arch, low.filters)
+    lanes = arch.lanes
+    _, cg, hp, wp = low.acts.shape
+    n_cb = -(-cg // lanes)
+    acts = np.zeros((n_cb * lanes, hp, wp), dtype=np.int64)
+    acts[:cg] = low.acts[0]
+    masks = mask_table(ENCODING_CODE[arch.encoding])[np.abs(acts)]
+    lsb = bit_tables()[1]
+    t, lane = sched.src // lanes, sched.src % lanes  # (sets, steps, rows, lanes): the selected activations
+    channel, dy, dx = (t % n_cb) * lanes + lane, (t // n_cb) // low.kernel[1], (t // n_cb) % low.kernel[1]
+    sets = sched.steps.shape[0]
+    total = 0
+    for ws in range(-(-low.windows // arch.columns)):
+        for p in range(-(-sets // arch.tiles)):
+            held = range(p * arch.tiles, min((p + 1) * arch.tiles, sets))
+            for i in range(max(int(sched.steps[s]) for s in held)):
+                windows = range(ws * arch.columns, min((ws + 1) * arch.columns, low.windows))
+                step_max = 0
+                for s in held:
+                    if i >= sched.steps[s]:
+                        continue
+                    n = int(sched.filters[s])
+                    for w in windows:
+                        y, x = (w // low.out_w) * low.stride, (w % low.out_w) * low.stride
+                        sel = masks[channel[s, i, :n], y + dy[s, i, :n], x + dx[s, i, :n]]
+                        step_max = max(step_max, _most_pra(sel, arch.first_stage_bits, lsb))
+                total += step_max
+    return total
+
+
+@given(tcle_convs())
+def test_tcle_bounded_search_equals_costing_every_pe(case):
+    arch, layer = case
+    assert simulate_layer(arch, layer)["cycles"] == _every_pe_cycles(arch, layer)

@@ -25,14 +25,15 @@ robin (DESIGN §3) at the cost of the step's slowest PE; TCL's FC cycles are its
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import get_num_threads, njit, prange
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 from workloads import LayerKind
 
 from ..config import ArchConfig, Backend, Design, Encoding, Promotion
 from ..encodings import ENCODING_CODE, bit_tables, brick_msb_lsb, mask_table, value_terms, value_widths
 from ..sync import MODE_PRECISION, fc_pipeline, run_ahead_step, unit_cost
-from ..tactical_schedule import LayerSchedule, reference_schedule, schedule_layer
+from ..tactical_schedule import _rotr, reference_schedule, schedule_compact
 from .base import Cycle, DesignModel, Operand, run_in_parallel
 from .dadiannao import DaDianNao
 from .dynamic_stripes import DynamicStripes
@@ -44,6 +45,24 @@ BIG = 1 << 30
 
 
 # --------------------------------------------------------------------------------------------------- fast engine
+#
+# The schedule comes in the compact form of ``schedule_compact`` (each slot's choice, per step and filter the
+# farthest promotion, per step the lanes of each row some real filter selects). A unit (a column group on one
+# call: its windows, every tile's real filters) costs the max over its PEs:
+# - TCL: 1 if it has a PE.
+# - TCLp: per tile, the precision of the union of the selected activations: the lanes each row supplies, taken from
+#   brick-level max msb / min lsb where a row supplies all of them.
+# - TCLe: bounded from brick-level tables before any PE is looked at. Every activation a PE of issued step i
+#   selects lies in buffer rows r .. r + dt of its window (r = the step's row, dt its farthest promotion), and PRA
+#   never decreases when lanes are added (each lane's progress is behind or equal, cycle by cycle), so PRA over all
+#   lanes of those rows (``bound``, computed once per brick where the rows are consecutive bricks) bounds every PE;
+#   each own lane a real filter keeps is a PE lane and PRA is at least one lane's terms (exact: the PRA of the own
+#   brick when some filter promoted nothing). Only when the bounds differ are PEs costed one by one (bit planes:
+#   each term position a word of lanes), first those that could reach the upper bound, each skipped if its bound
+#   (its farthest promotion; its tile's selected lanes) cannot beat the best so far, filters choosing exactly what
+#   an earlier one chooses skipped, until one reaches the upper bound.
+# The units of a layer are computed in parallel, then reduced in order (lockstep, run-ahead, or the FC pipeline).
+
 
 @njit(cache=True)
 def _pra(masks, n, window):
@@ -67,72 +86,178 @@ def _pra(masks, n, window):
 
 
 @njit(cache=True)
-def _gather(floor, sidx, i, g, w_lo, w_hi, out_w, stride, row_len, n_ch, offs, nfilt, act, act_lo, extra, backend,
-            pop, buf, cnt, upper, npe):
-    """Add one tile's PEs (windows w_lo..w_hi-1 on issued step i of set sidx) to a unit.
+def _pra_planes(q, nb, words, window, below):
+    """PRA over lanes held as bit planes: q[p, k] = the lanes (64 a word) with a term at position p (mutated).
+    Each cycle the lanes whose lowest term is within ``window`` positions of the lowest one clear it."""
+    cycles = 0
+    lo = 0
+    while True:
+        while lo < nb:
+            empty = True
+            for k in range(words):
+                if q[lo, k] != 0:
+                    empty = False
+                    break
+            if not empty:
+                break
+            lo += 1
+        if lo == nb:
+            break
+        for k in range(words):
+            below[k] = 0
+        for p in range(lo, min(lo + window + 1, nb)):
+            for k in range(words):
+                x = q[p, k]
+                q[p, k] = x & below[k]  # a lane clears p if p is its lowest term
+                below[k] |= x
+        cycles += 1
+    return max(cycles, 1)
 
-    Activation data is flat per sub-conv, laid out (Hp, Wp, n_ch) with row_len = Wp; ``offs`` holds each slot's
-    offset in it from its window's origin. TCLe (``act``: term masks): each PE's non-zero masks go to buf[npe] with
-    their count and an upper bound on their PRA (the union's popcount); returns (max(floor, their lower bounds),
-    npe). TCLp (``act``, ``act_lo``: msb, lsb): returns (max(floor, the precision of the union of the tile's PEs'
-    selected activations), npe). TCL: (max(floor, 1), npe)."""
-    if backend == TCL:
-        return max(floor, 1), npe
-    n_l = offs.shape[3]
-    hmax = -BIG
-    lmin = BIG
-    best = floor
-    for w in range(w_lo, w_hi):
-        origin = ((w // out_w) * stride * row_len + (w % out_w) * stride) * n_ch
-        for f in range(nfilt[sidx]):
-            if backend == TCLE:
-                n = 0
-                union = 0
-                most = 1
-                for lane in range(n_l):
-                    m = act[g, origin + offs[sidx, i, f, lane]]
-                    if m != 0:
-                        buf[npe, n] = m
-                        n += 1
-                        union |= m
-                        if pop[m] > most:
-                            most = pop[m]
-                cnt[npe] = n
-                upper[npe] = max(pop[union], 1)
-                npe += 1
-                if most > best:  # PRA is at least the most terms of one lane
-                    best = most
-            else:
-                for lane in range(n_l):
-                    k = origin + offs[sidx, i, f, lane]
-                    if act[g, k] > hmax:
-                        hmax = act[g, k]
-                    if act_lo[g, k] < lmin:
-                        lmin = act_lo[g, k]
-    if backend == TCLP:
-        return max(floor, unit_cost(hmax, lmin, MODE_PRECISION, extra)), npe
-    return best, npe
+
+# Parallel loops below only deal out chunks to a sequential worker: numba compiles loops inside a prange body less
+# well (no vectorization), and must not inline functions into it (see _units_tcle).
+CHUNK = 512
 
 
 @njit(cache=True)
-def _finish(best, npe, buf, cnt, upper, fsb):
-    """The unit's cost: the max PRA over its gathered PEs, computed only where it could exceed the best so far."""
-    window = (1 << fsb) - 1
-    for j in range(npe):
-        if upper[j] > best:
-            best = max(best, _pra(buf[j], cnt[j], window))
-    return best
+def _brick_tables_of(lo, hi, masks, n_l, pop, planes, most):
+    nb = planes.shape[1]
+    for b in range(lo, hi):
+        top = 0
+        for lane in range(n_l):
+            top = max(top, pop[masks[b * n_l + lane]])
+        most[b] = top
+        if n_l <= 64:  # a plane at a time (vectorized)
+            for p in range(nb):
+                x = np.int64(0)
+                for lane in range(n_l):
+                    x |= ((masks[b * n_l + lane] >> p) & 1) << lane
+                planes[b, p, 0] = x
+            continue
+        for lane in range(n_l):
+            m = masks[b * n_l + lane]
+            bit = np.int64(1) << (lane & 63)
+            while m:
+                low = m & -m
+                m ^= low
+                planes[b, trailing_zeros(low), lane >> 6] |= bit
+
+
+@njit(cache=True, parallel=True)
+def _brick_tables(masks, n_l, nb, pop):
+    """Per brick of term masks (rows of ``masks`` reshaped (bricks, n_l)): bit planes (bricks, nb, words) and the
+    most terms of one lane."""
+    n = masks.shape[0] // n_l
+    planes = np.zeros((n, nb, (n_l + 63) >> 6), dtype=np.int64)
+    most = np.zeros(n, dtype=np.int8)
+    for job in prange((n + CHUNK - 1) // CHUNK):
+        _brick_tables_of(job * CHUNK, min(n, (job + 1) * CHUNK), masks, n_l, pop, planes, most)
+    return planes, most
 
 
 @njit(cache=True)
-def _offsets(src, ch_of, r_of, s_of, row_len, n_ch):
-    """Each slot's offset, from its window's origin, of the activation it selects in a (Hp, Wp, n_ch) plane."""
-    flat = src.ravel()
-    out = np.empty(flat.size, dtype=np.int32)
-    for j in range(flat.size):
-        e = flat[j]
-        out[j] = (r_of[e] * row_len + s_of[e]) * n_ch + ch_of[e]
-    return out.reshape(src.shape)
+def _brick_extremes_of(lo_b, hi_b, hi, lo, n_l, bh, bl):
+    for b in range(lo_b, hi_b):
+        h = -BIG
+        low = BIG
+        for lane in range(n_l):
+            h = max(h, hi[b * n_l + lane])
+            low = min(low, lo[b * n_l + lane])
+        bh[b] = h
+        bl[b] = low
+
+
+@njit(cache=True, parallel=True)
+def _brick_extremes(hi, lo, n_l):
+    """Per brick: max msb and min lsb over its lanes."""
+    n = hi.shape[0] // n_l
+    bh = np.empty(n, dtype=np.int32)
+    bl = np.empty(n, dtype=np.int32)
+    for job in prange((n + CHUNK - 1) // CHUNK):
+        _brick_extremes_of(job * CHUNK, min(n, (job + 1) * CHUNK), hi, lo, n_l, bh, bl)
+    return bh, bl
+
+
+@njit(cache=True)
+def _rows_pra(planes, bricks, d, n_l, window, q, below):
+    """PRA over every lane of bricks[0..d] (packed into one word per plane when they fit)."""
+    nb, wpr = planes.shape[1], planes.shape[2]
+    if wpr == 1 and (d + 1) * n_l <= 64:
+        for p in range(nb):
+            x = np.int64(0)
+            for dd in range(d + 1):
+                x |= planes[bricks[dd], p, 0] << (dd * n_l)
+            q[p, 0] = x
+        return _pra_planes(q, nb, 1, window, below)
+    for dd in range(d + 1):
+        for p in range(nb):
+            for k in range(wpr):
+                q[p, dd * wpr + k] = planes[bricks[dd], p, k]
+    return _pra_planes(q, nb, (d + 1) * wpr, window, below)
+
+
+@njit(cache=True)
+def _run_bounds_of(lo, hi, planes, n_l, h, window, out):
+    n, nb, wpr = planes.shape
+    q = np.empty((nb, (h + 1) * wpr), dtype=np.int64)
+    below = np.empty((h + 1) * wpr, dtype=np.int64)
+    bricks = np.empty(h + 1, dtype=np.int64)
+    for b in range(lo, hi):
+        for d in range(h + 1):
+            if b + d >= n:
+                out[b, d] = out[b, d - 1]
+                continue
+            bricks[d] = b + d
+            out[b, d] = _rows_pra(planes, bricks, d, n_l, window, q, below)
+
+
+@njit(cache=True, parallel=True)
+def _run_bounds(planes, n_l, h, window):
+    """(bricks, h + 1): PRA over every lane of bricks b .. b + d (those that exist)."""
+    n = planes.shape[0]
+    out = np.empty((n, h + 1), dtype=np.int8)
+    for job in prange((n + CHUNK - 1) // CHUNK):
+        _run_bounds_of(job * CHUNK, min(n, (job + 1) * CHUNK), planes, n_l, h, window, out)
+    return out
+
+
+@njit(cache=True)
+def _row_bounds_of(lo, hi, run, planes, bricks_per_sub, wbase, rowoff, n_l, h, window, out):
+    n_win, n_t = out.shape[1], out.shape[2]
+    nb, wpr = planes.shape[1], planes.shape[2]
+    q = np.empty((nb, (h + 1) * wpr), dtype=np.int64)
+    below = np.empty((h + 1) * wpr, dtype=np.int64)
+    bricks = np.empty(h + 1, dtype=np.int64)
+    for job in range(lo, hi):
+        g = job // n_win
+        w = job - g * n_win
+        base = g * bricks_per_sub + wbase[w]
+        for r in range(n_t):
+            top = min(h, n_t - 1 - r)
+            for d in range(top + 1):
+                bricks[d] = base + rowoff[r + d]
+                if rowoff[r + d] - rowoff[r] == d:  # consecutive bricks
+                    out[g, w, r, d] = run[bricks[0], d]
+                else:
+                    out[g, w, r, d] = _rows_pra(planes, bricks, d, n_l, window, q, below)
+            for d in range(top + 1, h + 1):
+                out[g, w, r, d] = out[g, w, r, top]
+
+
+@njit(cache=True, parallel=True)
+def _row_bounds(planes, bricks_per_sub, wbase, rowoff, n_t, n_l, h, window):
+    """(G, windows, T, h + 1): PRA over every lane of buffer rows r .. r + d (those that exist) of each window.
+    Rows of one kernel row are consecutive bricks, whose bounds are computed once per brick."""
+    run = _run_bounds(planes, n_l, h, window)
+    n_sub = planes.shape[0] // bricks_per_sub
+    n_win = wbase.shape[0]
+    out = np.empty((n_sub, n_win, n_t, h + 1), dtype=np.int8)
+    step = max(1, CHUNK // max(n_t, 1))
+    n = n_sub * n_win
+    for job in prange((n + step - 1) // step):
+        _row_bounds_of(job * step, min(n, (job + 1) * step), run, planes, bricks_per_sub, wbase, rowoff, n_l, h,
+                       window, out)
+    return out
 
 
 @njit(cache=True)
@@ -150,176 +275,544 @@ def _placement(b, p, t, tiles, spread, n_sub, sets):
 
 
 @njit(cache=True)
-def tactical_conv(backend, steps, offs, nfilt, slot_busy, sets, act, act_lo, row_len, n_ch, fsb, extra, pop, passes,
-                  stride, out_h, out_w, columns, group, tiles, spread, run_ahead):
-    """Conv: (cycles, busy PE-cycles, busy lane-cycles). Column groups (spanning every tile) are the units."""
-    n_sub = steps.shape[0] // sets
-    n_l = offs.shape[3]
-    n_win = out_h * out_w
-    n_ws = (n_win + columns - 1) // columns
+def _call_table(n_batches, passes, tiles, spread, n_sub, sets, steps):
+    """Every call in loop order (batch, pass, call): the set each tile issues a step of (-1: none, or finished),
+    the step index, and where each batch's calls start."""
+    n_calls = np.zeros((n_batches, passes), dtype=np.int64)  # a pass lasts as long as the most steps a tile issues
+    for b in range(n_batches):
+        for p in range(passes):
+            for t in range(tiles):
+                s = _placement(b, p, t, tiles, spread, n_sub, sets)
+                if s >= 0 and steps[s] > n_calls[b, p]:
+                    n_calls[b, p] = steps[s]
+    first = np.zeros(n_batches + 1, dtype=np.int64)
+    for b in range(n_batches):
+        first[b + 1] = first[b] + n_calls[b].sum()
+    held = np.full((first[n_batches], tiles), -1, dtype=np.int64)
+    step = np.zeros(first[n_batches], dtype=np.int64)
+    c = 0
+    for b in range(n_batches):
+        for p in range(passes):
+            for i in range(n_calls[b, p]):
+                step[c] = i
+                for t in range(tiles):
+                    s = _placement(b, p, t, tiles, spread, n_sub, sets)
+                    if s >= 0 and i < steps[s]:
+                        held[c, t] = s
+                c += 1
+    return held, step, first
+
+
+@njit(cache=True)
+def _call_activity(held, step, nfilt, slot_busy):
+    """Per call: real filters and lanes doing a real MAC over its tiles (each per window)."""
+    n = held.shape[0]
+    rows_on = np.zeros(n, dtype=np.int64)
+    lanes_on = np.zeros(n, dtype=np.int64)
+    for c in range(n):
+        for t in range(held.shape[1]):
+            s = held[c, t]
+            if s >= 0:
+                rows_on[c] += nfilt[s]
+                lanes_on[c] += slot_busy[s, step[c]]
+    return rows_on, lanes_on
+
+
+@njit(cache=True)
+def _call_rows(held, step, sets, rows, smaxdt, ident, cov, nfilt):
+    """TCLe, per call: its distinct (sub-conv, buffer row) pairs over the tiles with real filters, each with the
+    farthest promotion, whether some filter promoted nothing, and the union of the own lanes the filters keep."""
+    n, tiles = held.shape
+    wpr = cov.shape[3]
+    count = np.zeros(n, dtype=np.int64)
+    key = np.zeros((n, tiles, 4), dtype=np.int64)  # sub-conv, row, farthest dt, some identity
+    own = np.zeros((n, tiles, wpr), dtype=np.int64)
+    for c in range(n):
+        i = step[c]
+        for t in range(tiles):
+            s = held[c, t]
+            if s < 0 or nfilt[s] == 0:
+                continue
+            g = s // sets
+            r = rows[s, i]
+            e = 0
+            while e < count[c] and (key[c, e, 0] != g or key[c, e, 1] != r):
+                e += 1
+            if e == count[c]:
+                count[c] += 1
+                key[c, e, 0] = g
+                key[c, e, 1] = r
+            key[c, e, 2] = max(key[c, e, 2], smaxdt[s, i])
+            if ident[s, i]:
+                key[c, e, 3] = 1
+            for k in range(wpr):
+                own[c, e, k] |= cov[s, i, 0, k]
+    return count, key, own
+
+
+@njit(cache=True)
+def _duplicates_of(opt, steps, nfilt, s, rep):
+    n_l = opt.shape[3]
+    for i in range(steps[s]):
+        for f in range(nfilt[s]):
+            rep[s, i, f] = f
+            for f2 in range(f):
+                if rep[s, i, f2] != f2:
+                    continue
+                same = True
+                for lane in range(n_l):
+                    if opt[s, i, f, lane] != opt[s, i, f2, lane]:
+                        same = False
+                        break
+                if same:
+                    rep[s, i, f] = f2
+                    break
+
+
+@njit(cache=True, parallel=True)
+def _duplicates(opt, steps, nfilt):
+    """(S, T, rows): the first real filter of the set whose slots choose exactly what this filter's do (itself if
+    none); such filters cost the same on every window. ``opt`` may be viewed as wider words (whole rows compared)."""
+    n_sets, n_t, n_rows = opt.shape[0], opt.shape[1], opt.shape[2]
+    rep = np.zeros((n_sets, n_t, n_rows), dtype=np.int16)  # rows <= 4096
+    for s in prange(n_sets):
+        _duplicates_of(opt, steps, nfilt, s, rep)
+    return rep
+
+
+@njit(cache=True, inline="always")
+def _pe_cost(g, w, s, i, f, r, opt, masks, wbase, rowoff, dts, dlm, window, buf):
+    """Exact TCLe cost of one PE: PRA over the term masks of the activations its slots select."""
+    n_l = opt.shape[3]
+    n = 0
+    base = wbase[w]
+    for lane in range(n_l):
+        o = opt[s, i, f, lane]
+        row = r
+        src = lane
+        if o > 0:
+            row = r + dts[o - 1]
+            src = lane + dlm[o - 1]
+            if src >= n_l:
+                src -= n_l
+        m = masks[g, (base + rowoff[row]) * n_l + src]
+        if m != 0:
+            buf[n] = m
+            n += 1
+    return _pra(buf, n, window)
+
+
+@njit(cache=True, inline="always")
+def _pe_cost_planes(g, w, s, i, f, r, opt, planes, bricks_per_sub, wbase, rowoff, dts, dlm, full, window, q, below,
+                    chosen):
+    """``_pe_cost`` when a brick's lanes fit one word: the PE's bit planes are its own brick's planes on the slots
+    keeping their own activation, plus, per map entry its slots chose, that row's planes rotated by the entry's
+    lane offset on those slots."""
+    n_l = opt.shape[3]
+    nb = planes.shape[1]
+    one = np.int64(1)
+    keep = np.int64(0)
+    used = np.int64(0)
+    for lane in range(n_l):
+        o = opt[s, i, f, lane]
+        if o <= 0:
+            keep |= one << lane
+        else:
+            if (used >> o) & 1 == 0:
+                used |= one << o
+                chosen[o] = 0
+            chosen[o] |= one << lane
+    base = g * bricks_per_sub + wbase[w]
+    own = base + rowoff[r]
+    for p in range(nb):
+        q[p, 0] = planes[own, p, 0] & keep
+    while used:
+        low = used & -used
+        used ^= low
+        o = trailing_zeros(low)
+        b = base + rowoff[r + dts[o - 1]]
+        k = dlm[o - 1]
+        x = chosen[o]
+        for p in range(nb):
+            q[p, 0] |= _rotr(planes[b, p, 0], k, n_l, full) & x
+    return _pra_planes(q, nb, 1, window, below)
+
+
+@njit(cache=True, inline="always")
+def _unit_tcle(c, w_lo, w_hi, held, step, sets, sched, rowinfo, act, geo, window, scratch):
+    """TCLe cost of a unit (windows w_lo..w_hi-1 on call c): bounds first, PEs only if they differ."""
+    rows, opt, fmaxdt, smaxdt, nfilt, rep, cov = sched
+    count, key, own = rowinfo
+    masks, most, bound, pop, planes, bricks_per_sub = act
+    wbase, rowoff, dts, dlm, full = geo
+    buf, tub, q, below, chosen, state, hint = scratch
+    i = step[c]
+    wpr = full.shape[0]
+    n_l = opt.shape[3]
+    if w_hi <= w_lo or count[c] == 0:
+        return 0
+    lb = 1
+    ub = 0
+    for e in range(count[c]):
+        g, r, md, some_identity = key[c, e, 0], key[c, e, 1], key[c, e, 2], key[c, e, 3]
+        whole = True
+        for k in range(wpr):
+            if own[c, e, k] != full[k]:
+                whole = False
+        for w in range(w_lo, w_hi):
+            ub = max(ub, bound[g, w, r, md])
+            b = wbase[w] + rowoff[r]
+            if some_identity:
+                lb = max(lb, bound[g, w, r, 0])
+            elif whole:
+                lb = max(lb, most[g, b])
+            else:
+                for k in range(wpr):
+                    x = own[c, e, k]
+                    while x:
+                        low = x & -x
+                        x ^= low
+                        lb = max(lb, pop[masks[g, b * n_l + 64 * k + trailing_zeros(low)]])
+    if lb >= ub:
+        return lb
+    best = lb
+    tiles = held.shape[1]
+    for t in range(tiles):
+        s = held[c, t]
+        tub[t] = 0
+        state[t] = 0  # 0: bound over whole rows, 1: over the lanes its filters select, 2: and costed up to ub
+        if s < 0 or nfilt[s] == 0:
+            continue
+        g = s // sets
+        for w in range(w_lo, w_hi):
+            tub[t] = max(tub[t], bound[g, w, rows[s, i], smaxdt[s, i]])
+    for first in (True, False):  # the PEs that could reach the bound first, then the rest that could raise best
+        for t in range(tiles):
+            if tub[t] <= best or (first and tub[t] < ub):
+                continue
+            s = held[c, t]
+            g = s // sets
+            r = rows[s, i]
+            if state[t] == 0:  # a tighter bound: over the lanes its filters select (a subset of the rows' lanes)
+                state[t] = 1
+                md = smaxdt[s, i]
+                u = 0
+                for w in range(w_lo, w_hi):
+                    base = g * bricks_per_sub + wbase[w]
+                    for d in range(md + 1):
+                        for p in range(planes.shape[1]):
+                            for k in range(wpr):
+                                q[p, d * wpr + k] = planes[base + rowoff[r + d], p, k] & cov[s, i, d, k]
+                    u = max(u, _pra_planes(q, planes.shape[1], (md + 1) * wpr, window, below))
+                tub[t] = u
+                if u <= best or (first and u < ub):
+                    continue
+            start = hint[s, i]  # the filter that cost most on the previous unit first
+            for ff in range(nfilt[s]):
+                f = ff + start
+                f -= nfilt[s] * (f >= nfilt[s])
+                if rep[s, i, f] != f:
+                    continue
+                fm = fmaxdt[s, i, f]
+                u = 0
+                for w in range(w_lo, w_hi):
+                    u = max(u, bound[g, w, r, fm])
+                u = min(u, tub[t])
+                if u <= best or (first and u < ub) or (state[t] == 2 and u >= ub):
+                    continue
+                for w in range(w_lo, w_hi):
+                    if wpr == 1:
+                        v = _pe_cost_planes(g, w, s, i, f, r, opt, planes, bricks_per_sub, wbase, rowoff, dts, dlm,
+                                            full[0], window, q, below, chosen)
+                    else:
+                        v = _pe_cost(g, w, s, i, f, r, opt, masks, wbase, rowoff, dts, dlm, window, buf)
+                    if v > best:
+                        best = v
+                        hint[s, i] = f
+                        if best >= ub:
+                            return best
+            if first:
+                state[t] = 2
+    return best
+    return best
+
+
+@njit(cache=True, inline="always")
+def _unit_tclp(c, w_lo, w_hi, held, step, sets, sched, act, geo, extra):
+    """TCLp cost of a unit: per tile, the precision of the union of its real filters' selected activations."""
+    rows, smaxdt, cov, nfilt = sched
+    hi, lo, bhi, blo = act
+    wbase, rowoff, full, n_l = geo
+    if w_hi <= w_lo:
+        return 0
+    i = step[c]
+    wpr = full.shape[0]
+    best = 0
+    for t in range(held.shape[1]):
+        s = held[c, t]
+        if s < 0:
+            continue
+        g = s // sets
+        r = rows[s, i]
+        hmax = -BIG
+        lmin = BIG
+        if nfilt[s] > 0:
+            for d in range(smaxdt[s, i] + 1):
+                whole = True
+                some = False
+                for k in range(wpr):
+                    x = cov[s, i, d, k]
+                    if x != full[k]:
+                        whole = False
+                    if x != 0:
+                        some = True
+                if not some:
+                    continue
+                for w in range(w_lo, w_hi):
+                    b = wbase[w] + rowoff[r + d]
+                    if whole:
+                        hmax = max(hmax, bhi[g, b])
+                        lmin = min(lmin, blo[g, b])
+                        continue
+                    for k in range(wpr):
+                        x = cov[s, i, d, k]
+                        while x:
+                            low = x & -x
+                            x ^= low
+                            v = b * n_l + 64 * k + trailing_zeros(low)
+                            hmax = max(hmax, hi[g, v])
+                            lmin = min(lmin, lo[g, v])
+        best = max(best, unit_cost(hmax, lmin, MODE_PRECISION, extra))
+    return best
+
+
+@njit(cache=True)
+def _job_table(first, n_ws, cgroups, chunk):
+    """Jobs of up to ``chunk`` calls of one (batch, window set): rows (first call, end call, window set, index of
+    the job's first unit in the flat loop order (batch, window set, call, column group))."""
+    n_batches = first.shape[0] - 1
+    n = 0
+    for b in range(n_batches):
+        n += n_ws * ((first[b + 1] - first[b] + chunk - 1) // chunk)
+    jobs = np.empty((n, 4), dtype=np.int64)
+    j = 0
+    for b in range(n_batches):
+        n_calls = first[b + 1] - first[b]
+        for ws in range(n_ws):
+            for lo in range(0, n_calls, chunk):
+                jobs[j, 0] = first[b] + lo
+                jobs[j, 1] = first[b] + min(lo + chunk, n_calls)
+                jobs[j, 2] = ws
+                jobs[j, 3] = (n_ws * first[b] + ws * n_calls + lo) * cgroups
+                j += 1
+    return jobs
+
+
+# The unit costs of jobs part, part + parts, ... for each back end. The unit functions are inlined into these
+# sequential workers (no call, with its array arguments, per unit); they must not be inlined into a prange body,
+# where numba 0.68 loses their writes to arrays unpacked from a tuple argument.
+
+@njit(cache=True)
+def _units_tcle(part, parts, k, args):
+    (jobs, held, step, n_win, columns, group, sets, rows, opt, fmaxdt, smaxdt, nfilt, rep, cov, count, key, own, masks,
+     most, bound, pop, planes, bricks_per_sub, wbase, rowoff, dts, dlm, full, window) = args  # flat: a prange argument
+    sched = (rows, opt, fmaxdt, smaxdt, nfilt, rep, cov)
+    rowinfo = (count, key, own)
+    act = (masks, most, bound, pop, planes, bricks_per_sub)
+    geo = (wbase, rowoff, dts, dlm, full)
     cgroups = columns // group
-    k = np.zeros(cgroups, dtype=np.int64)
+    n_l, n_map, h = sched[1].shape[3], geo[2].shape[0], sched[6].shape[2] - 1
+    words = (h + 1) * ((n_l + 63) // 64)
+    scratch = (np.empty(n_l, dtype=np.int64), np.empty(held.shape[1], dtype=np.int64),  # lane masks, tile bounds,
+               np.empty((act[4].shape[1], words), dtype=np.int64), np.empty(words, dtype=np.int64),  # bit planes,
+               np.empty(n_map + 1, dtype=np.int64), np.empty(held.shape[1], dtype=np.int8),  # choices, tile states,
+               np.zeros(sched[3].shape, dtype=np.int16))  # per (set, step) the filter that cost most last
+    for jb in range(part, jobs.shape[0], parts):
+        c0, c1, ws, j = jobs[jb, 0], jobs[jb, 1], jobs[jb, 2], jobs[jb, 3]
+        for c in range(c0, c1):
+            for u in range(cgroups):
+                w_lo = ws * columns + u * group
+                k[j] = _unit_tcle(c, w_lo, min(w_lo + group, n_win), held, step, sets, sched, rowinfo, act, geo,
+                                  window, scratch)
+                j += 1
+
+
+@njit(cache=True)
+def _units_tclp(part, parts, k, args):
+    jobs, held, step, n_win, columns, group, sets, rows, smaxdt, cov, nfilt, hi, lo, bhi, blo, wbase, rowoff, full, \
+        n_l, extra = args  # flat: a prange argument
+    sched = (rows, smaxdt, cov, nfilt)
+    act = (hi, lo, bhi, blo)
+    geo = (wbase, rowoff, full, n_l)
+    cgroups = columns // group
+    for jb in range(part, jobs.shape[0], parts):
+        c0, c1, ws, j = jobs[jb, 0], jobs[jb, 1], jobs[jb, 2], jobs[jb, 3]
+        for c in range(c0, c1):
+            for u in range(cgroups):
+                w_lo = ws * columns + u * group
+                k[j] = _unit_tclp(c, w_lo, min(w_lo + group, n_win), held, step, sets, sched, act, geo, extra)
+                j += 1
+
+
+@njit(cache=True)
+def _units_tcl(part, parts, k, args):
+    """TCL: a unit costs 1 if it has PEs (a window, and a tile with a step)."""
+    jobs, held, n_win, columns, group = args
+    cgroups = columns // group
+    for jb in range(part, jobs.shape[0], parts):
+        c0, c1, ws, j = jobs[jb, 0], jobs[jb, 1], jobs[jb, 2], jobs[jb, 3]
+        for c in range(c0, c1):
+            some = 0
+            for t in range(held.shape[1]):
+                if held[c, t] >= 0:
+                    some = 1
+            for u in range(cgroups):
+                k[j] = some if ws * columns + u * group < n_win else 0
+                j += 1
+
+
+# One parallel driver per back end (a worker passed as an argument would break numba's on-disk cache). Each returns
+# the cost of every unit, flat in loop order (batch, window set, call, column group) (FC: one window, one column
+# group: the units are the calls); jobs are dealt to ``parts`` parallel parts in turn, each writing its own units.
+
+@njit(cache=True, parallel=True)
+def _unit_costs_tcle(parts, n_units, args):
+    k = np.zeros(n_units, dtype=np.int64)
+    for part in prange(parts):
+        _units_tcle(part, parts, k, args)
+    return k
+
+
+@njit(cache=True, parallel=True)
+def _unit_costs_tclp(parts, n_units, args):
+    k = np.zeros(n_units, dtype=np.int64)
+    for part in prange(parts):
+        _units_tclp(part, parts, k, args)
+    return k
+
+
+@njit(cache=True, parallel=True)
+def _unit_costs_tcl(parts, n_units, args):
+    k = np.zeros(n_units, dtype=np.int64)
+    for part in prange(parts):
+        _units_tcl(part, parts, k, args)
+    return k
+
+
+@njit(cache=True)
+def _conv_reduce(k, first, rows_on, lanes_on, n_ws, n_win, columns, group, run_ahead):
+    """Conv: (cycles, busy PE-cycles, busy lane-cycles) from the unit costs, lockstep or with run-ahead."""
+    cgroups = columns // group
+    ku = np.zeros(cgroups, dtype=np.int64)
     finish = np.zeros(cgroups, dtype=np.int64)
     ring = np.zeros(max(run_ahead, 1), dtype=np.int64)
     state = np.zeros(2, dtype=np.int64)
-    held = np.empty(tiles, dtype=np.int64)
-    pes = tiles * offs.shape[2] * group
-    buf = np.empty((pes, n_l), dtype=np.int64)  # a unit's PEs' term masks
-    cnt = np.empty(pes, dtype=np.int64)
-    upper = np.empty(pes, dtype=np.int64)
     cycles = 0
     busy_pe = 0
     busy_lane = 0
-    n_batches = n_sub if spread == 1 else (n_sub + spread - 1) // spread
-    for b in range(n_batches):
+    j = 0
+    for b in range(first.shape[0] - 1):
         for ws in range(n_ws):
-            for p in range(passes):
-                n_calls = 0
-                for t in range(tiles):
-                    held[t] = _placement(b, p, t, tiles, spread, n_sub, sets)
-                    if held[t] >= 0 and steps[held[t]] > n_calls:
-                        n_calls = steps[held[t]]
-                for i in range(n_calls):
-                    rows_on = 0
-                    lanes_on = 0
-                    for t in range(tiles):
-                        s = held[t]
-                        if s >= 0 and i < steps[s]:
-                            rows_on += nfilt[s]
-                            lanes_on += slot_busy[s, i]
-                    kmax = 0
-                    for u in range(cgroups):
-                        w_lo = ws * columns + u * group
-                        w_hi = min(w_lo + group, n_win)
-                        ku = 0
-                        npe = 0
-                        for t in range(tiles):
-                            s = held[t]
-                            if w_hi > w_lo and s >= 0 and i < steps[s]:
-                                ku, npe = _gather(ku, s, i, s // sets, w_lo, w_hi, out_w, stride, row_len, n_ch, offs,
-                                                  nfilt, act, act_lo, extra, backend, pop, buf, cnt, upper, npe)
-                        ku = _finish(ku, npe, buf, cnt, upper, fsb)
-                        k[u] = ku
-                        if ku > kmax:
-                            kmax = ku
-                        if w_hi > w_lo:
-                            busy_pe += ku * (w_hi - w_lo) * rows_on
-                            busy_lane += ku * (w_hi - w_lo) * lanes_on
-                    if run_ahead == 0:
-                        cycles += kmax
-                    else:
-                        run_ahead_step(finish, k, ring, state)
+            for c in range(first[b], first[b + 1]):
+                kmax = 0
+                for u in range(cgroups):
+                    v = np.int64(k[j])
+                    j += 1
+                    ku[u] = v
+                    kmax = max(kmax, v)
+                    w_lo = ws * columns + u * group
+                    n = min(w_lo + group, n_win) - w_lo
+                    if n > 0:
+                        busy_pe += v * n * rows_on[c]
+                        busy_lane += v * n * lanes_on[c]
+                if run_ahead == 0:
+                    cycles += kmax
+                else:
+                    run_ahead_step(finish, ku, ring, state)
     if run_ahead > 0:
         cycles = finish.max()
     return cycles, busy_pe, busy_lane
 
 
 @njit(cache=True)
-def tactical_fc(backend, steps, offs, nfilt, slot_busy, sets, act, act_lo, row_len, n_ch, fsb, extra, pop, passes,
-                columns, tiles):
-    """FC: scheduled steps of every pass issued to the columns round robin, each at its slowest PE's cost."""
-    n_l = offs.shape[3]
-    held = np.empty(tiles, dtype=np.int64)
-    pes = tiles * offs.shape[2]
-    buf = np.empty((pes, n_l), dtype=np.int64)  # a step's PEs' term masks
-    cnt = np.empty(pes, dtype=np.int64)
-    upper = np.empty(pes, dtype=np.int64)
-    total = 0
-    for p in range(passes):
-        n_calls = 0
-        for t in range(tiles):
-            s = _placement(0, p, t, tiles, 1, 1, sets)
-            if s >= 0 and steps[s] > n_calls:
-                n_calls = steps[s]
-        total += n_calls
-    costs = np.zeros(total, dtype=np.int64)
-    busy_pe = 0
-    busy_lane = 0
-    j = 0
-    for p in range(passes):
-        n_calls = 0
-        for t in range(tiles):
-            held[t] = _placement(0, p, t, tiles, 1, 1, sets)
-            if held[t] >= 0 and steps[held[t]] > n_calls:
-                n_calls = steps[held[t]]
-        for i in range(n_calls):
-            kmax = 0
-            npe = 0
-            rows_on = 0
-            lanes_on = 0
-            for t in range(tiles):
-                s = held[t]
-                if s < 0 or i >= steps[s]:
-                    continue
-                rows_on += nfilt[s]
-                lanes_on += slot_busy[s, i]
-                kmax, npe = _gather(kmax, s, i, 0, 0, 1, 1, 1, row_len, n_ch, offs, nfilt, act, act_lo, extra, backend,
-                                    pop, buf, cnt, upper, npe)
-            kmax = _finish(kmax, npe, buf, cnt, upper, fsb)
-            costs[j] = kmax
-            j += 1
-            busy_pe += kmax * rows_on
-            busy_lane += kmax * lanes_on
-    return fc_pipeline(costs, columns), busy_pe, busy_lane
+def _count_nonzero_rows(w2, f_lo, f_hi, lo, hi, out):
+    """out[lo:hi] += how many rows f_lo..f_hi-1 of w2 are non-zero in each column."""
+    acc = np.zeros(hi - lo, dtype=np.int32)  # a narrow accumulator the compiler vectorizes
+    for f in range(f_lo, f_hi):
+        row = w2[f, lo:hi]
+        for c in range(hi - lo):
+            acc[c] += np.int32(row[c] != 0)
+    for c in range(hi - lo):
+        out[lo + c] += acc[c]
+
+
+@njit(cache=True, parallel=True)
+def _nonzero_per_input(w2, groups):
+    """(groups, X): how many filters of each group have a non-zero weight at each input position; w2 (K, X)."""
+    k, x = w2.shape
+    kg = k // groups
+    out = np.zeros((groups, x), dtype=np.int64)
+    chunk = 2048
+    n_chunks = (x + chunk - 1) // chunk
+    for job in prange(groups * n_chunks):  # each job: its own columns of one group
+        g = job // n_chunks
+        lo = (job - g * n_chunks) * chunk
+        _count_nonzero_rows(w2, g * kg, (g + 1) * kg, lo, min(lo + chunk, x), out[g])
+    return out
 
 
 # --------------------------------------------------------------------------------------------------- the model
 
-def _source_tables(low, lanes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For every source code e = step * lanes + lane: its channel, kernel row and kernel column."""
+def _geometry(low, lanes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Brick offsets inside a sub-conv's (Hp, Wp, channel bricks) activations: of each window's origin, and of each
+    buffer row (r, s, brick) from its window's origin."""
+    _, cg, hp, wp = low.acts.shape
     kr, ks = low.kernel
-    n_cb = -(-int(low.acts.shape[1]) // lanes)
-    e = np.arange(kr * ks * n_cb * lanes)
-    t, lane = e // lanes, e % lanes
-    return (t % n_cb) * lanes + lane, t // (ks * n_cb), (t // n_cb) % ks
+    n_cb = -(-cg // lanes)
+    w = np.arange(low.windows)
+    wbase = ((w // low.out_w) * low.stride * wp + (w % low.out_w) * low.stride) * n_cb
+    t = np.arange(kr * ks * n_cb)
+    tap, cb = t // n_cb, t % n_cb
+    rowoff = ((tap // ks) * wp + tap % ks) * n_cb + cb
+    return wbase.astype(np.int64), rowoff.astype(np.int64)
 
 
-def _slot_busy(sched: LayerSchedule, low, lanes: int, rows: int) -> np.ndarray:
-    """(sets, T): lanes doing a real MAC per issued step, over the set's real filters: a slot holding a weight,
-    or an empty slot at a real (channel, filter) position of the layer (depthwise: its own channel only)."""
-    n_sets, n_t = sched.rows.shape
-    ch_of, _, _ = _source_tables(low, lanes)
-    own = sched.rows[:, :, None, None] * lanes + np.arange(lanes)[None, None, None, :]  # (S, T, 1, L)
-    ch = ch_of[own]
-    g = np.arange(n_sets) // sched.sets_per_group
-    real_ch = ch < low.channels[g].reshape(-1, 1, 1, 1)
-    if low.diagonal:
-        filt = (np.arange(n_sets) % sched.sets_per_group).reshape(-1, 1, 1, 1) * rows + np.arange(rows).reshape(
-            1, 1, -1, 1)
-        real_ch = real_ch & (ch == filt)
-    busy = (sched.weight != 0) | real_ch
-    busy &= np.arange(rows).reshape(1, 1, -1, 1) < sched.filters.reshape(-1, 1, 1, 1)
-    busy &= np.arange(n_t).reshape(1, -1, 1, 1) < sched.steps.reshape(-1, 1, 1, 1)
-    return busy.sum(axis=(2, 3)).astype(np.int64)
-
-
-def _padded_acts(low, lanes: int) -> np.ndarray:
+def _act_values(low, lanes: int) -> np.ndarray:
+    """Activations (G, Hp * Wp * channel bricks * lanes), channels zero-padded to whole bricks, a brick's lanes
+    adjacent."""
     g, cg, hp, wp = low.acts.shape
     n_cb = -(-cg // lanes)
-    out = np.zeros((g, n_cb * lanes, hp, wp), dtype=np.int32)
-    out[:, :cg] = low.acts
-    return out
+    out = np.zeros((g, hp, wp, n_cb * lanes), dtype=np.int32)
+    out[..., :cg] = low.acts.transpose(0, 2, 3, 1)
+    return out.reshape(g, -1)
 
 
-def _effectual_mac_sum(layer, act_cost: np.ndarray, pad_value: int = 0) -> int:
-    """Sum over the layer's MACs whose weight is non-zero of a per-activation cost (padding costs pad_value)."""
-    nonzero = (layer.weights != 0).astype(np.int64)
+def _effectual_mac_sum(layer, act_cost: np.ndarray, pad_value: int = 0, nonzero: np.ndarray | None = None) -> int:
+    """Sum over the layer's MACs whose weight is non-zero of a per-activation cost (padding costs pad_value);
+    ``nonzero``: :func:`_nonzero_counts` of the layer, if already known."""
+    if nonzero is None:
+        nonzero = _nonzero_counts(layer)
     cost = act_cost.astype(np.int64)
     if layer.kind == LayerKind.FC:
-        return int((nonzero @ cost).sum())
+        return int(nonzero[0] @ cost)
     if layer.kind == LayerKind.GEMM:
-        return int((nonzero @ cost.sum(axis=0)).sum())
+        return int(nonzero[0] @ cost.sum(axis=0))
     pt, pb, pl, pr = layer.padding
     oh, ow = layer.output_hw
-    k, cg, kr, ks = layer.weights.shape
+    _, cg, kr, ks = layer.weights.shape
     g, st = layer.groups, layer.stride
     padded = np.pad(cost, ((0, 0), (pt, pb), (pl, pr)), constant_values=pad_value)
     taps = np.empty((padded.shape[0], kr, ks), dtype=np.int64)  # per channel and tap: the sum over windows
     for r in range(kr):
         for s in range(ks):
             taps[:, r, s] = padded[:, r:r + st * (oh - 1) + 1:st, s:s + st * (ow - 1) + 1:st].sum(axis=(1, 2))
-    per_channel = nonzero.reshape(g, k // g, cg, kr, ks).sum(axis=1)
-    return int(np.einsum("gcrs,gcrs->", per_channel, taps.reshape(g, cg, kr, ks)))
+    return int(np.einsum("gcrs,gcrs->", nonzero.reshape(g, cg, kr, ks), taps.reshape(g, cg, kr, ks)))
+
+
+def _nonzero_counts(layer) -> np.ndarray:
+    """(groups, weights per filter): filters of each group with a non-zero weight at each input position."""
+    w = np.ascontiguousarray(layer.weights)
+    return _nonzero_per_input(w.reshape(w.shape[0], -1), layer.groups if layer.kind == LayerKind.CONV else 1)
 
 
 class Tactical(DesignModel):
@@ -327,41 +820,74 @@ class Tactical(DesignModel):
 
     # ----------------------------------------------------------------- fast engine
     def fast_layer(self, arch: ArchConfig, layer, low, passes: int) -> tuple[int, int, int]:
-        lanes = arch.lanes
-        sched = schedule_layer(low.weights, arch, low.filters)
+        lanes, tiles = arch.lanes, arch.tiles
+        sched = schedule_compact(low.weights, arch, low.filters, low.channels, low.diagonal)
+        sets = sched.sets_per_group
         backend = BACKEND_CODE[arch.backend]
-        acts = _padded_acts(low, lanes).transpose(0, 2, 3, 1)  # (G, Hp, Wp, channels): a PE's lanes are adjacent
-        n_sub, _, row_len, n_ch = acts.shape
-        act = act_lo = np.zeros((n_sub, 1), dtype=np.int32)
+        wbase, rowoff = _geometry(low, lanes)
+        values = _act_values(low, lanes)
+        n_sub = values.shape[0]
+        wpr = (lanes + 63) // 64
+        full = np.array([-1 if lanes - 64 * k >= 64 else (1 << (lanes - 64 * k)) - 1 for k in range(wpr)],
+                        dtype=np.int64)
+        dts, dlm = sched.smap[:, 0].copy(), sched.smap[:, 1] % lanes
+        pop = bit_tables()[2]
+        window = (1 << arch.first_stage_bits) - 1
+        spread = low.spread_tiles
+        n_batches = n_sub if spread == 1 else -(-n_sub // spread)
+        held, step, first = _call_table(n_batches, passes, tiles, spread, n_sub, sets, sched.steps)
+        rows_on, lanes_on = _call_activity(held, step, sched.filters, sched.slot_busy)
+        n_ws, n_win, columns, group = (1, 1, 1, 1) if low.is_fc else (
+            -(-low.windows // arch.columns), low.windows, arch.columns, arch.group_size)  # FC: the units are the calls
+        jobs = _job_table(first, n_ws, columns // group, 64)
+        n_units = n_ws * int(first[-1]) * (columns // group)
         if backend == TCLE:
-            act = mask_table(ENCODING_CODE[arch.encoding])[np.abs(acts.astype(np.int64))].astype(np.int32)
+            masks = mask_table(ENCODING_CODE[arch.encoding])[np.abs(values)]
+            nb = max(1, int(np.bitwise_or.reduce(masks, axis=None)).bit_length())
+            planes, most = _brick_tables(masks.ravel(), lanes, nb, pop)
+            bound = _row_bounds(planes, planes.shape[0] // n_sub, wbase, rowoff, sched.dense_steps, lanes,
+                                arch.lookahead, window)
+            rowinfo = _call_rows(held, step, sets, sched.rows, sched.smaxdt, sched.ident, sched.cov, sched.filters)
+            if low.is_fc:  # one window: every filter is costed at most once anyway
+                rep = np.empty(sched.fmaxdt.shape, np.int16)
+                rep[:] = np.arange(arch.rows)
+            else:
+                words = sched.opt.view(np.int64) if lanes % 8 == 0 else sched.opt  # rows compared 8 slots at a time
+                rep = _duplicates(words, sched.steps, sched.filters)
+            args = (jobs, held, step, n_win, columns, group, sets, sched.rows, sched.opt, sched.fmaxdt, sched.smaxdt,
+                    sched.filters, rep, sched.cov, *rowinfo, masks, most.reshape(n_sub, -1), bound, pop, planes,
+                    planes.shape[0] // n_sub, wbase, rowoff, dts, dlm, full, window)
+            driver = _unit_costs_tcle
         elif backend == TCLP:
-            act, act_lo = brick_msb_lsb(np.ascontiguousarray(acts).reshape(-1, 1), arch.minor_bit)
-        act, act_lo = act.reshape(n_sub, -1), act_lo.reshape(n_sub, -1)
-        ch_of, r_of, s_of = _source_tables(low, lanes)
-        offs = _offsets(sched.src, ch_of, r_of, s_of, row_len, n_ch)
-        slot_busy = _slot_busy(sched, low, lanes, arch.rows)
-        common = (backend, sched.steps, offs, sched.filters, slot_busy, sched.sets_per_group, act, act_lo, row_len,
-                  n_ch, arch.first_stage_bits, int(layer.act_signed), bit_tables()[2], passes)
-        if low.is_fc:
-            cyc, busy_pe, busy_lane = tactical_fc(*common, arch.columns, arch.tiles)
+            hi, lo = brick_msb_lsb(values.reshape(-1, 1), arch.minor_bit)
+            bhi, blo = _brick_extremes(hi, lo, lanes)
+            args = (jobs, held, step, n_win, columns, group, sets, sched.rows, sched.smaxdt, sched.cov, sched.filters,
+                    *(a.reshape(n_sub, -1) for a in (hi, lo, bhi, blo)), wbase, rowoff, full, lanes,
+                    int(layer.act_signed))
+            driver = _unit_costs_tclp
         else:
-            cyc, busy_pe, busy_lane = tactical_conv(*common, low.stride, low.out_h, low.out_w, arch.columns,
-                                                    arch.group_size, arch.tiles, low.spread_tiles, arch.run_ahead)
+            args = (jobs, held, n_win, columns, group)
+            driver = _unit_costs_tcl
+        k = driver(8 * get_num_threads(), n_units, args)  # jobs dealt in turn to 8 parts a thread
+        if low.is_fc:
+            return int(fc_pipeline(k, arch.columns)), int(k @ rows_on), int(k @ lanes_on)
+        cyc, busy_pe, busy_lane = _conv_reduce(k, first, rows_on, lanes_on, n_ws, n_win, columns, group,
+                                               arch.run_ahead)
         return int(cyc), int(busy_pe), int(busy_lane)
 
     def ideal_and_terms(self, arch: ArchConfig, layer) -> tuple[float, int]:
         """Only MACs with a non-zero weight count: 1 each (TCL), the activation's terms (TCLe) or its own width
         (TCLp); ``terms`` counts effectual MACs (TCL) or the activation terms processed for them."""
+        nonzero = _nonzero_counts(layer)
         if arch.backend == Backend.DADIANNAO:
-            work = _effectual_mac_sum(layer, np.ones(layer.activations.shape, np.int64), pad_value=1)
+            work = _effectual_mac_sum(layer, np.ones(layer.activations.shape, np.int64), 1, nonzero)
             return float(work), work
         enc = ENCODING_CODE[arch.encoding if arch.backend == Backend.PRAGMATIC else Encoding.BINARY]
-        terms = _effectual_mac_sum(layer, value_terms(layer.activations, enc))
+        terms = _effectual_mac_sum(layer, value_terms(layer.activations, enc), 0, nonzero)
         if arch.backend == Backend.PRAGMATIC:
             return float(terms), terms
         widths = value_widths(layer.activations, layer.act_signed, arch.minor_bit)
-        return float(_effectual_mac_sum(layer, widths)), terms
+        return float(_effectual_mac_sum(layer, widths, 0, nonzero)), terms
 
     # ----------------------------------------------------------------- reference engine
     def reference_layer(self, arch: ArchConfig, layer, low, passes: int) -> tuple[int, np.ndarray]:
