@@ -380,7 +380,7 @@ def _duplicates(opt, steps, nfilt):
     return rep
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _pe_cost(g, w, s, i, f, r, opt, masks, wbase, rowoff, dts, dlm, window, buf):
     """Exact TCLe cost of one PE: PRA over the term masks of the activations its slots select."""
     n_l = opt.shape[3]
