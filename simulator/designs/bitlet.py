@@ -320,7 +320,7 @@ class Bitlet(DesignModel):
                         passes: int) -> tuple[int, np.ndarray, int]:
         """Cycle-by-cycle run: (cycles, partial sums (G, Kg, windows) as Python ints, unit exponent): the
         accumulators are ``psum * 2^unit`` exactly (unit -149 for float32 weights, 0 for integers)."""
-        from ..reference import run_column_pipeline, run_synchronized
+        from ..sync import run_column_pipeline, run_synchronized
 
         fp32 = self.is_fp32(arch, layer)
         kept, group = self.kept(arch), arch.group_size

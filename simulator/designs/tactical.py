@@ -986,7 +986,7 @@ class _Reference:
         return [members for members in parts if members]
 
     def run(self) -> tuple[int, np.ndarray]:
-        from ..reference import run_column_pipeline, run_synchronized
+        from ..sync import run_column_pipeline, run_synchronized
 
         low, arch = self.low, self.arch
         if low.is_fc:
