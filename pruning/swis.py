@@ -48,7 +48,9 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
-from workloads import Layer, LayerKind, Workload
+from workloads import Workload
+from workloads.bits import msb_index, popcount, top_bits
+from workloads.bricks import channel_groups, layer_channel_groups
 
 METHODS = ("swis", "truncate", "shared_msb", "fixed")
 EXACT_TABLE_LIMIT = 1 << 21  # exhaustive search when C(B, N) position sets x 2^B magnitudes fit this table
@@ -56,37 +58,6 @@ _MAX_SWAP_ROUNDS = 256
 
 
 # --------------------------------------------------------------------------------------------- numba kernels
-@njit(cache=True)
-def _popcount(x: int) -> int:
-    n = 0
-    while x:
-        x &= x - 1
-        n += 1
-    return n
-
-
-@njit(cache=True)
-def _msb(x: int) -> int:
-    i = -1
-    while x:
-        x >>= 1
-        i += 1
-    return i
-
-
-@njit(cache=True)
-def _top_bits(x: int, n: int) -> int:
-    """The n most significant set bits of x."""
-    keep = 0
-    for _ in range(n):
-        if x == 0:
-            break
-        p = _msb(x)
-        keep |= 1 << p
-        x ^= 1 << p
-    return keep
-
-
 @njit(cache=True)
 def _nearest(m: int, mask: int, cap: int, nbits: int) -> int:
     """The subset sum of the powers of two in ``mask`` nearest to m (<= cap; ties: the smaller one).
@@ -138,7 +109,7 @@ def _search_exact(mags: np.ndarray, negs: np.ndarray, approx: np.ndarray):
                 a = approx[1 if negs[g, i] else 0, s, m]
                 e += (m - a) * (m - a)
                 used |= a
-            u = _popcount(used)
+            u = popcount(used)
             if best_e < 0 or e < best_e or (e == best_e and u < best_used):
                 best_e = e
                 best_used = u
@@ -174,7 +145,7 @@ def _search_local(mags: np.ndarray, negs: np.ndarray, n: int, cap_pos: int, cap_
         union = 0
         for i in range(g_size):
             union |= mags[g, i]
-        top = max(min(nbits - 1, _msb(union) + 1), _msb(fixed_mask))  # higher ones cannot help
+        top = max(min(nbits - 1, msb_index(union) + 1), msb_index(fixed_mask))  # higher ones cannot help
         # seed 1: greedy forward selection
         mask = 0
         for _ in range(n):
@@ -192,7 +163,7 @@ def _search_local(mags: np.ndarray, negs: np.ndarray, n: int, cap_pos: int, cap_
             mask |= 1 << best_p
         cur = _set_error(mags, negs, g, mask, cap_pos, cap_neg, nbits, -1)
         # seed 2: the group's n most significant OR positions
-        msb_mask = _top_bits(union, n)
+        msb_mask = top_bits(union, n)
         e2 = _set_error(mags, negs, g, msb_mask, cap_pos, cap_neg, nbits, cur)
         if e2 < cur:
             mask = msb_mask
@@ -238,10 +209,10 @@ def _truncate(mags: np.ndarray, n: int, mode: int, fixed_mask: int) -> np.ndarra
             union = 0
             for i in range(g_size):
                 union |= mags[g, i]
-            keep = _top_bits(union, n)
+            keep = top_bits(union, n)
         for i in range(g_size):
             m = mags[g, i]
-            out[g, i] = _top_bits(m, n) if mode == 0 else m & keep
+            out[g, i] = top_bits(m, n) if mode == 0 else m & keep
     return out
 
 
@@ -281,29 +252,6 @@ def _range_of(weights: np.ndarray, weight_bits: int | None, signed: bool) -> tup
         kind = "signed" if signed else "unsigned"
         raise ValueError(f"weights in [{lo}, {hi}] do not fit {weight_bits}-bit {kind} values")
     return cap_pos, cap_neg, max(cap_pos, cap_neg).bit_length()
-
-
-def _channel_groups(shape: tuple[int, ...], group_size: int, s2d_stride: int = 1) -> np.ndarray:
-    """(n_groups, group_size) flat indices of the groups of a (K, C) or (K, C, R, S) tensor, -1 = padding.
-
-    ``s2d_stride`` > 1: the groups of the space-to-depth rewritten conv (DESIGN §3): channel
-    ((r mod s)*s + (s_ mod s))*C + c at kernel position (r div s, s_ div s)."""
-    index = np.arange(1, int(np.prod(shape)) + 1, dtype=np.int64).reshape(shape)  # 0 = padding
-    if len(shape) == 4:
-        if s2d_stride > 1:
-            s = s2d_stride
-            k, c, r, sk = shape
-            r2, s2 = -(-r // s), -(-sk // s)
-            padded = np.pad(index, ((0, 0), (0, 0), (0, r2 * s - r), (0, s2 * s - sk)))
-            index = padded.reshape(k, c, r2, s, s2, s).transpose(0, 3, 5, 1, 2, 4).reshape(k, s * s * c, r2, s2)
-        index = np.moveaxis(index, 1, -1)  # channels last: (K, R, S, C)
-    elif len(shape) != 2:
-        raise ValueError(f"weights must be (K, C) or (K, C, R, S), got shape {shape}")
-    c = index.shape[-1]
-    cpad = -(-c // group_size) * group_size - c
-    index = np.pad(index, [(0, 0)] * (index.ndim - 1) + [(0, cpad)]).reshape(-1, group_size)
-    index = index[(index > 0).any(axis=1)]  # drop groups with no real weight (space-to-depth holes)
-    return index - 1
 
 
 def _check_knobs(shared_terms: int, group_size: int, method: str) -> None:
@@ -359,15 +307,8 @@ def decompose(weights: np.ndarray, *, shared_terms: int, group_size: int, method
     weights = np.asarray(weights)
     if not np.issubdtype(weights.dtype, np.integer):
         raise ValueError(f"weights must be integers, got dtype {weights.dtype}")
-    groups = _channel_groups(weights.shape, int(group_size))
+    groups = channel_groups(weights.shape, int(group_size))
     return _decompose_groups(weights, groups, int(shared_terms), method, weight_bits, signed)
-
-
-def _layer_groups(layer: Layer, group_size: int, first_layer_space_to_depth: bool) -> np.ndarray:
-    """The hardware's lane groups of a layer's weights (the simulator's space-to-depth rule mirrored)."""
-    s2d = (layer.kind == LayerKind.CONV and first_layer_space_to_depth and layer.groups == 1
-           and layer.in_channels == 3 and layer.stride > 1)
-    return _channel_groups(layer.weights.shape, group_size, layer.stride if s2d else 1)
 
 
 def decompose_workload(workload: Workload, *, shared_terms: int, group_size: int, method: str = "swis",
@@ -383,7 +324,7 @@ def decompose_workload(workload: Workload, *, shared_terms: int, group_size: int
     _check_knobs(shared_terms, group_size, method)
     layers, rows = [], []
     for layer in workload.layers:
-        groups = _layer_groups(layer, int(group_size), first_layer_space_to_depth)
+        groups = layer_channel_groups(layer, int(group_size), first_layer_space_to_depth)
         results = {m: _decompose_groups(layer.weights, groups, int(shared_terms), m, layer.weight_bits,
                                         layer.weight_signed) for m in METHODS}
         layers.append(layer.with_values(weights=results[method].weights))

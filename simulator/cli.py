@@ -1,7 +1,7 @@
-"""The ``bitserial`` command line: a thin layer over load_arch / simulate / write_table (only this module prints).
+"""The ``bitserial`` command line: parsing and printing over the public API (only this module prints).
 
     bitserial [--data-dir DIR] simulate ARCH [ARCH ...] --workload W [--out FILE.csv] [--baseline ARCH] [--set k=v ...]
-    bitserial list
+    bitserial list [DESIGN | PRESET]
     bitserial demo [--out DIR] [--workload W]
     bitserial stats W [--out DIR]
     bitserial import MODEL_FILE --out W.npz [--images N] [--image PATH ...] [--arch resnet20|resnet56]
@@ -16,18 +16,31 @@ import argparse
 import os
 import shlex
 import sys
-import time
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-import pandas as pd
-
 from workloads import Workload, WorkloadError, registry, synthetic
-from workloads.atomic import atomic_write
 
-from .config import KNOB_HELP, KNOBS, ArchConfig, ConfigError, load_arch, parse_knob_value, preset_dirs, preset_names
+from .config import KNOBS, ArchConfig, ConfigError, Design, load_arch, parse_knob_value, preset_names
+from .designs import MODELS
 from .engine import simulate
+from .plan import LayerTooLargeError
+from .progress import CompileWatch, ProgressBar
+from .report import (
+    WIDTH,
+    describe_workload,
+    format_table,
+    indent,
+    knob_table,
+    layer_rows,
+    long_table,
+    plot_bit_sparsity,
+    plot_speedup,
+    preset_description,
+    stats_rows,
+)
 from .results import Results, package_version, write_table
 
 PROG = "bitserial"
@@ -39,63 +52,6 @@ CIFAR_ARCHS = {"resnet20": 20, "resnet56": 56}
 
 class CliError(ValueError):
     """A command-line request that cannot be carried out (reported as one ``bitserial: error:`` line)."""
-
-
-# ----------------------------------------------------------------------------- progress bar
-class ProgressBar:
-    """A one-line progress bar on ``stream`` fed by :func:`simulate`'s progress callbacks.
-
-    Nothing is drawn until ``delay`` seconds have passed since the bar was created, so short runs stay silent
-    (on a TTY or not); then it is redrawn as each layer starts. :meth:`finish` completes the line (only if
-    something was drawn).
-    """
-
-    def __init__(self, total: int, stream: TextIO | None = None, *, delay: float = 1.0, width: int = 20,
-                 clock: Callable[[], float] = time.monotonic):
-        self.total = max(int(total), 1)
-        self.stream = stream if stream is not None else sys.stderr
-        self.delay = delay
-        self.width = width
-        self.clock = clock
-        self.start = clock()
-        self.completed = 0  # layers finished over all runs
-        self.drawn = False
-        self._last_len = 0
-        self._label = ""
-
-    def callback(self, label: str) -> Callable[[int, int, str], None]:
-        """The ``progress=`` callback for one simulate() run, labelled ``label`` (e.g. the arch name)."""
-        offset = self.completed
-
-        def progress(done: int, total: int, layer_name: str) -> None:
-            self.completed = offset + done
-            self._label = label
-            self.update(layer_name)
-
-        return progress
-
-    def update(self, layer_name: str = "") -> None:
-        if self.drawn or self.clock() - self.start >= self.delay:
-            self._draw(layer_name)
-
-    def _draw(self, layer_name: str) -> None:
-        done = min(self.completed, self.total)
-        filled = self.width * done // self.total
-        bar = "#" * filled + "." * (self.width - filled)
-        text = f"[{bar}] {done}/{self.total} layers  {self._label}  {layer_name}".rstrip()
-        pad = " " * max(0, self._last_len - len(text))
-        self.stream.write(f"\r{text}{pad}")
-        self.stream.flush()
-        self._last_len = len(text)
-        self.drawn = True
-
-    def finish(self) -> None:
-        """End the bar's line (a no-op when nothing was drawn)."""
-        if self.drawn:
-            self._draw("")
-            self.stream.write("\n")
-            self.stream.flush()
-            self.drawn = False
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -127,6 +83,8 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
         knob = knob.strip()
         if not sep or not knob:
             raise CliError(f"--set {item!r}: expected knob=value (knobs: {', '.join(KNOBS)})")
+        if knob in overrides:
+            raise CliError(f"--set {knob} is given twice ({overrides[knob]!r} and {text.strip()!r})")
         overrides[knob] = parse_knob_value(knob, text.strip())
     return overrides
 
@@ -138,6 +96,9 @@ def load_workload(spec: str, *, seed: int | None = None, layers: int | None = No
     path = Path(spec)
     if precision is not None and (path.is_file() or spec not in registry.builtin_names()):
         raise CliError("--precision applies only to a built-in real workload (resnet20-cifar10, resnet56-cifar10)")
+    if images != 1 and (path.is_file() or spec not in registry.builtin_names()):
+        raise CliError(f"--images applies only to a built-in real workload ({', '.join(registry.builtin_names())}); "
+                       f"{spec!r} has its own inputs")
     if not path.is_file() and spec in synthetic.names():
         return synthetic.build(spec, seed=0 if seed is None else seed, max_layers=layers)
     if not path.is_file() and spec in registry.builtin_names():
@@ -171,127 +132,34 @@ def _add_arch(archs: list[ArchConfig], arch: ArchConfig, hint: str = "") -> Arch
 
 
 def run_all(archs: Sequence[ArchConfig], workload: Workload, stream: TextIO | None = None) -> list[Results]:
-    """Simulate every arch on ``workload`` with one progress bar over all of them."""
-    bar = ProgressBar(len(archs) * len(workload), stream)
-    try:
-        return [simulate(arch, workload, progress=bar.callback(arch.name)) for arch in archs]
-    finally:
-        bar.finish()
+    """Simulate every arch on ``workload`` with one progress display over all of them; say how long numba took to
+    compile kernels, if it had to."""
+    stream = stream if stream is not None else sys.stderr
+    with CompileWatch() as watch, ProgressBar(len(archs) * len(workload), stream, watch=watch) as bar:
+        results = [simulate(arch, workload, progress=bar.callback(arch.name)) for arch in archs]
+    if watch.count:
+        stream.write(f"{PROG}: note: numba compiled {watch.count} kernel(s) in {watch.seconds:.1f} s (first run "
+                     f"of these designs; cached for later runs)\n")
+    return results
 
 
-def long_table(results: Sequence[Results], baseline: Results | None = None) -> pd.DataFrame:
-    """The concatenated per-layer tables, plus ``speedup_vs_<baseline>`` = baseline cycles / cycles per layer."""
-    table = pd.concat([r.layers for r in results], ignore_index=True)
-    if baseline is not None:
-        base = baseline.layers.set_index("layer")["cycles"]
-        table[f"speedup_vs_{baseline.arch.name}"] = table["layer"].map(base) / table["cycles"]
-    return table
-
-
-def _speedup(base_cycles: float, cycles: float) -> float:
-    return base_cycles / cycles if cycles else float("inf")
-
-
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], left: int = 2) -> str:
-    """Plain aligned text: the first ``left`` columns left-aligned, the rest right-aligned; a rule before TOTAL."""
-    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-
-    def line(row: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
-
-    out = [line(cells[0]), "  ".join("-" * w for w in widths)]
-    for row in cells[1:]:
-        if row[0] == "TOTAL":
-            out.append("  ".join("-" * w for w in widths))
-        out.append(line(row))
-    return "\n".join(out)
-
-
-def layer_rows(results: Sequence[Results], baseline: Results | None, *, cycles: bool = True,
-               speedup: bool = True) -> tuple[list[str], list[list[Any]]]:
-    """Headers and rows of the per-layer table (layer, kind, cycles per arch, speedup per arch) plus TOTAL."""
-    first = results[0].layers
-    headers = ["layer", "kind"]
-    if cycles:
-        headers += [f"cycles:{r.arch.name}" for r in results]
-    if baseline is not None and speedup:
-        headers += [f"speedup:{r.arch.name}" for r in results]
-    base = baseline.layers["cycles"].to_numpy() if baseline is not None else None
-    rows: list[list[Any]] = []
-    for i, (name, kind) in enumerate(zip(first["layer"], first["kind"])):
-        row: list[Any] = [name, kind]
-        layer_cycles = [int(r.layers["cycles"].iat[i]) for r in results]
-        if cycles:
-            row += layer_cycles
-        if base is not None and speedup:
-            row += [f"{_speedup(base[i], c):.2f}" for c in layer_cycles]
-        rows.append(row)
-    total: list[Any] = ["TOTAL", ""]
-    if cycles:
-        total += [r.cycles for r in results]
-    if baseline is not None and speedup:
-        total += [f"{r.speedup_over(baseline):.2f}" for r in results]
-    rows.append(total)
-    return headers, rows
-
-
-def _describe_workload(workload: Workload) -> str:
-    meta = workload.meta
-    if meta.get("generator") == "synthetic":
-        return f"{workload.name} (synthetic, seed {meta.get('seed')}, {_plural(len(workload), 'layer')})"
-    if meta.get("builtin"):
-        return (f"{workload.name} ({_plural(len(workload), 'layer')}, {Path(str(meta.get('model_file'))).name}, "
-                f"{_plural(int(meta.get('images', 1)), 'input')})")
-    return f"{workload.name} ({_plural(len(workload), 'layer')})"
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
-def preset_description(name: str) -> str:
-    """The first comment line of preset ``name``'s YAML file (where load_arch finds it), or ""."""
-    for d in preset_dirs():
-        path = d / f"{name}.yaml"
-        if path.is_file():
-            try:
-                first = path.read_text().splitlines()[:1]
-            except OSError:
-                return ""
-            return first[0].lstrip("#").strip() if first and first[0].startswith("#") else ""
-    return ""
-
-
-def plot_speedup(results: Sequence[Results], baseline: Results, title: str, path: str | os.PathLike) -> Path:
-    """A bar chart of every result's speedup over ``baseline``, written atomically to ``path`` (PNG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def check_output(path: str | os.PathLike, what: str = "--out") -> Path:
+    """Fail before any work if ``path`` cannot be written: a folder in its place, or a folder that cannot be made or
+    written into (tried by creating it and a temporary file in it)."""
     path = Path(path)
-    names = [r.arch.name for r in results]
-    speedups = [r.speedup_over(baseline) for r in results]
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.3 * len(names) + 1.5), 4.0))
+    if path.is_dir():
+        raise CliError(f"{what} {path}: is a folder, not a file")
     try:
-        bars = ax.bar(names, speedups, color="tab:blue")
-        ax.axhline(1.0, color="gray", linewidth=0.8, linestyle="--")
-        ax.bar_label(bars, labels=[f"{s:.2f}x" for s in speedups], padding=2)
-        ax.set_xlabel("architecture (preset)")
-        ax.set_ylabel(f"speedup over {baseline.arch.name} (cycles ratio)")
-        ax.set_title(title)
-        ax.set_ylim(0, max(speedups) * 1.15)
-        fig.tight_layout()
-        with atomic_write(path) as fh:
-            fig.savefig(fh, format="png", dpi=120)
-    finally:
-        plt.close(fig)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as exc:
+        raise CliError(f"{what} {path}: cannot write into {path.parent} ({exc.strerror or exc})") from None
     return path
 
 
 # ----------------------------------------------------------------------------- commands
-def _write_table(table: pd.DataFrame, path: str | os.PathLike, results: list[Results], extra: dict) -> Path:
+def _write_table(table, path: str | os.PathLike, results: list[Results], extra: dict) -> tuple[Path, Path]:
     """write_table, with a write failure reported against ``path`` (not write_table's temporary file)."""
     try:
         return write_table(table, path, results, extra)
@@ -312,25 +180,28 @@ def cmd_simulate(args: argparse.Namespace, command: str) -> int:
         baseline_arch = _add_arch(archs, baseline_arch, hint)
         if not listed:  # show the baseline first
             archs.insert(0, archs.pop())
+    if args.out:
+        check_output(args.out)
     workload = load_workload(args.workload, seed=args.seed, layers=args.layers, images=args.images,
-                             precision=args.precision,
-                             data_dir=args.data_dir)
+                             precision=args.precision, data_dir=args.data_dir)
     results = run_all(archs, workload)
     baseline = next((r for r in results if baseline_arch and r.arch.name == baseline_arch.name), None)
 
-    print(f"workload: {_describe_workload(workload)}")
+    print(f"workload: {describe_workload(workload)}")
     if baseline is not None:
         print(f"speedup = {baseline.arch.name} cycles / arch cycles")
     print(format_table(*layer_rows(results, baseline)))
     if args.out:
-        path = _write_table(long_table(results, baseline), args.out, results,
-                           {"command": command, "workload_source": args.workload,
-                            "baseline": baseline.arch.name if baseline else None, "overrides": overrides})
-        print(f"wrote {path} and {path.parent / 'run.json'}")
+        path, run = _write_table(long_table(results, baseline), args.out, results,
+                                 {"command": command, "workload_source": args.workload,
+                                  "baseline": baseline.arch.name if baseline else None, "overrides": overrides})
+        print(f"wrote {path} and {run}")
     return 0
 
 
 def cmd_list(args: argparse.Namespace, command: str) -> int:
+    if args.what:
+        return _list_knobs(args.what)
     rows = []
     for name in preset_names():
         try:
@@ -338,15 +209,19 @@ def cmd_list(args: argparse.Namespace, command: str) -> int:
         except ConfigError as exc:
             design = f"(invalid: {exc})"
         rows.append([name, design, preset_description(name)])
-    print("Presets (ARCH names; a YAML file path works too):")
-    print(_indent(format_table(["name", "design", "description"], rows, left=3)))
+    print("Presets (ARCH names; a YAML file path works too; `bitserial list NAME` shows a design's knobs):")
+    print(indent(format_table(["name", "design", "description"], rows, left=3, width=WIDTH - 2)))
     print()
-    print("Knobs (in a YAML file, or --set knob=value):")
-    print(_indent(format_table(["knob", "meaning"], [[k, KNOB_HELP.get(k, "")] for k in KNOBS])))
+    print("Knobs every design has (set them in a YAML file, or with --set knob=value):")
+    print(indent(knob_table(width=WIDTH - 2)))
+    print()
+    print("Designs and their own knobs (`bitserial list DESIGN` for values, defaults and meanings):")
+    design_rows = [[d.value, ", ".join(k.name for k in MODELS[d].knobs)] for d in Design]
+    print(indent(format_table(["design", "knobs"], design_rows, width=WIDTH - 2)))
     print()
     print("Built-in workloads (synthetic, seeded; or pass a .npz workload file):")
     wl_rows = [[n, len(synthetic.network_shapes(n))] for n in synthetic.names()]
-    print(_indent(format_table(["name", "layers"], wl_rows, left=1)))
+    print(indent(format_table(["name", "layers"], wl_rows, left=1)))
     print()
     print("Built-in real workloads (trained models on real inputs; imported on first use, then cached):")
     real_rows = []
@@ -354,12 +229,23 @@ def cmd_list(args: argparse.Namespace, command: str) -> int:
         entry = registry.BUILTINS[name]
         ok, why = registry.available(name, args.data_dir)
         real_rows.append([name, Path(entry.model).name, "yes" if ok else f"no: {why}", entry.images])
-    print(_indent(format_table(["name", "model", "available", "inputs"], real_rows, left=4)))
+    print(indent(format_table(["name", "model", "available", "inputs"], real_rows, left=4, width=WIDTH - 2)))
     return 0
 
 
-def _indent(text: str) -> str:
-    return "\n".join("  " + line for line in text.splitlines())
+def _list_knobs(what: str) -> int:
+    """``bitserial list DESIGN`` (its knobs and defaults) or ``bitserial list PRESET`` (its knobs and values)."""
+    if what in {d.value for d in Design}:
+        arch, title = None, f"Design {what}: knobs (defaults fill what a YAML file leaves out)"
+        design = Design(what)
+    else:
+        arch = load_arch(what)
+        design = arch.design
+        description = preset_description(what) if arch.name == what else ""
+        title = f"Preset {arch.name} (design {design}){': ' + description if description else ''}"
+    print(title)
+    print(indent(knob_table(design, arch, width=WIDTH - 2)))
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace, command: str) -> int:
@@ -370,21 +256,21 @@ def cmd_demo(args: argparse.Namespace, command: str) -> int:
     spec = args.workload
     if spec is None:
         spec = default_demo_workload(args.data_dir)
+    out = Path(args.out)
+    check_output(out / "demo.csv")
     workload = load_workload(spec, images=args.images, data_dir=args.data_dir, precision=args.precision)
     results = run_all(archs, workload)
     baseline = next(r for r in results if r.arch.name == DEMO_BASELINE)
     others = [r for r in results if r is not baseline]
 
-    print(f"workload: {_describe_workload(workload)}")
+    print(f"workload: {describe_workload(workload)}")
     print(f"speedup over {DEMO_BASELINE} = {DEMO_BASELINE} cycles / design cycles "
           f"(TOTAL {DEMO_BASELINE}: {baseline.cycles} cycles)")
     print(format_table(*layer_rows(others or results, baseline, cycles=False)))
-    out = Path(args.out)
-    csv = _write_table(long_table(results, baseline), out / "demo.csv", results,
-                      {"command": command, "workload_source": spec, "baseline": DEMO_BASELINE})
-    png = plot_speedup(results, baseline, f"Speedup over DaDianNao on {workload.name}",
-                       out / "speedup.png")
-    print(f"wrote {csv}, {out / 'run.json'} and {png}")
+    csv, run = _write_table(long_table(results, baseline), out / "demo.csv", results,
+                            {"command": command, "workload_source": spec, "baseline": DEMO_BASELINE})
+    png = plot_speedup(results, baseline, f"Speedup over DaDianNao on {workload.name}", out / "speedup.png")
+    print(f"wrote {csv}, {run} and {png}")
     return 0
 
 
@@ -398,57 +284,31 @@ def default_demo_workload(data_dir: str | None = None) -> str:
     return DEMO_FALLBACK
 
 
-def _fmt(value: Any, digits: int = 3) -> str:
-    if isinstance(value, float):
-        if value != value:  # NaN
-            return "-"
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
 def cmd_stats(args: argparse.Namespace, command: str) -> int:
-    from .stats import plot_bit_sparsity, stats_table
+    from .stats import stats_table
 
+    out = Path(args.out)
+    check_output(out / "stats.csv")
     workload = load_workload(args.workload, layers=args.layers, images=args.images, data_dir=args.data_dir,
                              precision=args.precision)
-    bar = ProgressBar(len(preset_names()) * len(workload))
-    try:
+    with CompileWatch() as watch, ProgressBar(len(preset_names()) * len(workload), watch=watch) as bar:
         table, totals, skipped = stats_table(workload, progress=bar.callback)
-    finally:
-        bar.finish()
-    speed_cols = [c for c in table.columns if c.startswith("ideal_speedup:") and c != "ideal_speedup:dadiannao"]
-    value_cols = ["act_zero_frac", "act_bits_binary", "act_bits_booth", "act_group_precision",
-                  "weight_zero_frac", "weight_bits_binary", "weight_bits_booth", "weight_group_precision"]
-    short = {"act_zero_frac": "a_zero", "act_bits_binary": "a_bin", "act_bits_booth": "a_booth",
-             "act_group_precision": "a_grp", "weight_zero_frac": "w_zero", "weight_bits_binary": "w_bin",
-             "weight_bits_booth": "w_booth", "weight_group_precision": "w_grp"}
-    headers = ["layer", "kind", "a/w bits", *[short[c] for c in value_cols],
-               *[c.split(":", 1)[1] for c in speed_cols]]
-    rows = []
-    for rec in table.to_dict("records"):
-        rows.append([rec["layer"], rec["kind"], f"{rec['act_bits']}/{rec['weight_bits']}",
-                     *[_fmt(rec[c]) for c in value_cols], *[_fmt(rec[c], 2) for c in speed_cols]])
-    macs = table["macs"].to_numpy(dtype=float)
-    mean = [_fmt(float((table[c] * macs).sum() / macs.sum())) if c.startswith("act") else "" for c in value_cols]
-    rows.append(["TOTAL", "", "", *mean, *[_fmt(totals[c.split(":", 1)[1]], 2) for c in speed_cols]])
-
-    print(f"workload: {_describe_workload(workload)}")
+    print(f"workload: {describe_workload(workload)}")
     print("a_/w_ = activations / weights: zero = fraction of zeros; bin, booth = mean essential bits (one bits; "
           "Booth terms); grp = mean Dynamic Stripes precision over groups of 16 channels")
     print(f"design columns: ideal speedup = {DEMO_BASELINE} ideal_cycles / design ideal_cycles "
           "(TOTAL: whole workload; activation columns: MAC-weighted means)")
-    print(format_table(headers, rows))
+    print(format_table(*stats_rows(table, totals, DEMO_BASELINE)))
     for name, why in skipped.items():
         print(f"skipped {name}: {why}")
-    out = Path(args.out)
     csv = out / "stats.csv"
     try:
-        with atomic_write(csv) as fh:
-            table.to_csv(fh, index=False)
+        write_table(table, csv, [], {"command": command, "workload_source": args.workload,
+                                     "workload_digest": workload.digest()})
         png = plot_bit_sparsity(workload, out / "bit_sparsity.png")
     except OSError as exc:
         raise CliError(f"cannot write to {out}: {exc.strerror or exc}") from None
-    print(f"wrote {csv} and {png}")
+    print(f"wrote {csv}, {csv.with_suffix('.run.json')} and {png}")
     return 0
 
 
@@ -511,7 +371,7 @@ def cmd_import(args: argparse.Namespace, command: str) -> int:
     else:
         raise CliError(f"{model}: unknown model type {suffix!r} (expected .tflite, .onnx or a .th checkpoint)")
     path = workload.save(args.out)
-    print(f"imported {_describe_workload(workload)}, {workload.macs} MACs")
+    print(f"imported {describe_workload(workload)}, {workload.macs} MACs")
     print(f"wrote {path}")
     return 0
 
@@ -559,7 +419,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.set_defaults(func=cmd_simulate)
 
     lst = sub.add_parser("list", parents=[common], help="list presets, knobs and built-in workloads",
-                         description="List the architecture presets, the knobs and the built-in workloads.")
+                         description="List the architecture presets, the machine knobs and the built-in workloads; "
+                                     "with a design or preset name, its knobs (values, default, meaning).")
+    lst.add_argument("what", nargs="?", metavar="DESIGN|PRESET", help="a design or preset whose knobs to list")
     lst.set_defaults(func=cmd_list)
 
     demo = sub.add_parser("demo", parents=[common, images],
@@ -620,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
     command = shlex.join([PROG, *argv])
     try:
         return args.func(args, command)
-    except (ConfigError, WorkloadError, ValueError, OSError, ImportError) as exc:
+    except (ConfigError, WorkloadError, LayerTooLargeError, ValueError, OSError, ImportError) as exc:
         sys.stdout.flush()
         print(f"{PROG}: error: {_message(exc)}", file=sys.stderr)
         return 2

@@ -1,246 +1,149 @@
-"""Architecture configuration: frozen, typed, validated; loaded from YAML presets in ``arch_configs/``."""
+"""Architecture configuration: a design plus the knobs it declares; frozen, typed, validated; loaded from YAML.
+
+``load_arch("pragmatic")`` reads a preset from ``arch_configs/``; ``load_arch("my.yaml")`` a file of the same
+form (``design:`` plus any knobs of that design; the design's defaults fill the rest, so ``design: pragmatic``
+alone is a valid file). Knobs are declared by the designs (``simulator/designs/<design>.py``): a knob the design
+does not have is refused, and the config hash covers exactly the design's knobs.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import hashlib
 import json
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from .designs import MODELS, DesignModel
+from .knobs import (
+    ENGINE_NEUTRAL,
+    MACHINE,
+    Backend,
+    ConfigError,
+    DepthwiseMapping,
+    Design,
+    Encoding,
+    Knob,
+    Promotion,
+    SearchShape,
+    Serial,
+    Sync,
+    plain,
+)
 
-class ConfigError(ValueError):
-    """An architecture configuration that is malformed or inconsistent."""
-
-
-class Design(enum.StrEnum):
-    DADIANNAO = "dadiannao"
-    STRIPES = "stripes"
-    DYNAMIC_STRIPES = "dynamic_stripes"
-    PRAGMATIC = "pragmatic"
-    LOOM = "loom"
-    LACONIC = "laconic"
-    TACTICAL = "tactical"
-    BITLET = "bitlet"
-    BITX = "bitx"
-    SWIS = "swis"
-    WEIGHT_SERIAL = "weight_serial"
-    BITFUSION = "bitfusion"
-
-
-class Serial(enum.StrEnum):
-    NONE = "none"  # bit-parallel
-    ACTIVATION = "activation"  # a column's activation brick sets the cost
-    WEIGHT = "weight"  # a row's weight brick sets the cost
-    BOTH = "both"  # both operands serial: the cost is per PE
+__all__ = ["KNOBS", "ArchConfig", "Backend", "ConfigError", "DepthwiseMapping", "Design", "Encoding", "Knob",
+           "Promotion", "SearchShape", "Serial", "Sync", "design_knobs", "load_arch", "preset_names"]
 
 
-class Encoding(enum.StrEnum):
-    NONE = "none"  # bit-parallel operand
-    FIXED = "fixed"  # profiled per-layer precision
-    DYNAMIC = "dynamic"  # per-group detected precision
-    BINARY = "binary"  # essential bits of the magnitude
-    BOOTH = "booth"  # DNNsim's Booth-like recoding (DESIGN §4)
-    CSD = "csd"  # canonical signed digit
-    INTERLEAVED = "interleaved"  # Bitlet / BitX significance columns
-    SHARED_SHIFT = "shared_shift"  # SWIS shared shift positions
-
-
-class Sync(enum.StrEnum):
-    LOCKSTEP = "lockstep"  # every PE of the chip waits for the slowest (DNNsim)
-    TILE = "tile"  # each tile advances on its own slowest PE
-    PE = "pe"  # every PE advances on its own (ideal buffering)
-
-
-class Backend(enum.StrEnum):
-    DADIANNAO = "dadiannao"  # TCL
-    PRAGMATIC = "pragmatic"  # TCLe
-    DYNAMIC_STRIPES = "dynamic_stripes"  # TCLp
-
-
-class SearchShape(enum.StrEnum):
-    T = "T"
-    L = "L"
-
-
-class Promotion(enum.StrEnum):
-    LEAST_FLEXIBLE = "least_flexible"  # the paper's rule: the zero lane with the fewest candidates first
-    MOST_CANDIDATES = "most_candidates"  # DNNsim HEAD's rule
-
-
-class DepthwiseMapping(enum.StrEnum):
-    DNNSIM = "dnnsim"  # one group of min(lanes, rows) channels at a time, on tile 0
-    SPREAD = "spread"  # the tiles take consecutive groups at once, in lockstep
-
-
-# Which serial operands and encodings each design accepts (the first is the preset default).
-DESIGN_RULES: dict[Design, tuple[tuple[Serial, ...], tuple[Encoding, ...]]] = {
-    Design.DADIANNAO: ((Serial.NONE,), (Encoding.NONE,)),
-    Design.STRIPES: ((Serial.ACTIVATION,), (Encoding.FIXED,)),
-    Design.DYNAMIC_STRIPES: ((Serial.ACTIVATION,), (Encoding.DYNAMIC,)),
-    Design.PRAGMATIC: ((Serial.ACTIVATION, Serial.WEIGHT), (Encoding.BOOTH, Encoding.BINARY, Encoding.CSD)),
-    Design.LOOM: ((Serial.BOTH,), (Encoding.DYNAMIC,)),
-    Design.LACONIC: ((Serial.BOTH,), (Encoding.BOOTH, Encoding.BINARY, Encoding.CSD)),
-    # Tactical: serial is implied by the back end; encoding is the Pragmatic back end's
-    Design.TACTICAL: ((Serial.NONE, Serial.ACTIVATION), (Encoding.BOOTH, Encoding.BINARY, Encoding.CSD)),
-    Design.BITLET: ((Serial.WEIGHT,), (Encoding.INTERLEAVED,)),
-    Design.BITX: ((Serial.WEIGHT,), (Encoding.INTERLEAVED,)),
-    Design.SWIS: ((Serial.WEIGHT,), (Encoding.SHARED_SHIFT,)),
-    Design.WEIGHT_SERIAL: ((Serial.WEIGHT,), (Encoding.BOOTH, Encoding.BINARY, Encoding.CSD)),
-    Design.BITFUSION: ((Serial.BOTH,), (Encoding.FIXED,)),
-}
-
-# What `group_size` groups, per design (default: the serial operand's units, columns or rows).
-GROUP_AXIS: dict[Design, str] = {Design.SWIS: "lanes", Design.BITLET: "lanes", Design.BITX: "lanes"}
-
-KNOB_HELP: dict[str, str] = {
-    "design": "cost model: " + ", ".join(d.value for d in Design),
-    "tiles": "tiles on the chip; each takes its own filter set in a pass",
-    "rows": "PE rows per tile (filters processed at once per tile)",
-    "columns": "PE columns per tile (windows processed at once)",
-    "lanes": "multiply lanes per PE = input channels per brick",
-    "pe_width": "bit-parallel operand width of a PE, in bits (serial precisions must fit)",
-    "serial": "serial operand: none, activation or weight",
-    "encoding": "serial operand encoding: none, fixed, dynamic, binary, booth, csd",
-    "first_stage_bits": "Pragmatic: per-lane first-stage shifter width B, in bits",
-    "group_size": "columns (or rows, weight-serial) that share one precision / synchronization unit",
-    "minor_bit": "Dynamic Stripes: also trim trailing zero bits (width = max msb - min lsb + 1)",
-    "run_ahead": "run-ahead registers R: units may drift up to R steps apart (0 = lockstep)",
-    "first_layer_space_to_depth": "rewrite a 3-channel strided first conv space-to-depth (DNNsim)",
-    "depthwise_mapping": "depthwise conv mapping: dnnsim (tile 0 only) or spread (tiles share groups)",
-    "clock_mhz": "clock frequency in MHz (converts cycles to seconds)",
-    "sync": "both-serial designs: lockstep (chip), tile or pe synchronization",
-    "serial_bits": "Loom: activation bits processed per cycle (1, 2 or 4)",
-    "dynamic_weights": "Loom: per-group detected weight width instead of the layer's weight_bits",
-    "backend": "Bit-Tactical back end: dadiannao (TCL), pragmatic (TCLe), dynamic_stripes (TCLp)",
-    "lookahead": "Bit-Tactical: lookahead h (steps a weight may be promoted from)",
-    "lookaside": "Bit-Tactical: lookaside d (lanes a weight may move across)",
-    "search_shape": "Bit-Tactical: search shape T or L",
-    "promotion": "Bit-Tactical: least_flexible (paper) or most_candidates (DNNsim HEAD) lane first",
-    "kept_columns": "BitX: significance columns kept below the group's msb (k)",
-    "shared_terms": "SWIS: shared shift positions per group (N)",
-    "skip_zero_weights": "weight-serial engine: all-zero weight bricks cost no cycle",
-    "fusion_rows": "Bit Fusion: rows of fusion units in the systolic array",
-    "fusion_columns": "Bit Fusion: columns of fusion units in the systolic array",
-}
-
-
-def _int_field(name: str, value: Any, lo: int, hi: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{name} ({value!r}) must be an integer")
-    if value < lo or (hi is not None and value > hi):
-        rng = f">= {lo}" if hi is None else f"in {lo}..{hi}"
-        raise ConfigError(f"{name} ({value}) must be {rng}")
-    return value
-
-
-def _enum_field(name: str, enum_type: type[enum.StrEnum], value: Any) -> enum.StrEnum:
+def _model(design: Design) -> DesignModel:
     try:
-        return enum_type(value)
+        return MODELS[design]
+    except KeyError:
+        raise ConfigError(f"design {design!r} has no cost model") from None
+
+
+def design_knobs(design: Design | str) -> dict[str, Knob]:
+    """Every knob of ``design`` (machine knobs first, then the design's own), with the design's defaults."""
+    design = _design(design)
+    model = _model(design)
+    knobs = {k.name: (k.but(default=model.machine[k.name]) if k.name in model.machine else k) for k in MACHINE}
+    knobs.update((k.name, k) for k in model.knobs)
+    return knobs
+
+
+def _design(value: Any) -> Design:
+    try:
+        return Design(value)
     except ValueError:
-        choices = ", ".join(e.value for e in enum_type)
-        raise ConfigError(f"{name} ({value!r}) must be one of: {choices}") from None
+        raise ConfigError(f"design ({value!r}) must be one of: {', '.join(d.value for d in Design)}") from None
 
 
-@dataclass(frozen=True)
+def _all_knobs() -> dict[str, Knob]:
+    out: dict[str, Knob] = {k.name: k for k in MACHINE}
+    for model in MODELS.values():
+        for k in model.knobs:
+            out.setdefault(k.name, k)
+    return out
+
+
+KNOBS: dict[str, Knob] = _all_knobs()  # every knob name of every design (the first declaration of each)
+
+
+@dataclass(frozen=True, eq=False)
 class ArchConfig:
-    """One accelerator instance: geometry (PEs, lanes), serial operand, encoding, synchronization."""
+    """One accelerator instance: a design and the values of its knobs (defaults filled, every value checked).
+
+    Knob values read as attributes (``arch.first_stage_bits``); reading a knob the design does not have raises
+    AttributeError. ``serial``, ``run_ahead``, ``group_size`` and ``sync`` read for every design (the engines
+    need them): a design without the knob gets its neutral value (no registers, one unit per group,
+    lockstep).
+    """
 
     name: str
     design: Design
-    tiles: int = 16
-    rows: int = 16
-    columns: int = 16
-    lanes: int = 16
-    pe_width: int = 16
-    serial: Serial = Serial.NONE
-    encoding: Encoding = Encoding.NONE
-    first_stage_bits: int = 2
-    group_size: int = 1
-    minor_bit: bool = False
-    run_ahead: int = 0
-    first_layer_space_to_depth: bool = True
-    depthwise_mapping: DepthwiseMapping = DepthwiseMapping.DNNSIM
-    clock_mhz: float = 1000.0
-    sync: Sync = Sync.LOCKSTEP
-    serial_bits: int = 1
-    dynamic_weights: bool = False
-    backend: Backend = Backend.PRAGMATIC
-    lookahead: int = 2
-    lookaside: int = 5
-    search_shape: SearchShape = SearchShape.T
-    promotion: Promotion = Promotion.LEAST_FLEXIBLE
-    kept_columns: int = 16
-    shared_terms: int = 3
-    skip_zero_weights: bool = False
-    fusion_rows: int = 16
-    fusion_columns: int = 32
+    knobs: Mapping[str, Any]
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name:
-            raise ConfigError(f"name ({self.name!r}) must be a non-empty string")
-        set_ = object.__setattr__
-        set_(self, "design", _enum_field("design", Design, self.design))
-        set_(self, "serial", _enum_field("serial", Serial, self.serial))
-        set_(self, "encoding", _enum_field("encoding", Encoding, self.encoding))
-        set_(self, "depthwise_mapping", _enum_field("depthwise_mapping", DepthwiseMapping, self.depthwise_mapping))
-        set_(self, "sync", _enum_field("sync", Sync, self.sync))
-        set_(self, "backend", _enum_field("backend", Backend, self.backend))
-        set_(self, "search_shape", _enum_field("search_shape", SearchShape, self.search_shape))
-        set_(self, "promotion", _enum_field("promotion", Promotion, self.promotion))
-        if self.design == Design.TACTICAL:  # the back end implies the serial operand
-            set_(self, "serial", Serial.NONE if self.backend == Backend.DADIANNAO else Serial.ACTIVATION)
-        for knob in ("tiles", "rows", "columns", "lanes"):
-            _int_field(knob, getattr(self, knob), 1, 4096)
-        _int_field("pe_width", self.pe_width, 1, 16)
-        _int_field("first_stage_bits", self.first_stage_bits, 0, 4)
-        _int_field("group_size", self.group_size, 1)
-        _int_field("run_ahead", self.run_ahead, 0, 64)
-        if self.serial_bits not in (1, 2, 4) or isinstance(self.serial_bits, bool):
-            raise ConfigError(f"serial_bits ({self.serial_bits!r}) must be 1, 2 or 4")
-        _int_field("lookahead", self.lookahead, 0, 16)
-        _int_field("lookaside", self.lookaside, 0, 16)
-        _int_field("kept_columns", self.kept_columns, 1, 32)
-        _int_field("shared_terms", self.shared_terms, 1, 16)
-        _int_field("fusion_rows", self.fusion_rows, 1, 4096)
-        _int_field("fusion_columns", self.fusion_columns, 1, 4096)
-        for knob in ("minor_bit", "first_layer_space_to_depth", "dynamic_weights", "skip_zero_weights"):
-            if not isinstance(getattr(self, knob), bool):
-                raise ConfigError(f"{knob} ({getattr(self, knob)!r}) must be true or false")
-        if isinstance(self.clock_mhz, bool) or not isinstance(self.clock_mhz, (int, float)) or self.clock_mhz <= 0:
-            raise ConfigError(f"clock_mhz ({self.clock_mhz!r}) must be a positive number")
-        serials, encodings = DESIGN_RULES[self.design]
-        if self.serial not in serials:
-            raise ConfigError(
-                f"serial ({self.serial}) is not supported by {self.design}; choose {', '.join(serials)}"
-            )
-        if self.encoding not in encodings:
-            raise ConfigError(
-                f"encoding ({self.encoding}) is not supported by {self.design}; choose {', '.join(encodings)}"
-            )
-        if self.serial == Serial.BOTH:
-            for knob, default in (("run_ahead", 0), ("group_size", 1)):
-                if getattr(self, knob) != default:
-                    raise ConfigError(f"{knob} ({getattr(self, knob)}) must be {default} for {self.design}: both "
-                                      f"operands are serial, synchronization is set by 'sync'")
-        elif self.sync != Sync.LOCKSTEP:
-            raise ConfigError(f"sync ({self.sync}) applies to designs with both operands serial; "
-                              f"{self.design} synchronizes with run_ahead")
-        unit_name = GROUP_AXIS.get(self.design, "rows" if self.serial == Serial.WEIGHT else "columns")
-        units = getattr(self, unit_name)
-        if units % self.group_size:
-            raise ConfigError(f"{unit_name} ({units}) must be a multiple of group_size ({self.group_size})")
+    def __init__(self, name: str, design: Design | str, knobs: Mapping[str, Any] | None = None, **more: Any):
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"name ({name!r}) must be a non-empty string")
+        design = _design(design)
+        given = {**(knobs or {}), **more}
+        declared = design_knobs(design)
+        unknown = [k for k in given if k not in declared]
+        if unknown:
+            raise ConfigError(_unknown_knob_message(design, unknown, declared))
+        values = {k: knob.check(given[k]) if k in given else knob.default for k, knob in declared.items()}
+        model = _model(design)
+        model.check(values)
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "design", design)
+        object.__setattr__(self, "knobs", _Frozen(values))
+
+    def __getattr__(self, name: str) -> Any:
+        knobs = self.__dict__.get("knobs")
+        if knobs is not None:
+            if name in knobs:
+                return knobs[name]
+            if name in ENGINE_NEUTRAL:
+                return ENGINE_NEUTRAL[name]
+            if name in KNOBS:
+                raise AttributeError(f"{self.design} has no knob {name!r}")
+        raise AttributeError(name)
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, ArchConfig) and (self.name, self.design) == (other.name, other.design)
+                and dict(self.knobs) == dict(other.knobs))
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.design, tuple(sorted((k, plain(v)) for k, v in self.knobs.items()))))
+
+    def __repr__(self) -> str:
+        knobs = ", ".join(f"{k}={plain(v)!r}" for k, v in self.knobs.items())
+        return f"ArchConfig({self.name!r}, {self.design.value!r}, {knobs})"
+
+    def __reduce__(self):
+        return ArchConfig, (self.name, self.design, dict(self.knobs))
+
+    # ----------------------------------------------------------------- derived facts the engines use
+    @property
+    def model(self) -> DesignModel:
+        """The design's cost model."""
+        return _model(self.design)
+
+    @property
+    def serial(self) -> Serial:
+        """The operand processed term by term (Bit-Tactical: implied by its back end)."""
+        return self.model.serial(self.knobs)
 
     @property
     def unit_group(self) -> int:
-        """Columns (or rows) per synchronization unit: group_size, unless group_size groups lanes."""
-        return 1 if GROUP_AXIS.get(self.design) == "lanes" else self.group_size
+        """Columns (or rows) per synchronization unit: ``group_size``, unless the design groups lanes with it."""
+        return 1 if self.model.group_axis == "lanes" else self.group_size
 
     @property
     def pes(self) -> int:
@@ -251,27 +154,51 @@ class ArchConfig:
         """Multiply lanes on the chip (MACs per cycle of the bit-parallel baseline)."""
         return self.pes * self.lanes
 
+    # ----------------------------------------------------------------- copies, dicts, hash
     def replace(self, **overrides: Any) -> ArchConfig:
-        """A validated copy with some knobs changed (unknown knob names raise ConfigError)."""
-        unknown = sorted(set(overrides) - set(KNOBS) - {"name"})
-        if unknown:
-            raise ConfigError(f"unknown knob(s) {', '.join(unknown)}; known knobs: {', '.join(KNOBS)}")
-        return dataclasses.replace(self, **overrides)
+        """A validated copy with some knobs changed (a knob the design lacks raises ConfigError)."""
+        name = overrides.pop("name", self.name)
+        if "design" in overrides and _design(overrides["design"]) != self.design:
+            raise ConfigError(f"design cannot change in replace ({self.design} -> {overrides['design']}); "
+                              f"load the other design's preset instead")
+        overrides.pop("design", None)
+        return ArchConfig(name, self.design, {**self.knobs, **overrides})
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: (v.value if isinstance(v, enum.Enum) else v) for f in dataclasses.fields(self)
-                for v in [getattr(self, f.name)]}
+        """name, design and every knob, as plain data (what a YAML file of this config would hold)."""
+        return {"name": self.name, "design": self.design.value, **{k: plain(v) for k, v in self.knobs.items()}}
 
     def config_hash(self) -> str:
-        """12 hex digits identifying every knob except the name."""
+        """12 hex digits identifying the design and its knobs (not the name)."""
         d = self.to_dict()
         d.pop("name")
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
-KNOBS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(ArchConfig) if f.name != "name")
+class _Frozen(dict):
+    """A read-only dict (the knob values of a frozen config)."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("an ArchConfig's knobs are read-only; use ArchConfig.replace")
+
+    __setitem__ = __delitem__ = update = pop = popitem = clear = setdefault = _refuse  # type: ignore[assignment]
+
+    def __reduce__(self):
+        return dict, (dict(self),)
 
 
+def _unknown_knob_message(design: Design, unknown: list[str], declared: dict[str, Knob]) -> str:
+    parts = []
+    for k in unknown:
+        owners = [d.value for d, m in MODELS.items() if any(kn.name == k for kn in m.knobs)]
+        if owners:
+            parts.append(f"{design} has no knob {k!r} (a knob of {', '.join(owners)})")
+        else:
+            parts.append(f"unknown knob {k!r}")
+    return "; ".join(parts) + f"; {design}'s knobs: {', '.join(declared)}"
+
+
+# ----------------------------------------------------------------------------- presets and YAML files
 def preset_dirs() -> list[Path]:
     """Where presets are looked up: $BITSERIAL_ARCH_DIR, the source tree, then the installed data dir."""
     dirs = []
@@ -290,29 +217,71 @@ def preset_names() -> list[str]:
     return sorted(names)
 
 
+def preset_path(name: str) -> Path | None:
+    """The YAML file of preset ``name`` where load_arch finds it, or None."""
+    for d in preset_dirs():
+        if (d / f"{name}.yaml").is_file():
+            return d / f"{name}.yaml"
+    return None
+
+
 def parse_knob_value(knob: str, text: str) -> Any:
-    """Convert a command-line ``knob=value`` string to the knob's type (YAML scalar rules)."""
-    if knob not in KNOBS:
-        raise ConfigError(f"unknown knob {knob!r}; known knobs: {', '.join(KNOBS)}")
+    """Convert a command-line ``knob=value`` string to a value (YAML scalar rules; checked by the design)."""
+    if knob not in KNOBS and knob != "name":
+        raise ConfigError(f"unknown knob {knob!r}; knobs: {', '.join(KNOBS)}")
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError:
         return text
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a mapping with the same key twice (PyYAML keeps the last silently)."""
+
+
+def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: set = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
+def read_yaml(path: Path) -> Any:
+    """A YAML file's data; ConfigError naming the file and line for bad syntax or a duplicate key."""
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or ""
+        detail = f": {problem}" if problem.startswith("duplicate key") else ""
+        raise ConfigError(f"{path}: invalid YAML{where}{detail}") from None
+
+
 def arch_from_dict(data: Any, source: str = "<dict>") -> ArchConfig:
-    """Build an ArchConfig from a mapping, with errors naming the source and the field."""
+    """Build an ArchConfig from a mapping (``design``, optional ``name`` / ``description``, knobs), with errors
+    naming the source and the field."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: an architecture must be a mapping of knob: value")
-    unknown = sorted(set(data) - set(KNOBS) - {"name", "description"})
-    if unknown:
-        raise ConfigError(f"{source}: unknown field(s) {', '.join(map(str, unknown))}; known: {', '.join(KNOBS)}")
     if "design" not in data:
         raise ConfigError(f"{source}: field 'design' is required")
-    fields = {k: v for k, v in data.items() if k != "description"}
-    fields.setdefault("name", Path(source).stem)
+    knobs = {k: v for k, v in data.items() if k not in ("name", "description", "design")}
+    bad_keys = [k for k in knobs if not isinstance(k, str)]
+    if bad_keys:
+        raise ConfigError(f"{source}: field names must be strings, got {bad_keys[0]!r}")
+    name = data.get("name", Path(source).stem)
     try:
-        return ArchConfig(**fields)
+        return ArchConfig(name, data["design"], knobs)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
 
@@ -321,25 +290,20 @@ def load_arch(name_or_path: str | os.PathLike | ArchConfig, **overrides: Any) ->
     """A preset by name (``"pragmatic"``) or a YAML file path, with knob overrides applied."""
     if isinstance(name_or_path, ArchConfig):
         arch = name_or_path
+    elif not isinstance(name_or_path, (str, os.PathLike)):
+        raise ConfigError(f"an architecture is a preset name, a YAML path or an ArchConfig, not "
+                          f"{type(name_or_path).__name__} {name_or_path!r}")
     else:
         text = str(name_or_path)
         path = Path(text)
         if not (path.suffix in (".yaml", ".yml") or path.exists()):
-            for d in preset_dirs():
-                if (d / f"{text}.yaml").is_file():
-                    path = d / f"{text}.yaml"
-                    break
-            else:
+            found = preset_path(text)
+            if found is None:
                 raise ConfigError(f"unknown architecture {text!r}; presets: {', '.join(preset_names())}")
+            path = found
         if not path.is_file():
             raise ConfigError(f"{path}: no such architecture file")
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" (line {mark.line + 1})" if mark else ""
-            raise ConfigError(f"{path}: invalid YAML{where}") from None
-        arch = arch_from_dict(data, str(path))
+        arch = arch_from_dict(read_yaml(path), str(path))
     if overrides:
         try:
             arch = arch.replace(**overrides)

@@ -9,46 +9,20 @@ import numpy as np
 import pandas as pd
 
 from workloads import Layer, LayerKind, Workload
+from workloads.bits import filter_term_sums, terms_sum, value_terms
+from workloads.bricks import to_bricks, weight_bricks
 
 from . import kernels
-from .config import ArchConfig, ConfigError, Serial, Sync, load_arch
-from .designs import DesignModel, Operand, model
-from .encodings import ENCODING_CODE, filter_term_sums, terms_sum, to_bricks, value_terms
-from .mapping import Lowered, lower
+from .config import ArchConfig, load_arch
+from .designs import DesignModel
+from .encodings import ENCODING_CODE
+from .knobs import Serial, Sync
+from .plan import LayerPlan, Operand, plan_layer
 from .results import COLUMNS, Results
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, str], None]  # (layers done, layers total, current layer name)
-
-
-def serial_operand(arch: ArchConfig, layer: Layer) -> tuple[Serial, Operand]:
-    """Which operand the design processes serially on this layer, with its precision (checked against pe_width)."""
-    serial = arch.serial
-    if serial == Serial.WEIGHT:
-        op = Operand(layer.weight_signed, layer.weight_bits)
-    else:
-        op = Operand(layer.act_signed, layer.act_bits)
-    checked = {Serial.NONE: (), Serial.ACTIVATION: ("act_bits",), Serial.WEIGHT: ("weight_bits",),
-               Serial.BOTH: ("act_bits", "weight_bits")}[serial]
-    for what in checked:
-        if getattr(layer, what) > arch.pe_width:
-            raise ConfigError(f"layer {layer.name!r}: {what} ({getattr(layer, what)}) exceeds the PE width of "
-                              f"{arch.name} (pe_width={arch.pe_width})")
-    return serial, op
-
-
-def check_supported(design: DesignModel, arch: ArchConfig, layer: Layer) -> None:
-    """Float32-weight layers run only on designs that model them (BitX)."""
-    if getattr(layer, "weight_format", "int") != "int" and not design.supports_fp32_weights:
-        raise ConfigError(f"layer {layer.name!r} has {layer.weight_format} weights, which {arch.name} "
-                          f"({arch.design}) does not model; use an integer (quantized) layer")
-
-
-def passes_of(low: Lowered, arch: ArchConfig) -> int:
-    """Passes per window set: filter sets of the sub-conv spread over the tiles."""
-    filter_sets = -(-int(low.weights.shape[1]) // arch.rows)
-    return 1 if low.spread_tiles > 1 else -(-filter_sets // arch.tiles)
 
 
 def _mac_sum(layer: Layer, act_cost: np.ndarray | None, weight_cost: np.ndarray | None) -> int:
@@ -77,35 +51,30 @@ def _fill_value(design: DesignModel, op: Operand, arch: ArchConfig) -> int:
 
 def simulate_layer(arch: ArchConfig, layer: Layer) -> dict:
     """One layer on one architecture: a row of the results table."""
-    design = model(arch.design)
-    check_supported(design, arch, layer)
-    serial, op = serial_operand(arch, layer)
-    low = lower(layer, arch)
-    passes = passes_of(low, arch)
-    custom = design.fast_layer(arch, layer, low, passes)
+    plan = plan_layer(arch, layer)
+    design = arch.model
+    custom = design.fast_layer(plan)
     if custom is not None:
         cyc, busy_pe, busy_lane = custom
-    elif serial == Serial.BOTH:
-        cyc, busy_pe, busy_lane = _both_path(arch, design, layer, low, passes)
+    elif plan.serial == Serial.BOTH:
+        cyc, busy_pe, busy_lane = _both_path(plan, design)
     else:
-        cyc, busy_pe, busy_lane = _brick_path(arch, design, serial, op, low, passes)
-    cycles = int(cyc)
-    custom_ideal = design.ideal_and_terms(arch, layer)
+        cyc, busy_pe, busy_lane = _brick_path(plan, design)
+    custom_ideal = design.ideal_and_terms(plan)
     if custom_ideal is not None:
         ideal_work, terms = custom_ideal
     else:
-        ideal_work, terms = _ideal_and_terms(arch, design, serial, op, layer)
-    return _row(arch, layer, low, passes, cycles, busy_pe, busy_lane, ideal_work, terms)
+        ideal_work, terms = _ideal_and_terms(plan, design)
+    return _row(plan, int(cyc), busy_pe, busy_lane, ideal_work, terms)
 
 
-def _brick_path(arch: ArchConfig, design: DesignModel, serial: Serial, op: Operand, low: Lowered,
-                passes: int) -> tuple[int, int, int]:
+def _brick_path(plan: LayerPlan, design: DesignModel) -> tuple[int, int, int]:
     """Per-brick statistics from the design, gathered per step and reduced by the sync (numba kernels)."""
+    arch, low, passes, serial, op = plan.arch, plan.low, plan.passes, plan.serial, plan.op
     lanes, tiles_rows = arch.lanes, arch.tiles * arch.rows
     ch, fl = low.channels.astype(np.int64), low.filters.astype(np.int64)
     if serial == Serial.WEIGHT:
-        # (G, Kg, Cg, R, S) -> bricks (G, Kg, R, S, CB, lanes)
-        bricks = to_bricks(low.weights, lanes, channel_axis=2).transpose(0, 1, 3, 4, 2, 5)
+        bricks = weight_bricks(low.weights, lanes)  # (G, Kg, R, S, CB, lanes)
     else:
         bricks = to_bricks(low.acts, lanes, channel_axis=1)  # (G, CB, Hp, Wp, lanes)
     shape = bricks.shape[:-1]
@@ -136,23 +105,13 @@ def _brick_path(arch: ArchConfig, design: DesignModel, serial: Serial, op: Opera
 SYNC_CODE = {Sync.LOCKSTEP: 0, Sync.TILE: 1, Sync.PE: 2}
 
 
-def layer_ops(low: Lowered, arch: ArchConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Activation bricks (G, CB, Hp, Wp, lanes) and weight bricks (G, Kg, R, S, CB, lanes) of a lowered layer."""
-    acts = to_bricks(low.acts, arch.lanes, channel_axis=1)
-    wgts = to_bricks(low.weights, arch.lanes, channel_axis=2).transpose(0, 1, 3, 4, 2, 5)
-    return acts, np.ascontiguousarray(wgts)
-
-
-def operands(layer: Layer) -> tuple[Operand, Operand]:
-    """(activation, weight) precision of a layer."""
-    return Operand(layer.act_signed, layer.act_bits), Operand(layer.weight_signed, layer.weight_bits)
-
-
-def _both_path(arch: ArchConfig, design: DesignModel, layer: Layer, low: Lowered, passes: int) -> tuple[int, int, int]:
+def _both_path(plan: LayerPlan, design: DesignModel) -> tuple[int, int, int]:
     """Both operands serial: per-PE costs from the design's pair data, reduced by the ``sync`` knob."""
-    acts, wgts = layer_ops(low, arch)
+    arch, low, passes = plan.arch, plan.low, plan.passes
+    acts = to_bricks(low.acts, arch.lanes, channel_axis=1)  # (G, CB, Hp, Wp, lanes)
+    wgts = weight_bricks(low.weights, arch.lanes)  # (G, Kg, R, S, CB, lanes)
     lanes = arch.lanes
-    aop, wop = operands(layer)
+    aop, wop = plan.act, plan.weight
     a_data, w_data, lanewise = design.pair_data(acts.reshape(-1, lanes), wgts.reshape(-1, lanes), aop, wop, arch)
     ch, fl = low.channels.astype(np.int64), low.filters.astype(np.int64)
     n_cb = acts.shape[1]
@@ -191,11 +150,11 @@ def _per_channel(layer: Layer, weight_cost: np.ndarray | int) -> np.ndarray:
     return weight_cost.reshape(g, kg, *layer.weights.shape[1:]).sum(axis=1, dtype=np.int64)
 
 
-def _ideal_and_terms(arch: ArchConfig, design: DesignModel, serial: Serial, op: Operand,
-                     layer: Layer) -> tuple[float, int]:
+def _ideal_and_terms(plan: LayerPlan, design: DesignModel) -> tuple[float, int]:
     """Ideal work (lane-cycles) and effectual terms, on the original layer's MACs."""
+    arch, layer, serial, op = plan.arch, plan.layer, plan.serial, plan.op
     if serial == Serial.BOTH:
-        aop, wop = operands(layer)
+        aop, wop = plan.act, plan.weight
         enc = ENCODING_CODE[arch.encoding]
         w_terms = filter_term_sums(layer.weights, enc, layer.groups)
         terms = _pair_mac_sum(layer, value_terms(layer.activations, enc), w_terms)
@@ -225,13 +184,13 @@ def _ideal_and_terms(arch: ArchConfig, design: DesignModel, serial: Serial, op: 
     return ideal_work, terms
 
 
-def _row(arch: ArchConfig, layer: Layer, low: Lowered, passes: int, cycles: int, busy_pe: int, busy_lane: int,
-         ideal_work: float, terms: int) -> dict:
+def _row(plan: LayerPlan, cycles: int, busy_pe: int, busy_lane: int, ideal_work: float, terms: int) -> dict:
     """One row of the results table: cycles, ideal work, utilization and activity counters."""
-    lanes, tiles_rows = arch.lanes, arch.tiles * arch.rows
+    arch, layer, low, passes = plan.arch, plan.layer, plan.low, plan.passes
+    tiles_rows = arch.tiles * arch.rows
     fl = low.filters.astype(np.int64)
-    steps = low.kernel[0] * low.kernel[1] * -(-int(low.acts.shape[1]) // lanes)
-    n_ws = -(-low.windows // arch.columns)
+    steps = plan.steps
+    n_ws = plan.window_sets
     real_filters = int(fl.sum())
     if low.is_fc:
         act_reads = passes * steps
@@ -243,10 +202,14 @@ def _row(arch: ArchConfig, layer: Layer, low: Lowered, passes: int, cycles: int,
         weight_reads = n_ws * steps * real_filters
         psum_writes = low.windows * real_filters
     chip_lane_cycles = cycles * arch.chip_lanes
+    # a layer whose every step was skipped (all-zero weights on a zero-skipping design) takes no cycle: nothing
+    # ran, so nothing was utilized
+    pe_util = int(busy_pe) / (cycles * arch.pes) if cycles else 0.0
+    lane_util = int(busy_lane) / chip_lane_cycles if cycles else 0.0
     return {
         "arch": arch.name, "config_hash": arch.config_hash(), "layer": layer.name, "kind": str(layer.kind),
         "macs": layer.macs, "cycles": cycles, "ideal_cycles": ideal_work / arch.chip_lanes,
-        "pe_utilization": int(busy_pe) / (cycles * arch.pes), "lane_utilization": int(busy_lane) / chip_lane_cycles,
+        "pe_utilization": pe_util, "lane_utilization": lane_util,
         "terms": int(terms), "act_brick_reads": int(act_reads), "weight_brick_reads": int(weight_reads),
         "psum_writes": int(psum_writes), "busy_lane_cycles": int(busy_lane),
         "idle_lane_cycles": chip_lane_cycles - int(busy_lane), "time_us": cycles / arch.clock_mhz,
@@ -257,13 +220,17 @@ def effective_weights(arch: ArchConfig | str, layer: Layer) -> np.ndarray:
     """The weights ``arch`` actually multiplies on ``layer`` (differs from layer.weights for lossy designs)."""
     if not isinstance(arch, ArchConfig):
         arch = load_arch(arch)
-    return model(arch.design).effective_weights(arch, layer)
+    return arch.model.effective_weights(arch, layer)
 
 
 def simulate(arch: ArchConfig | str, workload: Workload, *, progress: Progress | None = None) -> Results:
     """Simulate ``workload`` on ``arch`` (an ArchConfig or a preset name) with the fast engine."""
     if not isinstance(arch, ArchConfig):
         arch = load_arch(arch)
+    if not isinstance(workload, Workload):
+        raise TypeError(f"simulate: workload must be a workloads.Workload, not {type(workload).__name__} "
+                        f"{workload!r:.60}; build one with workloads.synthetic.build(name), "
+                        f"workloads.load_builtin(name) or Workload.load(path)")
     rows = []
     for i, layer in enumerate(workload.layers):
         if progress:

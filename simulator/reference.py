@@ -13,12 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from workloads import Layer, LayerKind, Workload
+from workloads import Layer, Workload
 
-from .config import ArchConfig, Serial, Sync, load_arch
-from .designs import Cycle, model
-from .engine import check_supported, passes_of, serial_operand
-from .mapping import lower
+from .config import ArchConfig, load_arch
+from .designs import Cycle
+from .knobs import Serial, Sync
+from .plan import LayerPlan, plan_layer
 from .sync import run_column_pipeline, run_synchronized
 
 Schedule = list[Cycle] | None  # None: the unit has nothing to do this step
@@ -41,47 +41,37 @@ def _brick(values: np.ndarray, cb: int, lanes: int) -> list[int]:
 
 def simulate_layer_reference(arch: ArchConfig, layer: Layer) -> ReferenceResult:
     """Cycle-by-cycle simulation of one layer: exact cycles and the accumulators it computed."""
-    design = model(arch.design)
-    check_supported(design, arch, layer)
-    serial, op = serial_operand(arch, layer)
-    low = lower(layer, arch)
-    passes = passes_of(low, arch)
-    lanes, rows, cols, tiles = arch.lanes, arch.rows, arch.columns, arch.tiles
+    plan = plan_layer(arch, layer)
+    design = arch.model
+    serial, op, low, passes = plan.serial, plan.op, plan.low, plan.passes
+    lanes, cols, tiles = arch.lanes, arch.columns, arch.tiles
     acts, wgts = low.acts, low.weights
-    n_sub, kg, cg, kr, ks = wgts.shape
-    n_cb = -(-cg // lanes)
-    taps = [(r, s, cb) for r in range(kr) for s in range(ks) for cb in range(n_cb)]
+    n_sub, kg, cg = wgts.shape[:3]
+    taps = plan.taps()
     psum = np.zeros((n_sub, kg, low.windows), dtype=np.int64)
     spread = low.spread_tiles
-    n_ws = -(-low.windows // cols)
-    n_batches = -(-n_sub // spread)
+    n_ws = plan.window_sets
+    n_batches = plan.batches
 
     def position(w: int, r: int, s: int) -> tuple[int, int]:
         return (w // low.out_w) * low.stride + r, (w % low.out_w) * low.stride + s
 
-    def filters_of(b: int, p: int, tile: int) -> tuple[int, int, int]:
-        """(sub-conv, first filter, end filter) held by ``tile`` in pass p of batch b."""
-        g, fset = (b, p * tiles + tile) if spread == 1 else (b * spread + tile, p)
-        if g >= n_sub:
-            return g, 0, 0
-        return g, fset * rows, min((fset + 1) * rows, int(low.filters[g]))
-
-    custom = design.reference_layer(arch, layer, low, passes)
+    custom = design.reference_layer(plan)
     if custom is not None:
         cycles, psum = custom
     elif serial == Serial.BOTH:
-        cycles = _run_both(arch, design, layer, low, passes, taps, psum)
+        cycles = _run_both(plan, design, taps, psum)
     elif low.is_fc:
-        cycles = _run_fc(arch, design, op, serial, low, passes, taps, psum)
+        cycles = _run_fc(plan, design, taps, psum)
     elif serial == Serial.WEIGHT:
-        rgroups = rows // arch.unit_group
+        rgroups = arch.rows // arch.unit_group
         steps = [(b, ws, p, t) for b in range(n_batches) for ws in range(n_ws) for p in range(passes)
                  for t in taps]
         members: dict[tuple[int, int], tuple[int, list[int]]] = {}
 
         def schedule(i: int, u: int) -> Schedule:
             b, _, p, (r, s, cb) = steps[i]
-            g, f_lo, f_hi = filters_of(b, p, u // rgroups)
+            g, f_lo, f_hi = plan.held(b, p, u // rgroups)
             f0 = f_lo + (u % rgroups) * arch.unit_group
             fs = list(range(f0, min(f0 + arch.unit_group, f_hi)))
             if not fs:
@@ -124,9 +114,9 @@ def simulate_layer_reference(arch: ArchConfig, layer: Layer) -> ReferenceResult:
             b, _, p, (r, s, cb) = steps[i]
             g, windows = windows_of(i, u)
             if spread > 1:  # one sub-conv per tile
-                _, f0, f1 = filters_of(b, p, u // cgroups)
+                _, f0, f1 = plan.held(b, p, u // cgroups)
             else:  # every tile shares the column's activations
-                f0, f1 = p * tiles * rows, min((p + 1) * tiles * rows, int(low.filters[g]))
+                f0, f1 = p * tiles * arch.rows, min((p + 1) * tiles * arch.rows, int(low.filters[g]))
             for lane, coeff in cycle:
                 w, ch = windows[lane // lanes], cb * lanes + lane % lanes
                 if ch < cg:
@@ -134,21 +124,12 @@ def simulate_layer_reference(arch: ArchConfig, layer: Layer) -> ReferenceResult:
 
         cycles = run_synchronized(len(steps), spread * cgroups, arch.run_ahead, schedule, on_cycle)
 
-    out = np.zeros((layer.out_channels, low.windows), dtype=psum.dtype)
-    for g in range(n_sub):
-        f = int(low.filters[g])
-        out[low.filter_offset[g]:low.filter_offset[g] + f] = psum[g, :f]
-    if layer.kind == LayerKind.CONV:
-        out = out.reshape(layer.output_shape)
-    elif layer.kind == LayerKind.FC:
-        out = out[:, 0]
-    else:
-        out = out.T
-    return ReferenceResult(layer.name, cycles, out)
+    return ReferenceResult(layer.name, cycles, plan.output(psum))
 
 
-def _run_fc(arch, design, op, serial, low, passes, taps, psum) -> int:
+def _run_fc(plan: LayerPlan, design, taps, psum) -> int:
     """FC on the brick path: the column (activation-serial) or each row group (weight-serial) is a unit."""
+    arch, op, serial, low, passes = plan.arch, plan.op, plan.serial, plan.low, plan.passes
     lanes, rows, tiles = arch.lanes, arch.rows, arch.tiles
     acts, wgts = low.acts[0, :, 0, 0], low.weights[0, :, :, 0, 0]
     n_filters, cg = int(low.filters[0]), wgts.shape[1]
@@ -182,11 +163,10 @@ def _run_fc(arch, design, op, serial, low, passes, taps, psum) -> int:
     return run_column_pipeline(len(steps), arch.columns, units_of)
 
 
-def _run_both(arch, design, layer, low, passes, taps, psum) -> int:
+def _run_both(plan: LayerPlan, design, taps, psum) -> int:
     """Both operands serial: every PE runs the design's per-pair schedule; PEs synchronize per ``sync``."""
-    from .engine import operands
-
-    aop, wop = operands(layer)
+    arch, low, passes = plan.arch, plan.low, plan.passes
+    aop, wop = plan.act, plan.weight
     lanes, rows, cols, tiles = arch.lanes, arch.rows, arch.columns, arch.tiles
     acts, wgts = low.acts, low.weights
     n_sub = wgts.shape[0]

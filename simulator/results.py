@@ -42,10 +42,10 @@ class Results:
         return float(self.layers["ideal_cycles"].sum())
 
     def speedup_over(self, baseline: Results) -> float:
-        """Baseline cycles / these cycles on the same workload."""
+        """Baseline cycles / these cycles on the same workload (inf if these take no cycle)."""
         if baseline.workload_digest and self.workload_digest and baseline.workload_digest != self.workload_digest:
             raise ValueError(f"speedup needs the same workload: {self.workload!r} vs {baseline.workload!r}")
-        return baseline.cycles / self.cycles
+        return baseline.cycles / self.cycles if self.cycles else float("inf")
 
 
 def package_version() -> str:
@@ -70,10 +70,12 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def write_table(table: pd.DataFrame, path: str | os.PathLike, results: list[Results],
-                extra: dict | None = None) -> Path:
-    """Write ``table`` as CSV and a ``run.json`` beside it (configs, package version, git revision, input hashes)."""
+                extra: dict | None = None) -> tuple[Path, Path]:
+    """Write ``table`` as CSV and its provenance beside it as ``<name>.run.json`` (configs, package version, git
+    revision, input hashes); returns both paths. Each CSV gets its own provenance file, so several CSVs can share
+    a folder."""
     path = Path(path)
-    _atomic_write(path, table.to_csv(index=False))
+    run_path = path.with_name(path.stem + ".run.json")
     run = {
         "csv": path.name,
         "package_version": package_version(),
@@ -82,5 +84,7 @@ def write_table(table: pd.DataFrame, path: str | os.PathLike, results: list[Resu
         "workloads": {r.workload: r.workload_digest for r in results},
         **(extra or {}),
     }
-    _atomic_write(path.parent / "run.json", json.dumps(run, indent=2, sort_keys=True))
-    return path
+    text = json.dumps(run, indent=2, sort_keys=True, allow_nan=False)  # NaN / inf would not be valid JSON
+    _atomic_write(path, table.to_csv(index=False))
+    _atomic_write(run_path, text)
+    return path, run_path

@@ -15,19 +15,17 @@ work over the chip's lanes, no stalls), from :func:`simulator.simulate` with eac
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from workloads import Layer, LayerKind, Workload
-from workloads.atomic import atomic_write
+from workloads.bits import ENC_BINARY, ENC_BOOTH, TABLE_SIZE, value_terms, value_widths
 
-from .config import ConfigError, load_arch, preset_names
-from .encodings import ENC_BINARY, ENC_BOOTH, TABLE_SIZE, value_terms, value_widths
+from .config import load_arch, preset_names
 from .engine import simulate
+from .knobs import ConfigError
 
 BASELINE = "dadiannao"
 GROUP = 16
@@ -142,33 +140,3 @@ def stats_table(workload: Workload, presets: Sequence[str] | None = None, progre
     speed, skipped = ideal_speedups(workload, presets, progress)
     table = values.merge(speed, on="layer", how="left", sort=False)
     return table, speed.attrs["total"], skipped
-
-
-def plot_bit_sparsity(workload: Workload, path: str | os.PathLike) -> Path:
-    """A heat map (layers x essential one-bits per activation value, share of the layer's values) plus the
-    zero fraction, written atomically to ``path`` (PNG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    hist = bits_histogram(workload, "activations", "binary").astype(np.float64)
-    top = max(int(np.nonzero(hist.sum(axis=0))[0].max()) + 1 if hist.any() else 1, 2)
-    share = hist[:, :top] / np.maximum(hist.sum(axis=1, keepdims=True), 1)
-    n = len(workload)
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.5 * top + 3), max(3.0, 0.22 * n + 1.5)))
-    try:
-        im = ax.imshow(share, aspect="auto", cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
-        ax.set_xticks(range(top))
-        ax.set_xlabel("essential bits (one bits of |a|) per activation")
-        ax.set_yticks(range(n))
-        ax.set_yticklabels([layer.name for layer in workload], fontsize=max(4, min(9, 400 // max(n, 1))))
-        ax.set_title(f"Activation bit sparsity: {workload.name}")
-        fig.colorbar(im, ax=ax, label="share of the layer's activations")
-        fig.tight_layout()
-        with atomic_write(path) as fh:
-            fig.savefig(fh, format="png", dpi=110)
-    finally:
-        plt.close(fig)
-    return path

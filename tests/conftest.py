@@ -16,7 +16,8 @@ SHARED = Path(os.environ.get("BITSERIAL_SHARED", REPO.parent / "shared"))
 
 settings.register_profile("default", deadline=None, max_examples=40, database=None, derandomize=True)
 settings.register_profile("explore", deadline=None, max_examples=400, database=None, print_blob=True)
-settings.register_profile("ci", deadline=None, max_examples=120, database=None)
+# CI explores more examples, derandomized so that a failure replays exactly (and prints its reproduction blob)
+settings.register_profile("ci", deadline=None, max_examples=120, database=None, derandomize=True, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 

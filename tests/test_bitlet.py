@@ -7,12 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator import ConfigError, effective_weights, load_arch, simulate_layer
-from simulator.designs import model
-from simulator.designs.base import Operand
-from simulator.designs.bitlet import column_costs, reference_output, serial_weights
-from simulator.engine import passes_of
-from simulator.mapping import lower
+from simulator import ConfigError, Design, effective_weights, load_arch, simulate_layer
+from simulator.designs import MODELS
+from simulator.designs.bitlet import column_costs, serial_weights
+from simulator.plan import Operand, plan_layer
 from simulator.reference import simulate_layer_reference
 from workloads import Layer, layer_output
 from workloads.reference_ops import layer_output_exact
@@ -54,8 +52,9 @@ def test_hand_made_bricks_cost_the_largest_kept_column(brick, group, kept, cycle
     assert brick_cost(brick, group, kept) == cycles  # the test's own definition agrees with the hand count
     mags = np.abs(np.array([brick], dtype=np.int64))
     assert column_costs(mags, group, kept)[0] == cycles
-    design = model("bitx" if kept else "bitlet")
-    arch = load_arch("bitx" if kept else "bitlet", lanes=len(brick), group_size=group, kept_columns=max(kept, 1))
+    design = MODELS[Design.BITX if kept else Design.BITLET]
+    knobs = {"kept_columns": kept} if kept else {}  # Bitlet keeps every column (no kept_columns knob)
+    arch = load_arch("bitx" if kept else "bitlet", lanes=len(brick), group_size=group, **knobs)
     assert design.brick_stats(np.array([brick], dtype=np.int32), OP, arch).hi[0] == cycles
     assert len(design.brick_cycles(brick, OP, arch)) == cycles  # the reference's literal schedule
 
@@ -68,7 +67,7 @@ def test_random_bricks_cost_the_largest_kept_column(seed, group, kept, bits):
     got = column_costs(np.abs(bricks).astype(np.int64), group, kept)
     assert got.tolist() == [brick_cost(b.tolist(), group, kept) for b in bricks]
     arch = load_arch("bitx", lanes=16, group_size=group, kept_columns=max(kept, 1))
-    design = model("bitx")
+    design = MODELS[Design.BITX]
     for b in bricks[:4]:
         schedule = design.brick_cycles(b.tolist(), OP, arch)
         assert len(schedule) == brick_cost(b.tolist(), group, max(kept, 1))
@@ -228,7 +227,7 @@ def test_fp32_fast_equals_reference_and_reference_is_exact(layer, lanes_group, k
     arch = load_arch("bitx", tiles=tiles, rows=rows, columns=columns, lanes=lanes, group_size=group,
                      kept_columns=kept, run_ahead=run_ahead)
     fast = simulate_layer(arch, layer)
-    ref = reference_output(arch, layer)
+    ref = simulate_layer_reference(arch, layer)
     assert fast["cycles"] == ref.cycles
     eff = effective_weights(arch, layer)
     np.testing.assert_array_equal(eff, naive_fp32_effective(
@@ -236,9 +235,10 @@ def test_fp32_fast_equals_reference_and_reference_is_exact(layer, lanes_group, k
     assert ref.output.dtype == np.float64
     np.testing.assert_array_equal(ref.output, layer_output(layer, eff))
     # exactly, before rounding: the datapath's integer sums equal the exact convolution with the effective weights
-    design = model("bitx")
-    low = lower(layer, arch)
-    _, psum, unit = design.reference_exact(arch, layer, low, passes_of(low, arch))
+    design = MODELS[Design.BITX]
+    plan = plan_layer(arch, layer)
+    low = plan.low
+    _, psum, unit = design.reference_exact(plan)
     ints, s = layer_output_exact(layer, eff)
     ints = ints.T if layer.kind == "gemm" else ints.reshape(layer.out_channels, -1)  # (K, windows)
     for g in range(psum.shape[0]):
@@ -296,15 +296,15 @@ def test_whole_layer_runs_agree_with_the_shared_engines_on_integer_layers(kind):
     """The float32 hooks' loops (fast_run, reference_exact) also run integer layers: there the engines' brick path
     is an independent oracle for their mapping, synchronization and accumulation."""
     layer = _int_layer(np.random.default_rng(7), kind, 9)
-    design = model("bitx")
+    design = MODELS[Design.BITX]
     for run_ahead in (0, 2):
         arch = load_arch("bitx", **SMALL, group_size=2, kept_columns=4, run_ahead=run_ahead)
-        low = lower(layer, arch)
-        passes = passes_of(low, arch)
+        plan = plan_layer(arch, layer)
+        low = plan.low
         fast = simulate_layer(arch, layer)
-        assert design.fast_run(arch, layer, low, passes) == (fast["cycles"], round(
+        assert design.fast_run(plan) == (fast["cycles"], round(
             fast["pe_utilization"] * fast["cycles"] * arch.pes), fast["busy_lane_cycles"])
-        cycles, psum, unit = design.reference_exact(arch, layer, low, passes)
+        cycles, psum, unit = design.reference_exact(plan)
         ref = simulate_layer_reference(arch, layer)
         assert (cycles, unit) == (ref.cycles, 0)
         got = np.zeros((layer.out_channels, low.windows), dtype=np.int64)

@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 from simulator import cli, preset_names
-from simulator.cli import ProgressBar, main
+from simulator.cli import main
+from simulator.progress import CompileWatch, ProgressBar
 from workloads import Layer, Workload, builtin_names, registry
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -56,7 +57,9 @@ def test_list_shows_presets_knobs_and_workloads(capsys):
     for name in preset_names():
         assert name in out
     assert "DaDianNao (Chen et al., MICRO'14)" in out  # the YAML's leading comment line
-    assert "run_ahead" in out and "run-ahead registers" in out  # knob + KNOB_HELP
+    assert "tiles" in out and "int in 1..4096" in out  # a machine knob with its range
+    assert "pragmatic        serial, encoding, first_stage_bits, run_ahead, group_size" in out  # its own knobs
+    assert max(len(line) for line in out.splitlines()) <= 100
     for name in ("alexnet", "resnet50", "bert_base"):
         assert name in out
     for name in builtin_names():  # the real workloads, with their model file and availability
@@ -78,7 +81,7 @@ def test_simulate_writes_long_csv_and_run_json(capsys, tiny, tmp_path):
     totals = table.groupby("arch")["cycles"].sum()
     assert total_row(out)[1:] == [str(totals["stripes"]), str(totals["pragmatic"])]
 
-    run = json.loads((out_csv.parent / "run.json").read_text())
+    run = json.loads((out_csv.parent / "out.run.json").read_text())
     assert set(run["archs"]) == {"stripes", "pragmatic"}
     assert run["archs"]["stripes"]["encoding"] == "fixed"
     assert run["csv"] == "out.csv"
@@ -101,7 +104,7 @@ def test_simulate_baseline_adds_speedup(capsys, tiny, tmp_path):
     totals = table.groupby("arch")["cycles"].sum()
     row = total_row(out)  # TOTAL, 3 cycles columns, 3 speedups (dadiannao first)
     assert float(row[-1]) == pytest.approx(totals["dadiannao"] / totals["pragmatic"], abs=0.005)
-    assert "dadiannao" in json.loads((tmp_path / "run.json").read_text())["archs"]
+    assert "dadiannao" in json.loads((tmp_path / "out.run.json").read_text())["archs"]
 
 
 def test_baseline_listed_among_archs_is_simulated_once(capsys, tiny, tmp_path):
@@ -114,14 +117,36 @@ def test_baseline_listed_among_archs_is_simulated_once(capsys, tiny, tmp_path):
 
 def test_set_overrides_change_cycles(capsys, tiny, tmp_path):
     run_ok(capsys, "simulate", "stripes", "-w", tiny, "-o", tmp_path / "a" / "out.csv")
-    run_ok(capsys, "simulate", "stripes", "-w", tiny, "--set", "columns=1", "--set", "run_ahead=0",
+    run_ok(capsys, "simulate", "stripes", "-w", tiny, "--set", "columns=1", "--set", "tiles=16",
            "-o", tmp_path / "b" / "out.csv")
     default = pd.read_csv(tmp_path / "a" / "out.csv")
     narrow = pd.read_csv(tmp_path / "b" / "out.csv")
     assert narrow.loc[0, "cycles"] > default.loc[0, "cycles"]  # the conv on 1 column instead of 16
-    run = json.loads((tmp_path / "b" / "run.json").read_text())
+    run = json.loads((tmp_path / "b" / "out.run.json").read_text())
     assert run["archs"]["stripes"]["columns"] == 1
-    assert run["overrides"] == {"columns": 1, "run_ahead": 0}
+    assert run["overrides"] == {"columns": 1, "tiles": 16}
+
+
+def test_every_csv_in_a_folder_keeps_its_own_provenance(capsys, tiny, tmp_path):
+    run_ok(capsys, "simulate", "stripes", "-w", tiny, "-o", tmp_path / "a.csv")
+    run_ok(capsys, "simulate", "pragmatic", "-w", tiny, "-o", tmp_path / "b.csv")
+    assert set(json.loads((tmp_path / "a.run.json").read_text())["archs"]) == {"stripes"}
+    assert set(json.loads((tmp_path / "b.run.json").read_text())["archs"]) == {"pragmatic"}
+    assert not (tmp_path / "run.json").exists()
+
+
+def test_list_a_design_or_a_preset_shows_its_knobs(capsys, tmp_path):
+    out = run_ok(capsys, "list", "tactical")
+    assert out.startswith("Design tactical")
+    for knob in ("backend", "lookahead", "lookaside", "search_shape", "promotion", "tiles"):
+        assert f"\n  {knob} " in out
+    assert "\n  serial " not in out and "kept_columns" not in out  # its serial operand follows its back end
+    assert "least_flexible | most_candidates" in out and max(len(line) for line in out.splitlines()) <= 100
+    narrow = tmp_path / "narrow.yaml"
+    narrow.write_text("# a narrow one\ndesign: pragmatic\ncolumns: 4\n")
+    out = run_ok(capsys, "list", narrow)
+    assert out.startswith("Preset narrow (design pragmatic)")
+    assert any(line.split()[:2] == ["columns", "4"] for line in out.splitlines())
 
 
 def test_simulate_builtin_workload_seed_and_layers(capsys, tmp_path):
@@ -154,7 +179,7 @@ def test_demo_on_small_workload(capsys, tiny, tmp_path):
     base = table[table["arch"] == "dadiannao"].set_index("layer")["cycles"]
     np.testing.assert_allclose(table["speedup_vs_dadiannao"], table["layer"].map(base) / table["cycles"])
 
-    run = json.loads((out_dir / "run.json").read_text())
+    run = json.loads((out_dir / "demo.run.json").read_text())
     assert set(run["archs"]) == set(presets)
     png = out_dir / "speedup.png"
     assert png.read_bytes()[:8] == PNG_MAGIC
@@ -272,13 +297,23 @@ ERROR_CASES = {
     "import bad checkpoint": (["import", "{th}", "--arch", "resnet20", "--image", "{png}", "--out", "{out}/w.npz"],
                               "cannot load a resnet20 checkpoint"),
     "seed on a real workload": (["simulate", "stripes", "-w", "resnet8-cifar10-int8", "--seed", "1"], "--seed"),
+    "images on a synthetic": (["simulate", "stripes", "-w", "alexnet", "--images", "4"], "--images applies only"),
+    "images on a file": (["simulate", "stripes", "-w", "{tiny}", "--images", "2"], "--images applies only"),
+    "knob of another design": (["simulate", "stripes", "-w", "{tiny}", "--set", "kept_columns=4"],
+                               "stripes has no knob 'kept_columns'"),
+    "knob set twice": (["simulate", "stripes", "-w", "{tiny}", "--set", "tiles=2", "--set", "tiles=4"],
+                       "--set tiles is given twice"),
+    "out is a folder": (["simulate", "stripes", "-w", "{tiny}", "--out", "{tmp}"], "is a folder"),
+    "out unwritable": (["simulate", "stripes", "-w", "{tiny}", "--out", "/proc/nope/out.csv"], "cannot write"),
+    "list unknown": (["list", "warp_drive"], "unknown architecture 'warp_drive'"),
 }
 
 
 @pytest.mark.parametrize("case", list(ERROR_CASES))
 def test_errors_are_one_line_exit_2(capsys, tiny, bad_inputs, tmp_path, case):
     argv, needle = ERROR_CASES[case]
-    paths = {**{k: str(v) for k, v in bad_inputs.items()}, "tiny": str(tiny), "out": str(tmp_path / "o")}
+    paths = {**{k: str(v) for k, v in bad_inputs.items()}, "tiny": str(tiny), "out": str(tmp_path / "o"),
+             "tmp": str(tmp_path)}
     if case.startswith("import") and "th" in argv[1] and not all(registry._has_module(m) for m in
                                                                  ("torch", "PIL", "workloads.importers.pytorch")):
         pytest.skip("torch / pillow / the PyTorch importer are not available")
@@ -330,11 +365,21 @@ def test_help_exits_0(capsys):
     assert "simulate" in capsys.readouterr().out
 
 
+def test_the_output_is_checked_before_simulating(capsys, tiny, tmp_path, monkeypatch):
+    def boom(*args, **kwargs):
+        raise AssertionError("simulated before checking --out")
+
+    monkeypatch.setattr(cli, "run_all", boom)
+    assert main(["simulate", "stripes", "-w", str(tiny), "--out", str(tmp_path)]) == 2
+    assert main(["demo", "-w", str(tiny), "--out", str(tiny)]) == 2  # a file where the folder should be
+    assert "is a folder" in capsys.readouterr().err
+
+
 # ----------------------------------------------------------------------------- progress bar
 def test_progress_bar_waits_one_second_then_finishes_the_line():
     now = [0.0]
     stream = io.StringIO()
-    bar = ProgressBar(4, stream, clock=lambda: now[0])
+    bar = ProgressBar(4, stream, tty=True, clock=lambda: now[0])
     cb = bar.callback("stripes")
     cb(0, 2, "conv")
     now[0] = 0.5
@@ -351,10 +396,60 @@ def test_progress_bar_waits_one_second_then_finishes_the_line():
     assert text.endswith("\n") and "[####################] 4/4 layers" in text
 
     quiet = io.StringIO()
-    short = ProgressBar(2, quiet, clock=lambda: 0.0)
+    short = ProgressBar(2, quiet, tty=True, clock=lambda: 0.0)
     short.callback("x")(2, 2, "")
     short.finish()
     assert quiet.getvalue() == ""
+
+
+def test_progress_in_a_log_is_plain_lines():
+    now = [0.0]
+    log = io.StringIO()  # not a terminal
+    bar = ProgressBar(40, log, clock=lambda: now[0], line_every=10)
+    cb = bar.callback("laconic")
+    for i in range(40):
+        now[0] = i
+        cb(i, 40, f"layer{i}")
+    bar.finish()
+    lines = log.getvalue().splitlines()
+    assert "\r" not in log.getvalue() and len(lines) == 4  # at 1 s, 11 s, 21 s, 31 s
+    assert lines[0] == "progress: 1/40 layers  laconic  layer1  [1 s]"
+
+
+class _FakeWatch:
+    compiling = True
+
+    def running_seconds(self) -> float:
+        return 12.0
+
+
+def test_progress_keeps_moving_and_says_when_numba_compiles():
+    """The ticker thread redraws while the main thread is busy (numba compiling a kernel); no callback needed."""
+    stream = io.StringIO()
+    with ProgressBar(3, stream, tty=True, delay=0.0, tick=0.01, watch=_FakeWatch()) as bar:
+        bar.callback("tactical")(0, 3, "conv1")
+        first = stream.getvalue().count("\r")
+        import time
+
+        time.sleep(0.2)
+        assert stream.getvalue().count("\r") > first + 3
+    assert "compiling numba kernels: 12 s" in stream.getvalue()
+
+
+def test_compile_watch_counts_real_compilations_only():
+    from numba import njit
+
+    @njit  # not cached: compiled in this process
+    def add(x, y):
+        return x + y
+
+    with CompileWatch() as watch:
+        add(1, 2)
+        add(3, 4)  # already compiled for ints
+    assert watch.count == 1 and watch.seconds > 0 and not watch.compiling
+    with CompileWatch() as again:
+        add(5, 6)
+    assert again.count == 0
 
 
 # ----------------------------------------------------------------------------- real subprocess
@@ -371,7 +466,7 @@ def test_console_script_subprocess(tiny, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "TOTAL" in proc.stdout
     assert len(pd.read_csv(out_csv)) == 3 * 2
-    assert (tmp_path / "run.json").is_file()
+    assert (tmp_path / "out.run.json").is_file()
 
     proc = subprocess.run([*_console_script(), "simulate", "no_such_arch", "-w", str(tiny)],
                           capture_output=True, text=True, timeout=120, cwd=tmp_path)

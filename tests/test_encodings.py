@@ -7,21 +7,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulator.config import Encoding
 from simulator.designs.pragmatic import booth_digits, signed_digits
-from simulator.encodings import (
-    ENC_BINARY,
-    ENC_BOOTH,
-    ENC_CSD,
-    bit_tables,
-    booth_masks,
-    brick_pra_costs,
-    csd_masks,
-    mask_table,
-    pra_cycles,
-    to_bricks,
-    value_terms,
-)
+from simulator.encodings import brick_pra_costs, pra_cycles
+from simulator.knobs import Encoding
+from workloads.bits import ENC_BINARY, ENC_BOOTH, ENC_CSD, bit_tables, booth_masks, csd_masks, mask_table, value_terms
+from workloads.bricks import to_bricks
 
 N15 = np.arange(1 << 15)
 

@@ -9,7 +9,7 @@ import pytest
 import simulator.designs.bitlet as bitlet
 import simulator.designs.swis as swis
 from simulator import load_arch
-from simulator.designs import model
+from simulator.plan import plan_layer
 from workloads import Layer
 
 
@@ -27,11 +27,12 @@ def _layers():
 @pytest.mark.parametrize(("preset", "module"), [("bitlet", bitlet), ("bitx", bitlet), ("swis", swis)])
 @pytest.mark.parametrize("kept", [2, 4])
 def test_shortcut_equals_the_lowered_path(preset, module, kept, monkeypatch):
-    arch = load_arch(preset, lanes=8, group_size=4, kept_columns=kept, shared_terms=kept)
-    design = model(arch.design)
+    own = {"bitlet": {}, "bitx": {"kept_columns": kept}, "swis": {"shared_terms": kept}}[preset]
+    arch = load_arch(preset, lanes=8, group_size=4, **own)
+    design = arch.model
     for layer in _layers():
-        fast = design.ideal_and_terms(arch, layer)
+        fast = design.ideal_and_terms(plan_layer(arch, layer))
         with monkeypatch.context() as m:
             m.setattr(module, "channels_are_bricked_in_order", lambda *_: False)
-            slow = design.ideal_and_terms(arch, layer)
+            slow = design.ideal_and_terms(plan_layer(arch, layer))
         assert fast == slow, layer.name

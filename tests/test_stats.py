@@ -6,18 +6,18 @@ import numpy as np
 import pytest
 
 from simulator import preset_names
-from simulator.encodings import booth_masks, popcount
+from simulator.report import plot_bit_sparsity
 from simulator.stats import (
     bits_histogram,
     channel_groups,
     essential_bits,
     group_precision,
     ideal_speedups,
-    plot_bit_sparsity,
     stats_table,
     workload_stats,
 )
 from workloads import Layer, Workload
+from workloads.bits import booth_masks, popcount
 
 
 @pytest.fixture()

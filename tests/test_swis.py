@@ -15,16 +15,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pruning import METHODS, decompose, decompose_workload
-from pruning.swis import _channel_groups
 from simulator import effective_weights, load_arch, simulate_layer
 from simulator.config import Design
-from simulator.designs import Operand, model
+from simulator.designs import MODELS, Operand
 from simulator.reference import simulate_layer_reference
 from workloads import Layer, Workload, layer_output
+from workloads.bricks import channel_groups
 
 from .conftest import REPO, shared_path
 
-SWIS = model(Design.SWIS)
+SWIS = MODELS[Design.SWIS]
 OP = Operand(True, 8)
 
 
@@ -232,12 +232,12 @@ def test_wide_weights_heuristic_keeps_the_guarantees(seed, n, bits):
 
 def test_groups_follow_the_hardware_lanes():
     # conv (K, C, R, S): along C at every (k, r, s), zero-padded at the end of the channel range
-    g = _channel_groups((2, 5, 1, 2), 4)
+    g = channel_groups((2, 5, 1, 2), 4)
     idx = np.arange(20).reshape(2, 5, 1, 2)
     assert g[0].tolist() == idx[0, :4, 0, 0].tolist() and g[1].tolist() == [idx[0, 4, 0, 0], -1, -1, -1]
     assert len(g) == 2 * 2 * 2
     # space-to-depth (stride 2): channel ((r % 2) * 2 + s % 2) * 3 + c at tap (r // 2, s // 2)
-    g = _channel_groups((1, 3, 3, 3), 6, s2d_stride=2)
+    g = channel_groups((1, 3, 3, 3), 6, space_to_depth_stride=2)
     idx = np.arange(27).reshape(1, 3, 3, 3)
     assert g[0].tolist() == [idx[0, c, 0, s] for s in (0, 1) for c in range(3)]
 

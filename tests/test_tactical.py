@@ -12,7 +12,7 @@ from numba import njit
 
 from simulator import load_arch, simulate, simulate_layer
 from simulator.encodings import ENCODING_CODE, bit_tables, mask_table, pra_cycles
-from simulator.mapping import lower
+from simulator.plan import plan_layer
 from simulator.reference import simulate_layer_reference, simulate_reference
 from simulator.tactical_schedule import reference_schedule, schedule_layer, search_map, weight_buffers
 from workloads import Layer, layer_output
@@ -256,7 +256,7 @@ def _most_pra(pes, first_stage_bits, lsb):
 def _every_pe_cycles(arch, layer) -> int:
     """Lockstep TCLe conv cycles with every PE costed (no bounds, no pruning): the sum over steps of the max over the
     step's PEs (every column group's) of PRA over the term masks of the activations the PE's slots select."""
-    low = lower(layer, arch)
+    low = plan_layer(arch, layer).low
     sched = schedule_layer(low.weights, arch, low.filters)
     lanes = arch.lanes
     _, cg, hp, wp = low.acts.shape

@@ -1,6 +1,7 @@
-"""One module per design; ``model(design)`` returns its cost model.
+"""One module per design: its knobs and its cost model; ``MODELS`` maps every design to its model.
 
-Every ``DesignModel`` subclass defined in a module of this package is registered by its ``design``.
+Every ``DesignModel`` subclass defined in a module (or sub-package) of this package is registered by its
+``design``.
 """
 
 from __future__ import annotations
@@ -8,8 +9,9 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from ..config import Design
-from .base import BrickStats, Cycle, DesignModel, Operand
+from ..knobs import Design
+from ..plan import Operand
+from .base import BrickStats, Cycle, DesignModel
 
 
 def _discover() -> dict[Design, DesignModel]:
@@ -29,11 +31,4 @@ def _discover() -> dict[Design, DesignModel]:
 MODELS: dict[Design, DesignModel] = _discover()
 
 
-def model(design: Design) -> DesignModel:
-    try:
-        return MODELS[Design(design)]
-    except KeyError:
-        raise NotImplementedError(f"design {design!r} has no cost model yet") from None
-
-
-__all__ = ["BrickStats", "Cycle", "DesignModel", "Operand", "MODELS", "model"]
+__all__ = ["BrickStats", "Cycle", "DesignModel", "Operand", "MODELS"]

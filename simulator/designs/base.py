@@ -1,26 +1,39 @@
-"""What a design supplies to the two engines: per-brick cost statistics (fast) and a per-cycle rule (reference)."""
+"""What a design is: its knobs, and what it supplies to the two engines.
+
+A design module (one per design in this package) defines a ``DesignModel`` subclass with:
+
+- ``design`` and ``knobs``: the knobs it has beyond the machine's (``simulator.knobs``), each with this design's
+  default, choices and meaning; ``machine``: machine-knob defaults it changes; ``check``: rules across knobs;
+- its cost rule, for the fast engine: per-brick statistics (``brick_stats``) or per-pair data of both operands
+  (``BothSerialModel.pair_data``), reduced by the engines' shared kernels, or a whole-layer hook
+  (``fast_layer``); what one value costs alone (``value_cost``: the ideal work);
+- its per-cycle rule, for the reference engine: ``brick_cycles`` / ``reference_cycles`` (or ``pe_cycles``, or the
+  whole-layer ``reference_layer``), which the reference engine runs cycle by cycle while it accumulates the
+  real partial sums.
+
+A design never imports an engine: both engines take the shared layer plan (``simulator.plan``) and call these
+hooks.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from ..config import ArchConfig, Design
+from ..knobs import ConfigError, Design, Knob, Serial
+from ..plan import Operand
 from ..sync import MODE_MAX
+
+if TYPE_CHECKING:
+    from ..config import ArchConfig
+    from ..plan import LayerPlan
 
 # One cycle of one unit in the reference engine: the (lane, coefficient) pairs it consumes; the datapath
 # adds coefficient * other_operand[lane] to the partial sum of every PE sharing the unit.
 Cycle = list[tuple[int, int]]
-
-
-@dataclass(frozen=True)
-class Operand:
-    """The serial operand's values and precision for one layer."""
-
-    signed: bool
-    bits: int
 
 
 @dataclass(frozen=True)
@@ -34,7 +47,7 @@ class BrickStats:
 
 
 class DesignModel:
-    """One design's cost model. Subclasses live one per module in this package.
+    """One design: its knobs and its cost model. Subclasses live one per module in this package.
 
     The engines use the brick path (``brick_stats`` for the fast engine, ``reference_cycles`` for the
     reference engine) unless the design overrides the whole-layer hooks ``fast_layer`` / ``reference_layer``
@@ -42,19 +55,36 @@ class DesignModel:
     """
 
     design: ClassVar[Design]
+    knobs: ClassVar[tuple[Knob, ...]] = ()  # this design's knobs beyond the machine's (serial, encoding first)
+    machine: ClassVar[dict[str, Any]] = {}  # machine-knob defaults this design changes
+    group_axis: ClassVar[str | None] = None  # what group_size groups: None = the serial operand's units; "lanes"
     supports_fp32_weights: ClassVar[bool] = False  # float32-weight layers (BitX) need an explicit model
     cost_is_terms: ClassVar[bool] = False  # value_cost == the value's terms under arch.encoding (Pragmatic)
 
+    # ----------------------------------------------------------------- configuration
+    def serial(self, knobs: Mapping[str, Any]) -> Serial:
+        """The operand processed term by term, given the knob values."""
+        return knobs["serial"]
+
+    def check(self, knobs: Mapping[str, Any]) -> None:
+        """Rules across knobs (ConfigError naming the knobs and values). Default: ``group_size`` divides the units
+        it groups (columns, rows for weight-serial designs, or lanes)."""
+        if "group_size" not in knobs:
+            return
+        axis = self.group_axis or ("rows" if self.serial(knobs) == Serial.WEIGHT else "columns")
+        if knobs[axis] % knobs["group_size"]:
+            raise ConfigError(f"{axis} ({knobs[axis]}) must be a multiple of group_size ({knobs['group_size']})")
+
     # ----------------------------------------------------------------- whole-layer hooks (optional)
-    def fast_layer(self, arch: ArchConfig, layer, low, passes: int) -> tuple[int, int, int] | None:
-        """(cycles, busy PE-cycles, busy lane-cycles) of a lowered layer, or None to use the brick path."""
+    def fast_layer(self, plan: LayerPlan) -> tuple[int, int, int] | None:
+        """(cycles, busy PE-cycles, busy lane-cycles) of a planned layer, or None to use the brick path."""
         return None
 
-    def reference_layer(self, arch: ArchConfig, layer, low, passes: int) -> tuple[int, np.ndarray] | None:
+    def reference_layer(self, plan: LayerPlan) -> tuple[int, np.ndarray] | None:
         """(cycles, partial sums (G, Kg, windows)) from a cycle-by-cycle run, or None to use the brick path."""
         return None
 
-    def ideal_and_terms(self, arch: ArchConfig, layer) -> tuple[float, int] | None:
+    def ideal_and_terms(self, plan: LayerPlan) -> tuple[float, int] | None:
         """(ideal work in lane-cycles, effectual terms) of a layer, or None for the generic rule."""
         return None
 

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..config import ArchConfig, Design
+from ..knobs import ENCODING, SERIAL, Design, Encoding, Knob, Serial
+from ..plan import LayerPlan
 from .base import DesignModel
 
 PMAX = 8  # widest operand a fusion unit fuses spatially (the authors' high_prec)
@@ -85,9 +86,18 @@ def bitbrick_digits(values: np.ndarray, width: int, signed: bool) -> np.ndarray:
 
 class BitFusion(DesignModel):
     design = Design.BITFUSION
+    knobs = (SERIAL.but(default=Serial.BOTH, choices=(Serial.BOTH,)),
+             ENCODING.but(default=Encoding.FIXED, choices=(Encoding.FIXED,),
+                          help="both operands at the layer's precisions, fused from 2-bit BitBricks"),
+             Knob("fusion_rows", int, 16, "rows of fusion units in the systolic array (N)", 1, 4096),
+             Knob("fusion_columns", int, 32, "columns of fusion units in the systolic array (M)", 1, 4096))
+    # the 45 nm configuration of the paper's Eyeriss comparison (authors' bf_e_conf.ini); tiles x rows x columns =
+    # the fusion units and lanes = BitBricks per unit, so that utilization is per fusion unit and per BitBrick
+    machine = {"tiles": 1, "rows": 16, "columns": 32, "lanes": 16, "clock_mhz": 500.0}
 
     # ----------------------------------------------------------------- fast engine: the closed form
-    def fast_layer(self, arch: ArchConfig, layer, low, passes: int) -> tuple[int, int, int]:
+    def fast_layer(self, plan: LayerPlan) -> tuple[int, int, int]:
+        arch, layer, low = plan.arch, plan.layer, plan.low
         n_rows, n_cols = arch.fusion_rows, arch.fusion_columns
         pf = perf_factor(layer.act_bits, layer.weight_bits)
         t = temporal_passes(layer.act_bits, layer.weight_bits)
@@ -106,8 +116,9 @@ class BitFusion(DesignModel):
         busy_lane = _ceil_div(busy_bb * arch.chip_lanes, n_fu * BITBRICKS)
         return cycles, busy_pe, busy_lane
 
-    def ideal_and_terms(self, arch: ArchConfig, layer) -> tuple[float, int]:
+    def ideal_and_terms(self, plan: LayerPlan) -> tuple[float, int]:
         """Ideal: the layer's MACs at the array's peak rate, in the engine's lane-cycles; terms: BitBrick products."""
+        arch, layer = plan.arch, plan.layer
         pf = perf_factor(layer.act_bits, layer.weight_bits)
         t = temporal_passes(layer.act_bits, layer.weight_bits)
         n_fu = arch.fusion_rows * arch.fusion_columns
@@ -115,10 +126,11 @@ class BitFusion(DesignModel):
         return ideal, layer.macs * t * (BITBRICKS // pf)
 
     # ----------------------------------------------------------------- reference engine: cycle by cycle
-    def reference_layer(self, arch: ArchConfig, layer, low, passes: int) -> tuple[int, np.ndarray]:
+    def reference_layer(self, plan: LayerPlan) -> tuple[int, np.ndarray]:
         """The array steps through output-channel tiles, output positions, kernel taps, input-channel tiles and
         temporal passes, one cycle each; every fusion unit multiplies BitBrick digit pairs of its perf_factor
         (channel, filter) pairs, shifts them into place, and the column sums the fusion units' results."""
+        arch, layer, low = plan.arch, plan.layer, plan.low
         n_rows, n_cols = arch.fusion_rows, arch.fusion_columns
         pf = perf_factor(layer.act_bits, layer.weight_bits)
         wa, ww = fused_width(layer.act_bits), fused_width(layer.weight_bits)

@@ -17,10 +17,9 @@ Every row is its own unit (``group_size`` groups lanes here, ``GROUP_AXIS``): ro
 with ``run_ahead``. Integer layers use the engines' brick path: ``brick_stats`` counts column popcounts per brick
 (numba), ``brick_cycles`` pops one bit per column per cycle (plain Python). Float32 layers cannot ride the brick
 path (int32 bricks, int64 partial sums), so the whole-layer hooks run the same two rules on the aligned
-magnitudes: ``fast_run`` with the fast engine's kernels, ``reference_exact`` with the reference engine's
-synchronization and its own float alignment, accumulating Python integers in units of 2^-149 (float32's smallest
-unit): exact, rounded once to float64 at the end. ``reference_output`` returns those outputs with their float
-type (``simulator.reference.simulate_layer_reference`` stores partial sums as int64).
+magnitudes: ``fast_run`` with the fast engine's kernels, ``reference_exact`` with the literal synchronization
+(``simulator.sync``) and its own float alignment, accumulating Python integers in units of 2^-149 (float32's
+smallest unit): exact, rounded once to float64 at the end, which the reference engine returns as the outputs.
 """
 
 from __future__ import annotations
@@ -28,19 +27,23 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import deque
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numba import njit, prange
 
-from workloads import Layer, LayerKind
+from workloads import Layer
+from workloads.bricks import channels_are_bricked_in_order, weight_brick_index
 from workloads.layer import WeightFormat
 
 from .. import kernels
-from ..config import ArchConfig, ConfigError, Design
-from ..encodings import to_bricks
-from ..mapping import Lowered, channels_are_bricked_in_order, lower
-from ..sync import MODE_MAX
-from .base import BrickStats, Cycle, DesignModel, Operand
+from ..knobs import ENCODING, GROUP_SIZE, RUN_AHEAD, SERIAL, ConfigError, Design, Encoding, Knob, Serial
+from ..plan import LayerPlan, Operand
+from ..sync import MODE_MAX, run_column_pipeline, run_synchronized
+from .base import BrickStats, Cycle, DesignModel
+
+if TYPE_CHECKING:
+    from ..config import ArchConfig
 
 FP32_MANTISSA_BITS = 24  # hidden bit + 23 fraction bits: the aligned columns of a float32 group
 FP32_MIN_EXP = -126  # exponent of the smallest normal float32 (subnormals share it, without the hidden bit)
@@ -163,12 +166,10 @@ class SerialWeights:
 
 
 def serial_weights(arch: ArchConfig, layer: Layer) -> SerialWeights:
-    """Lower the layer's weights with the machine's mapping (space-to-depth, depthwise diagonal, groups), by lowering
-    the map of weight indices: every weight lands at one brick lane, whatever its number format."""
-    ids = np.arange(1, layer.weights.size + 1, dtype=np.int32).reshape(layer.weights.shape)
-    low = lower(dataclasses.replace(layer, weights=ids, weight_format=WeightFormat.INT), arch)
-    index = to_bricks(low.weights.astype(np.int64), arch.lanes, channel_axis=2).transpose(0, 1, 3, 4, 2, 5)
-    index = np.ascontiguousarray(index)
+    """The layer's weights in the machine's weight bricks (space-to-depth, depthwise diagonal, groups): every weight
+    lands at one brick lane, whatever its number format."""
+    index = weight_brick_index(layer, lanes=arch.lanes, rows=arch.rows,
+                               space_to_depth_enabled=arch.first_layer_space_to_depth)
     flat = layer.weights.ravel()
     values = np.where(index > 0, flat[np.maximum(index - 1, 0)], flat.dtype.type(0))
     return SerialWeights(index, values)
@@ -216,10 +217,23 @@ def column_schedule(values: list, group: int, kept: int, fp32: bool) -> list[Cyc
 
 
 # ----------------------------------------------------------------------------- the designs
+INTERLEAVED_KNOBS = (
+    SERIAL.but(default=Serial.WEIGHT, choices=(Serial.WEIGHT,)),
+    ENCODING.but(default=Encoding.INTERLEAVED, choices=(Encoding.INTERLEAVED,),
+                 help="weights as bit-interleaved significance columns"),
+    # The paper's PE interleaves 64 weights (Bitlet-PE RTL: N_total = 64), more than a 16-lane brick holds; the
+    # presets take 8 (two groups per brick). Set 16 for one group per brick.
+    GROUP_SIZE.but(default=8, hi=255, help="lanes of a weight brick interleaved into one set of columns"),
+    RUN_AHEAD,
+)
+
+
 class Bitlet(DesignModel):
     """Bitlet: every significance column of the group is processed (lossless)."""
 
     design = Design.BITLET
+    knobs = INTERLEAVED_KNOBS
+    group_axis = "lanes"
 
     def kept(self, arch: ArchConfig) -> int:
         """Columns kept below the group msb; 0 = all."""
@@ -274,13 +288,14 @@ class Bitlet(DesignModel):
         out[index[index > 0] - 1] = eff.ravel()[index > 0]
         return out.reshape(layer.weights.shape)
 
-    def fast_layer(self, arch: ArchConfig, layer: Layer, low: Lowered, passes: int) -> tuple[int, int, int] | None:
+    def fast_layer(self, plan: LayerPlan) -> tuple[int, int, int] | None:
         """Float32 layers only (integer layers take the engine's brick path)."""
-        return self.fast_run(arch, layer, low, passes) if self.is_fp32(arch, layer) else None
+        return self.fast_run(plan) if self.is_fp32(plan.arch, plan.layer) else None
 
-    def fast_run(self, arch: ArchConfig, layer: Layer, low: Lowered, passes: int) -> tuple[int, int, int]:
+    def fast_run(self, plan: LayerPlan) -> tuple[int, int, int]:
         """(cycles, busy PE-cycles, busy lane-cycles) from per-brick column costs, one row per unit."""
-        _, mags, _ = self._magnitudes(arch, layer)
+        arch, low, passes = plan.arch, plan.low, plan.passes
+        _, mags, _ = self._magnitudes(arch, plan.layer)
         # pruning leaves the group's msb column, so the costs of the pruned magnitudes with every column kept are
         # the costs of the original ones with only the kept columns
         hi = column_costs(mags.reshape(-1, arch.lanes), arch.group_size, 0).reshape(mags.shape[:-2])
@@ -296,32 +311,30 @@ class Bitlet(DesignModel):
                 1, low.spread_tiles, arch.run_ahead, low.diagonal)
         return int(cyc), int(busy_pe), int(busy_lane)
 
-    def ideal_and_terms(self, arch: ArchConfig, layer: Layer) -> tuple[float, int]:
+    def ideal_and_terms(self, plan: LayerPlan) -> tuple[float, int]:
         """Ideal: one cycle per non-zero weight's MAC (a value alone fills distinct columns); terms: the set bits
         the columns actually consume (after alignment and pruning), over every MAC."""
+        arch, layer = plan.arch, plan.layer
         oh, ow = layer.output_hw
         ideal = float(np.count_nonzero(layer.weights) * oh * ow)
-        if not self.is_fp32(arch, layer) and channels_are_bricked_in_order(layer, arch):
+        if not self.is_fp32(arch, layer) and channels_are_bricked_in_order(layer, arch.first_layer_space_to_depth):
             rows = np.moveaxis(layer.weights, 1, -1).reshape(-1, layer.weights.shape[1])  # channels last
             return ideal, pruned_popcount(np.ascontiguousarray(rows), arch.group_size, self.kept(arch)) * oh * ow
         _, mags, _ = self._magnitudes(arch, layer)
         return ideal, _popcount(mags) * oh * ow
 
-    def reference_layer(self, arch: ArchConfig, layer: Layer, low: Lowered,
-                        passes: int) -> tuple[int, np.ndarray] | None:
+    def reference_layer(self, plan: LayerPlan) -> tuple[int, np.ndarray] | None:
         """Float32 layers only: (cycles, partial sums as float64, the exact sums rounded once)."""
-        if not self.is_fp32(arch, layer):
+        if not self.is_fp32(plan.arch, plan.layer):
             return None
-        cycles, psum, unit = self.reference_exact(arch, layer, low, passes)
+        cycles, psum, unit = self.reference_exact(plan)
         flat = [math.ldexp(float(v), unit) for v in psum.ravel()]
         return cycles, np.array(flat, dtype=np.float64).reshape(psum.shape)
 
-    def reference_exact(self, arch: ArchConfig, layer: Layer, low: Lowered,
-                        passes: int) -> tuple[int, np.ndarray, int]:
+    def reference_exact(self, plan: LayerPlan) -> tuple[int, np.ndarray, int]:
         """Cycle-by-cycle run: (cycles, partial sums (G, Kg, windows) as Python ints, unit exponent): the
         accumulators are ``psum * 2^unit`` exactly (unit -149 for float32 weights, 0 for integers)."""
-        from ..sync import run_column_pipeline, run_synchronized
-
+        arch, layer, low, passes = plan.arch, plan.layer, plan.low, plan.passes
         fp32 = self.is_fp32(arch, layer)
         kept, group = self.kept(arch), arch.group_size
         lanes, rows, cols, tiles = arch.lanes, arch.rows, arch.columns, arch.tiles
@@ -396,37 +409,12 @@ class BitX(Bitlet):
     float32 weights (aligned per group)."""
 
     design = Design.BITX
+    knobs = (*INTERLEAVED_KNOBS,
+             # The sources we could reach do not give the paper's k; 8 keeps int8 layers lossless (|w| <= 128 spans 8
+             # columns) and prunes 16-bit and float32 groups (8 of the 24 aligned mantissa columns).
+             Knob("kept_columns", int, 8, "significance columns kept from the group's msb down (k)", 1, 32))
     supports_fp32_weights = True
 
     def kept(self, arch: ArchConfig) -> int:
         return arch.kept_columns
 
-
-def reference_output(arch: ArchConfig, layer: Layer):
-    """``simulator.reference.simulate_layer_reference`` for Bitlet / BitX, with outputs of the layer's number type:
-    int64 for integer layers (the shared engine's result), float64 for float32 layers (the exact accumulators
-    rounded once; the shared engine would store them as int64)."""
-    from ..engine import check_supported, passes_of, serial_operand
-    from ..reference import ReferenceResult, simulate_layer_reference
-    from . import model
-
-    design = model(arch.design)
-    if not isinstance(design, Bitlet):
-        raise ConfigError(f"reference_output models Bitlet / BitX, not {arch.design}")
-    if not design.is_fp32(arch, layer):
-        return simulate_layer_reference(arch, layer)
-    check_supported(design, arch, layer)
-    serial_operand(arch, layer)
-    low = lower(layer, arch)
-    cycles, psum = design.reference_layer(arch, layer, low, passes_of(low, arch))
-    out = np.zeros((layer.out_channels, low.windows), dtype=psum.dtype)
-    for g in range(psum.shape[0]):
-        f = int(low.filters[g])
-        out[low.filter_offset[g]:low.filter_offset[g] + f] = psum[g, :f]
-    if layer.kind == LayerKind.CONV:
-        out = out.reshape(layer.output_shape)
-    elif layer.kind == LayerKind.FC:
-        out = out[:, 0]
-    else:
-        out = out.T
-    return ReferenceResult(layer.name, cycles, out)

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from ..config import ArchConfig, Design
-from .base import BrickStats, Cycle, DesignModel, Operand
+from ..knobs import ENCODING, SERIAL, Design, Encoding, Serial
+from ..plan import Operand
+from .base import BrickStats, Cycle, DesignModel
+
+if TYPE_CHECKING:
+    from ..config import ArchConfig
 
 
 class DaDianNao(DesignModel):
     design = Design.DADIANNAO
+    knobs = (SERIAL.but(choices=(Serial.NONE,)), ENCODING.but(choices=(Encoding.NONE,)))
+    machine = {"columns": 1}  # one PE column per tile, as the real chip
 
     def brick_stats(self, bricks: np.ndarray, op: Operand, arch: ArchConfig) -> BrickStats:
         n = bricks.shape[0]

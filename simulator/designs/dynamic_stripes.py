@@ -7,16 +7,28 @@ trailing zero bits common to the unit are skipped too: ``max msb - min lsb + 1 (
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from ..config import ArchConfig, Design
-from ..encodings import brick_msb_lsb, value_widths
+from workloads.bits import value_widths
+
+from ..encodings import brick_msb_lsb
+from ..knobs import ENCODING, GROUP_SIZE, MINOR_BIT, RUN_AHEAD, SERIAL, Design, Encoding, Serial
+from ..plan import Operand
 from ..sync import MODE_PRECISION
-from .base import BrickStats, Cycle, DesignModel, Operand, twos_complement_bits, unsigned_bits
+from .base import BrickStats, Cycle, DesignModel, twos_complement_bits, unsigned_bits
+
+if TYPE_CHECKING:
+    from ..config import ArchConfig
 
 
 class DynamicStripes(DesignModel):
     design = Design.DYNAMIC_STRIPES
+    knobs = (SERIAL.but(default=Serial.ACTIVATION, choices=(Serial.ACTIVATION,)),
+             ENCODING.but(default=Encoding.DYNAMIC, choices=(Encoding.DYNAMIC,),
+                          help="activations at the precision detected per group of columns at run time"),
+             GROUP_SIZE.but(help="columns that share one detected precision (and one sync unit)"), MINOR_BIT, RUN_AHEAD)
 
     def brick_stats(self, bricks: np.ndarray, op: Operand, arch: ArchConfig) -> BrickStats:
         hi, lo = brick_msb_lsb(bricks, arch.minor_bit)

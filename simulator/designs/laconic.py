@@ -8,14 +8,25 @@ design with buffers would.
 
 from __future__ import annotations
 
-from ..config import ArchConfig, Design
-from ..encodings import ENCODING_CODE, value_terms
-from .base import BothSerialModel, Operand
-from .pragmatic import signed_digits
+from typing import TYPE_CHECKING
+
+from workloads.bits import value_terms
+
+from ..encodings import ENCODING_CODE
+from ..knobs import ENCODING, SERIAL, SYNC, Design, Encoding, Serial
+from ..plan import Operand
+from .base import BothSerialModel
+from .pragmatic import TERMS, signed_digits
+
+if TYPE_CHECKING:
+    from ..config import ArchConfig
 
 
 class Laconic(BothSerialModel):
     design = Design.LACONIC
+    knobs = (SERIAL.but(default=Serial.BOTH, choices=(Serial.BOTH,)),
+             ENCODING.but(default=Encoding.BOOTH, choices=TERMS, help="terms of both operands: booth, binary or csd"),
+             SYNC)
     cost_is_terms = True  # a MAC alone costs terms(a) * terms(w)
 
     def pair_data(self, act_bricks, weight_bricks, aop: Operand, wop: Operand, arch: ArchConfig):

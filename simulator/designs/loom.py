@@ -8,11 +8,19 @@ processed ``serial_bits`` bits per cycle at the width detected for the column's 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from ..config import ArchConfig, Design
-from ..encodings import brick_msb_lsb, value_widths
-from .base import BothSerialModel, Operand, twos_complement_bits, unsigned_bits
+from workloads.bits import value_widths
+
+from ..encodings import brick_msb_lsb
+from ..knobs import ENCODING, SERIAL, SYNC, Design, Encoding, Knob, Serial
+from ..plan import Operand
+from .base import BothSerialModel, twos_complement_bits, unsigned_bits
+
+if TYPE_CHECKING:
+    from ..config import ArchConfig
 
 
 def detected_widths(bricks: np.ndarray, signed: bool) -> np.ndarray:
@@ -23,6 +31,12 @@ def detected_widths(bricks: np.ndarray, signed: bool) -> np.ndarray:
 
 class Loom(BothSerialModel):
     design = Design.LOOM
+    knobs = (SERIAL.but(default=Serial.BOTH, choices=(Serial.BOTH,)),
+             ENCODING.but(default=Encoding.DYNAMIC, choices=(Encoding.DYNAMIC,),
+                          help="activations at their detected width per brick, weights at weight_bits"),
+             Knob("serial_bits", int, 1, "activation bits processed per cycle", choices=(1, 2, 4), unit="bits"),
+             Knob("dynamic_weights", bool, False, "weights at the width detected per brick instead of weight_bits"),
+             SYNC)
 
     def pair_data(self, act_bricks, weight_bricks, aop: Operand, wop: Operand, arch: ArchConfig):
         a = -(-detected_widths(act_bricks, aop.signed) // arch.serial_bits)

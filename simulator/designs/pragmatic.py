@@ -8,11 +8,22 @@ activation (the paper) or the weight (``serial: weight``; the Bit-Pruner style e
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from ..config import ArchConfig, Design, Encoding
-from ..encodings import ENCODING_CODE, brick_pra_costs, value_terms
-from .base import BrickStats, Cycle, DesignModel, Operand
+from workloads.bits import value_terms
+
+from ..encodings import ENCODING_CODE, brick_pra_costs
+from ..knobs import ENCODING, FIRST_STAGE_BITS, GROUP_SIZE, RUN_AHEAD, SERIAL, Design, Encoding, Serial
+from ..plan import Operand
+from .base import BrickStats, Cycle, DesignModel
+
+if TYPE_CHECKING:
+    from ..config import ArchConfig
+
+TERMS = (Encoding.BOOTH, Encoding.BINARY, Encoding.CSD)
+TERM_HELP = "terms of the serial operand: booth (DNNsim's recoding), binary (essential bits) or csd"
 
 
 def signed_digits(n: int, encoding: Encoding) -> list[tuple[int, int]]:
@@ -59,6 +70,9 @@ def booth_digits(n: int) -> list[tuple[int, int]]:
 
 class Pragmatic(DesignModel):
     design = Design.PRAGMATIC
+    knobs = (SERIAL.but(default=Serial.ACTIVATION, choices=(Serial.ACTIVATION, Serial.WEIGHT)),
+             ENCODING.but(default=Encoding.BOOTH, choices=TERMS, help=TERM_HELP), FIRST_STAGE_BITS,
+             RUN_AHEAD.but(default=1), GROUP_SIZE)
     cost_is_terms = True
 
     def brick_stats(self, bricks: np.ndarray, op: Operand, arch: ArchConfig) -> BrickStats:

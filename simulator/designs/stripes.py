@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from ..config import ArchConfig, Design
-from .base import BrickStats, Cycle, DesignModel, Operand, twos_complement_bits, unsigned_bits
+from ..knobs import ENCODING, SERIAL, Design, Encoding, Serial
+from ..plan import Operand
+from .base import BrickStats, Cycle, DesignModel, twos_complement_bits, unsigned_bits
+
+if TYPE_CHECKING:
+    from ..config import ArchConfig
 
 
 class Stripes(DesignModel):
     design = Design.STRIPES
+    knobs = (SERIAL.but(default=Serial.ACTIVATION, choices=(Serial.ACTIVATION,)),
+             ENCODING.but(default=Encoding.FIXED, choices=(Encoding.FIXED,),
+                          help="activations at the layer's profiled precision (act_bits)"))
 
     def brick_stats(self, bricks: np.ndarray, op: Operand, arch: ArchConfig) -> BrickStats:
         n = bricks.shape[0]

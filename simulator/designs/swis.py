@@ -16,34 +16,26 @@ are the weights restricted to those positions, sign kept. Weights decomposed off
 ``value_cost`` (ideal work) is the number of one bits of |w| capped at N: what the weight costs alone in
 its own group (zero costs 0). ``terms`` counts the one bits of the effective weights.
 
-Rows are the units of the weight-serial engines, and ``group_size`` groups lanes here (GROUP_AXIS), so the
-whole-layer hooks run the engines' brick path with one row per unit instead of ``group_size`` rows.
+Rows are the units of the weight-serial engines; ``group_size`` groups lanes here (``group_axis``), so every row
+is its own unit.
 """
 
 from __future__ import annotations
 
-import dataclasses
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numba import njit, prange
 
-from ..config import ArchConfig, Design
-from ..encodings import msb_index, popcount, to_bricks
-from ..mapping import channels_are_bricked_in_order, lower
-from .base import BrickStats, Cycle, DesignModel, Operand
+from workloads.bits import popcount, top_bits
+from workloads.bricks import channels_are_bricked_in_order, weight_brick_index
 
+from ..knobs import ENCODING, GROUP_SIZE, RUN_AHEAD, SERIAL, Design, Encoding, Knob, Serial
+from ..plan import LayerPlan, Operand
+from .base import BrickStats, Cycle, DesignModel
 
-@njit(cache=True)
-def _kept_positions(union: int, n: int) -> int:
-    """Mask of the n most significant set bits of ``union``."""
-    keep = 0
-    for _ in range(n):
-        if union == 0:
-            break
-        p = msb_index(union)
-        keep |= 1 << p
-        union ^= 1 << p
-    return keep
+if TYPE_CHECKING:
+    from ..config import ArchConfig
 
 
 @njit(cache=True, parallel=True)
@@ -77,7 +69,7 @@ def restrict_bricks(bricks: np.ndarray, group: int, n: int) -> np.ndarray:
             for i in range(g0, g1):
                 v = bricks[b, i]
                 union |= v if v >= 0 else -v
-            keep = _kept_positions(union, n)
+            keep = top_bits(union, n)
             for i in range(g0, g1):
                 v = bricks[b, i]
                 out[b, i] = (v & keep) if v >= 0 else -((-v) & keep)
@@ -110,7 +102,7 @@ def swis_work(rows: np.ndarray, group: int, n: int) -> tuple[int, int]:
                 m = v if v >= 0 else -v
                 union |= m
                 ideal += min(popcount(m), n)
-            keep = _kept_positions(union, n)
+            keep = top_bits(union, n)
             for i in range(g0, g1):
                 v = rows[b, i]
                 kept_bits += popcount((v if v >= 0 else -v) & keep)
@@ -119,6 +111,13 @@ def swis_work(rows: np.ndarray, group: int, n: int) -> tuple[int, int]:
 
 class Swis(DesignModel):
     design = Design.SWIS
+    knobs = (SERIAL.but(default=Serial.WEIGHT, choices=(Serial.WEIGHT,)),
+             ENCODING.but(default=Encoding.SHARED_SHIFT, choices=(Encoding.SHARED_SHIFT,),
+                          help="weights as N shift positions shared by a group of lanes"),
+             Knob("shared_terms", int, 3, "shared shift positions per group (N)", 1, 16),
+             # 8 is the project's choice (the paper's group size could not be checked); it must divide lanes
+             GROUP_SIZE.but(default=8, help="lanes of a weight brick that share the shift positions"), RUN_AHEAD)
+    group_axis = "lanes"
 
     # ----------------------------------------------------------------- brick path
     def brick_stats(self, bricks: np.ndarray, op: Operand, arch: ArchConfig) -> BrickStats:
@@ -158,23 +157,21 @@ class Swis(DesignModel):
     def effective_weights(self, arch: ArchConfig, layer) -> np.ndarray:
         """Each weight restricted to the N most significant positions of its hardware lane group (the group
         of ``group_size`` lanes of its brick after lowering: space-to-depth and depthwise included)."""
-        low_w = lower(layer, arch).weights  # (G, Kg, Cg, R, S)
-        cg = low_w.shape[2]
-        bricks = to_bricks(low_w, arch.lanes, channel_axis=2)  # (G, Kg, CB, R, S, lanes)
-        shape = bricks.shape
-        kept = restrict_bricks(bricks.reshape(-1, arch.lanes), arch.group_size, arch.shared_terms).reshape(shape)
-        kept = np.moveaxis(kept, -1, 3).reshape(*shape[:2], shape[2] * arch.lanes, *shape[3:5])[:, :, :cg]
-        # where every original weight lands in the lowered tensor: lower a copy whose weights are their indices
-        index = np.arange(1, layer.weights.size + 1, dtype=np.int32).reshape(layer.weights.shape)
-        where = lower(dataclasses.replace(layer, weights=index), arch).weights
+        index = weight_brick_index(layer, lanes=arch.lanes, rows=arch.rows,
+                                   space_to_depth_enabled=arch.first_layer_space_to_depth)  # (..., lanes)
+        flat = layer.weights.ravel()
+        bricks = np.where(index > 0, flat[np.maximum(index - 1, 0)], 0).astype(np.int32).reshape(-1, arch.lanes)
+        kept = restrict_bricks(bricks, arch.group_size, arch.shared_terms).ravel()
         out = np.zeros(layer.weights.size, dtype=layer.weights.dtype)
-        real = where > 0
-        out[where[real] - 1] = kept[real]
+        where = index.ravel()
+        out[where[where > 0] - 1] = kept[where > 0]
         return out.reshape(layer.weights.shape)
 
-    def ideal_and_terms(self, arch: ArchConfig, layer) -> tuple[float, int]:
+    def ideal_and_terms(self, plan: LayerPlan) -> tuple[float, int]:
+        arch, layer = plan.arch, plan.layer
         oh, ow = layer.output_hw
-        if channels_are_bricked_in_order(layer, arch):  # lane groups = consecutive channels of one filter
+        # lane groups = consecutive channels of one filter
+        if channels_are_bricked_in_order(layer, arch.first_layer_space_to_depth):
             rows = np.ascontiguousarray(np.moveaxis(layer.weights, 1, -1).reshape(-1, layer.weights.shape[1]))
             ideal, terms = swis_work(rows, arch.group_size, arch.shared_terms)
             return float(ideal * oh * ow), terms * oh * ow

@@ -29,12 +29,27 @@ from numba import get_num_threads, njit, prange
 from numba.cpython.unsafe.numbers import trailing_zeros
 
 from workloads import LayerKind
+from workloads.bits import value_terms, value_widths
 
-from ..config import ArchConfig, Backend, Design, Encoding, Promotion
-from ..encodings import ENCODING_CODE, bit_tables, brick_msb_lsb, mask_table, value_terms, value_widths
+from ..encodings import ENCODING_CODE, bit_tables, brick_msb_lsb, mask_table
+from ..knobs import (
+    ENCODING,
+    FIRST_STAGE_BITS,
+    GROUP_SIZE,
+    MINOR_BIT,
+    RUN_AHEAD,
+    Backend,
+    Design,
+    Encoding,
+    Knob,
+    Promotion,
+    SearchShape,
+    Serial,
+)
+from ..plan import LayerPlan, Operand
 from ..sync import MODE_PRECISION, fc_pipeline, run_ahead_step, unit_cost
 from ..tactical_schedule import _rotr, reference_schedule, schedule_compact
-from .base import Cycle, DesignModel, Operand, run_in_parallel
+from .base import Cycle, DesignModel, run_in_parallel
 from .dadiannao import DaDianNao
 from .dynamic_stripes import DynamicStripes
 from .pragmatic import Pragmatic
@@ -817,9 +832,27 @@ def _nonzero_counts(layer) -> np.ndarray:
 
 class Tactical(DesignModel):
     design = Design.TACTICAL
+    knobs = (
+        Knob("backend", Backend, Backend.PRAGMATIC,
+             "back end: dadiannao (TCL), pragmatic (TCLe) or dynamic_stripes (TCLp); sets the serial operand"),
+        ENCODING.but(default=Encoding.BOOTH, choices=(Encoding.BOOTH, Encoding.BINARY, Encoding.CSD),
+                     help="pragmatic back end: activation terms (booth, binary or csd)"),
+        FIRST_STAGE_BITS.but(help="pragmatic back end: first-stage shifter reach B"),
+        MINOR_BIT.but(help="dynamic_stripes back end: also trim trailing zero bits"),
+        RUN_AHEAD, GROUP_SIZE,
+        Knob("lookahead", int, 2, "steps a weight may be promoted from (h)", 0, 16),
+        Knob("lookaside", int, 5, "lanes a weight may move across (d)", 0, 16),
+        Knob("search_shape", SearchShape, SearchShape.T, "shape of the search map: T or L"),
+        Knob("promotion", Promotion, Promotion.LEAST_FLEXIBLE,
+             "which zero lane is filled first: least_flexible (paper) or most_candidates (DNNsim HEAD)"),
+    )
+
+    def serial(self, knobs) -> Serial:
+        return Serial.NONE if knobs["backend"] == Backend.DADIANNAO else Serial.ACTIVATION
 
     # ----------------------------------------------------------------- fast engine
-    def fast_layer(self, arch: ArchConfig, layer, low, passes: int) -> tuple[int, int, int]:
+    def fast_layer(self, plan: LayerPlan) -> tuple[int, int, int]:
+        arch, layer, low, passes = plan.arch, plan.layer, plan.low, plan.passes
         lanes, tiles = arch.lanes, arch.tiles
         sched = schedule_compact(low.weights, arch, low.filters, low.channels, low.diagonal)
         sets = sched.sets_per_group
@@ -875,9 +908,10 @@ class Tactical(DesignModel):
                                                arch.run_ahead)
         return int(cyc), int(busy_pe), int(busy_lane)
 
-    def ideal_and_terms(self, arch: ArchConfig, layer) -> tuple[float, int]:
+    def ideal_and_terms(self, plan: LayerPlan) -> tuple[float, int]:
         """Only MACs with a non-zero weight count: 1 each (TCL), the activation's terms (TCLe) or its own width
         (TCLp); ``terms`` counts effectual MACs (TCL) or the activation terms processed for them."""
+        arch, layer = plan.arch, plan.layer
         nonzero = _nonzero_counts(layer)
         if arch.backend == Backend.DADIANNAO:
             work = _effectual_mac_sum(layer, np.ones(layer.activations.shape, np.int64), 1, nonzero)
@@ -890,14 +924,14 @@ class Tactical(DesignModel):
         return float(_effectual_mac_sum(layer, widths, 0, nonzero)), terms
 
     # ----------------------------------------------------------------- reference engine
-    def reference_layer(self, arch: ArchConfig, layer, low, passes: int) -> tuple[int, np.ndarray]:
-        return _Reference(arch, layer, low, passes).run()
+    def reference_layer(self, plan: LayerPlan) -> tuple[int, np.ndarray]:
+        return _Reference(plan.arch, plan.layer, plan.low, plan.passes).run()
 
 
 class _Reference:
     """Cycle-by-cycle Bit-Tactical: plain-Python schedules, per-PE back-end cycles, real partial sums."""
 
-    def __init__(self, arch: ArchConfig, layer, low, passes: int) -> None:
+    def __init__(self, arch, layer, low, passes: int) -> None:
         self.arch, self.low, self.passes = arch, low, passes
         self.op = Operand(layer.act_signed, layer.act_bits)
         self.lanes, self.rows, self.tiles = arch.lanes, arch.rows, arch.tiles

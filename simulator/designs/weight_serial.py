@@ -8,16 +8,26 @@ every row's brick is zero is skipped; in FC layers it is not issued).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from ..config import ArchConfig, Design
 from ..encodings import zero_bricks
-from .base import BrickStats, Cycle, Operand
-from .pragmatic import Pragmatic
+from ..knobs import ENCODING, FIRST_STAGE_BITS, GROUP_SIZE, RUN_AHEAD, SERIAL, Design, Encoding, Knob, Serial
+from ..plan import Operand
+from .base import BrickStats, Cycle
+from .pragmatic import TERM_HELP, TERMS, Pragmatic
+
+if TYPE_CHECKING:
+    from ..config import ArchConfig
 
 
 class WeightSerial(Pragmatic):
     design = Design.WEIGHT_SERIAL
+    knobs = (SERIAL.but(default=Serial.WEIGHT, choices=(Serial.WEIGHT,)),
+             ENCODING.but(default=Encoding.BINARY, choices=TERMS, help=TERM_HELP), FIRST_STAGE_BITS.but(default=0),
+             RUN_AHEAD, GROUP_SIZE.but(help="rows that share one sync unit"),
+             Knob("skip_zero_weights", bool, True, "an all-zero weight brick costs no cycle"))
 
     def brick_stats(self, bricks: np.ndarray, op: Operand, arch: ArchConfig) -> BrickStats:
         stats = super().brick_stats(bricks, op, arch)
