@@ -6,7 +6,7 @@ position: for conv weights (K, C, R, S) the groups run along C at every (k, r, s
 (K, C) along C; the last group of a channel range is zero-padded. That is the grouping the ``swis`` design
 applies to the lanes of a weight brick when its ``group_size`` is the same G (G divides the lanes, so groups
 never straddle bricks). ``decompose_workload`` also follows the simulator's space-to-depth rewrite of a
-3-channel strided conv (DESIGN §3), whose channels are re-ordered before they are cut into bricks.
+3-channel strided conv (docs/design.md §3), whose channels are re-ordered before they are cut into bricks.
 
 Methods (each weight keeps its sign; magnitudes are approximated):
 

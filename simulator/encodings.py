@@ -21,7 +21,7 @@ ENCODING_CODE = {**{Encoding(name): code for name, code in TERM_ENCODINGS.items(
 
 @njit(cache=True)
 def pra_cycles(masks: np.ndarray, first_stage_bits: int, lsb: np.ndarray) -> int:
-    """Pragmatic two-stage shifting over the lanes' term-position masks (DESIGN §4); at least 1.
+    """Pragmatic two-stage shifting over the lanes' term-position masks (docs/design.md §4); at least 1.
 
     ``lsb``: lowest-set-bit table (:func:`bit_tables`). Mutates ``masks``.
     """

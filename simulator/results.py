@@ -1,4 +1,4 @@
-"""Simulation results: a tidy per-layer table plus provenance (DESIGN §6)."""
+"""Simulation results: a tidy per-layer table plus provenance (docs/design.md §6)."""
 
 from __future__ import annotations
 

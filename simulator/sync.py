@@ -1,4 +1,4 @@
-"""Synchronization of units (DESIGN §3-4): lockstep, run-ahead registers, and the FC column pipeline.
+"""Synchronization of units (docs/design.md §3-4): lockstep, run-ahead registers, and the FC column pipeline.
 
 Each rule comes twice: in numba for the fast engine (per-step costs in, cycles out), and literally, cycle by
 cycle, for the reference engine (units run their per-cycle schedules; a callback applies every cycle's work)."""
@@ -26,7 +26,7 @@ def unit_cost(hmax: int, lmin: int, mode: int, extra: int) -> int:
 
 @njit(cache=True)
 def run_ahead_step(finish: np.ndarray, k: np.ndarray, ring: np.ndarray, state: np.ndarray) -> None:
-    """One step of the run-ahead recurrence with len(ring) registers (DESIGN §4).
+    """One step of the run-ahead recurrence with len(ring) registers (docs/design.md §4).
 
     ``finish[u]`` is unit u's finish time, ``k[u]`` its cost this step (0 = idle), ``ring`` the last R step
     maxima, ``state`` = (ready, j). Mutates its arguments.

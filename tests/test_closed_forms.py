@@ -1,4 +1,4 @@
-"""Cycle counts that have closed forms (DESIGN §7): DaDianNao, Stripes, the FC pipeline, Pragmatic's limits."""
+"""Cycle counts that have closed forms (docs/design.md §7): DaDianNao, Stripes, the FC pipeline, Pragmatic's limits."""
 
 from __future__ import annotations
 

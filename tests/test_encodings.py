@@ -38,7 +38,7 @@ def test_python_booth_digits_match_the_numba_masks():
 
 
 def test_average_terms_on_15bit_magnitudes_match_design_doc():
-    # DESIGN §4: 5.66 terms (DNNsim Booth), 7.50 (binary), 5.44 (CSD) on 15-bit magnitudes
+    # docs/design.md §4: 5.66 terms (DNNsim Booth), 7.50 (binary), 5.44 (CSD) on 15-bit magnitudes
     assert value_terms(N15, ENC_BINARY).mean() == pytest.approx(7.50, abs=0.005)
     assert value_terms(N15, ENC_BOOTH).mean() == pytest.approx(5.66, abs=0.005)
     assert value_terms(N15, ENC_CSD).mean() == pytest.approx(5.44, abs=0.005)
@@ -59,7 +59,7 @@ def test_csd_is_non_adjacent():
 
 
 def _pra_literal(values, b):
-    """Straight from DESIGN §4 on plain binary magnitudes."""
+    """Straight from docs/design.md §4 on plain binary magnitudes."""
     v = [abs(x) for x in values]
     cycles = 0
     while any(v):

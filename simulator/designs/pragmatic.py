@@ -45,7 +45,7 @@ def signed_digits(n: int, encoding: Encoding) -> list[tuple[int, int]]:
 
 
 def booth_digits(n: int) -> list[tuple[int, int]]:
-    """DNNsim's Booth-like recoding (DESIGN §4) with term signs: a term set inside a run of ones is negative,
+    """DNNsim's Booth-like recoding (docs/design.md §4) with term signs: a term set inside a run of ones is negative,
     the term opening a run (window 111) is positive at the position above the run."""
     bits = [(n << 2) >> (17 - i) & 1 for i in range(18)]  # bits[0] = most significant of the 18-bit string
     out = []
