@@ -19,14 +19,15 @@ from typing import Any
 
 import yaml
 
-from .designs import MODELS, DesignModel
 from .knobs import (
+    DESIGNS,
     ENGINE_NEUTRAL,
     MACHINE,
     Backend,
     ConfigError,
     DepthwiseMapping,
     Design,
+    DesignSpec,
     Encoding,
     Knob,
     Promotion,
@@ -40,11 +41,11 @@ __all__ = ["KNOBS", "ArchConfig", "Backend", "ConfigError", "DepthwiseMapping", 
            "Promotion", "SearchShape", "Serial", "Sync", "design_knobs", "load_arch", "preset_names"]
 
 
-def _model(design: Design) -> DesignModel:
+def _model(design: Design) -> DesignSpec:
     try:
-        return MODELS[design]
+        return DESIGNS[design]
     except KeyError:
-        raise ConfigError(f"design {design!r} has no cost model") from None
+        raise ConfigError(f"design {design} has no model (simulator.designs defines them)") from None
 
 
 def design_knobs(design: Design | str) -> dict[str, Knob]:
@@ -63,16 +64,28 @@ def _design(value: Any) -> Design:
         raise ConfigError(f"design ({value!r}) must be one of: {', '.join(d.value for d in Design)}") from None
 
 
-def _all_knobs() -> dict[str, Knob]:
-    out: dict[str, Knob] = {k.name: k for k in MACHINE}
-    for model in MODELS.values():
-        for k in model.knobs:
-            out.setdefault(k.name, k)
-    return out
+class _AllKnobs(Mapping):
+    """Every knob name of every design (the first declaration of each), read when asked (designs register as their
+    modules are imported)."""
+
+    def _table(self) -> dict[str, Knob]:
+        out: dict[str, Knob] = {k.name: k for k in MACHINE}
+        for model in DESIGNS.values():
+            for k in model.knobs:
+                out.setdefault(k.name, k)
+        return out
+
+    def __getitem__(self, name: str) -> Knob:
+        return self._table()[name]
+
+    def __iter__(self):
+        return iter(self._table())
+
+    def __len__(self) -> int:
+        return len(self._table())
 
 
-KNOBS: dict[str, Knob] = _all_knobs()  # every knob name of every design (the first declaration of each)
-
+KNOBS: Mapping[str, Knob] = _AllKnobs()
 
 @dataclass(frozen=True, eq=False)
 class ArchConfig:
@@ -131,8 +144,8 @@ class ArchConfig:
 
     # ----------------------------------------------------------------- derived facts the engines use
     @property
-    def model(self) -> DesignModel:
-        """The design's cost model."""
+    def model(self):
+        """The design's model (a ``simulator.designs.DesignModel``: its knobs and cost rules)."""
         return _model(self.design)
 
     @property
@@ -190,7 +203,7 @@ class _Frozen(dict):
 def _unknown_knob_message(design: Design, unknown: list[str], declared: dict[str, Knob]) -> str:
     parts = []
     for k in unknown:
-        owners = [d.value for d, m in MODELS.items() if any(kn.name == k for kn in m.knobs)]
+        owners = [d.value for d, m in DESIGNS.items() if any(kn.name == k for kn in m.knobs)]
         if owners:
             parts.append(f"{design} has no knob {k!r} (a knob of {', '.join(owners)})")
         else:

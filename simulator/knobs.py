@@ -1,8 +1,10 @@
 """Knobs: what a design can be configured with. Typed, ranged, documented; validated one value at a time.
 
-Every design declares its knobs next to its cost rule (``simulator/designs/<design>.py``, ``knobs``), built
-from the catalogue below with the design's own default, choices and help (``Knob.but``). Every design also
-has the machine knobs (``MACHINE``: geometry, clock, mapping), with defaults it may override.
+Every design declares its knobs next to its cost rule (``simulator/designs/<design>.py``: a ``DesignSpec``
+subclass, through ``DesignModel``), built from the catalogue below with the design's own default, choices and
+help (``Knob.but``). Every design also has the machine knobs (``MACHINE``: geometry, clock, mapping), with
+defaults it may override. Defining a design class registers it in ``DESIGNS``, where the configuration
+(``simulator.config``) finds it.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 
 class ConfigError(ValueError):
@@ -177,3 +180,35 @@ SYNC = Knob("sync", Sync, Sync.LOCKSTEP, "both operands serial: lockstep (whole 
 
 # What the engines read for every design, and the value that means "this design has no such feature".
 ENGINE_NEUTRAL: dict[str, Any] = {"run_ahead": 0, "group_size": 1, "sync": Sync.LOCKSTEP}
+
+
+# ----------------------------------------------------------------------------- designs
+class DesignSpec:
+    """What configures a design: its knobs and the rules between them (the cost model's other half is
+    ``simulator.designs.base.DesignModel``). Every subclass that sets ``design`` is registered in ``DESIGNS``."""
+
+    design: ClassVar[Design]
+    knobs: ClassVar[tuple[Knob, ...]] = ()  # this design's knobs beyond the machine's (serial, encoding first)
+    machine: ClassVar[dict[str, Any]] = {}  # machine-knob defaults this design changes
+    group_axis: ClassVar[str | None] = None  # what group_size groups: None = the serial operand's units; "lanes"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "design" in cls.__dict__:
+            DESIGNS[cls.design] = cls()
+
+    def serial(self, knobs: Mapping[str, Any]) -> Serial:
+        """The operand processed term by term, given the knob values."""
+        return knobs["serial"]
+
+    def check(self, knobs: Mapping[str, Any]) -> None:
+        """Rules across knobs (ConfigError naming the knobs and values). Default: ``group_size`` divides the units
+        it groups (columns, rows for weight-serial designs, or lanes)."""
+        if "group_size" not in knobs:
+            return
+        axis = self.group_axis or ("rows" if self.serial(knobs) == Serial.WEIGHT else "columns")
+        if knobs[axis] % knobs["group_size"]:
+            raise ConfigError(f"{axis} ({knobs[axis]}) must be a multiple of group_size ({knobs['group_size']})")
+
+
+DESIGNS: dict[Design, DesignSpec] = {}  # every design class defined so far (simulator.designs defines them all)

@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from workloads import Layer, LayerKind
 from workloads.bricks import Lowered, lower, lowered_elements
 
+from .config import ArchConfig
 from .knobs import ConfigError, DepthwiseMapping, Serial
-
-if TYPE_CHECKING:
-    from .config import ArchConfig
 
 BYTES_PER_LOWERED_VALUE = 16  # the lowered tensors (int32), their bricks and per-brick statistics, with room
 

@@ -26,16 +26,13 @@ filter's next h rows, so (16 lanes or fewer) each thread remembers recent fillin
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 from numba import get_num_threads, njit, prange
 from numba.cpython.unsafe.numbers import trailing_zeros
 
+from .config import ArchConfig
 from .knobs import Promotion, SearchShape
-
-if TYPE_CHECKING:
-    from .config import ArchConfig
 
 MEMO_BITS = 16  # entries (2^) of each thread's table of row fillings
 

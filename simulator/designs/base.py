@@ -17,19 +17,15 @@ hooks.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
-from ..knobs import ConfigError, Design, Knob, Serial
-from ..plan import Operand
+from ..config import ArchConfig
+from ..knobs import DesignSpec
+from ..plan import LayerPlan, Operand
 from ..sync import MODE_MAX
-
-if TYPE_CHECKING:
-    from ..config import ArchConfig
-    from ..plan import LayerPlan
 
 # One cycle of one unit in the reference engine: the (lane, coefficient) pairs it consumes; the datapath
 # adds coefficient * other_operand[lane] to the partial sum of every PE sharing the unit.
@@ -46,34 +42,17 @@ class BrickStats:
     extra: int = 0
 
 
-class DesignModel:
-    """One design: its knobs and its cost model. Subclasses live one per module in this package.
+class DesignModel(DesignSpec):
+    """One design: its knobs (``DesignSpec``: ``design``, ``knobs``, ``machine``, ``group_axis``, ``check``) and
+    its cost model. Subclasses live one per module in this package.
 
     The engines use the brick path (``brick_stats`` for the fast engine, ``reference_cycles`` for the
     reference engine) unless the design overrides the whole-layer hooks ``fast_layer`` / ``reference_layer``
     (front ends such as Bit-Tactical's scheduler, or designs with their own array such as Bit Fusion).
     """
 
-    design: ClassVar[Design]
-    knobs: ClassVar[tuple[Knob, ...]] = ()  # this design's knobs beyond the machine's (serial, encoding first)
-    machine: ClassVar[dict[str, Any]] = {}  # machine-knob defaults this design changes
-    group_axis: ClassVar[str | None] = None  # what group_size groups: None = the serial operand's units; "lanes"
     supports_fp32_weights: ClassVar[bool] = False  # float32-weight layers (BitX) need an explicit model
     cost_is_terms: ClassVar[bool] = False  # value_cost == the value's terms under arch.encoding (Pragmatic)
-
-    # ----------------------------------------------------------------- configuration
-    def serial(self, knobs: Mapping[str, Any]) -> Serial:
-        """The operand processed term by term, given the knob values."""
-        return knobs["serial"]
-
-    def check(self, knobs: Mapping[str, Any]) -> None:
-        """Rules across knobs (ConfigError naming the knobs and values). Default: ``group_size`` divides the units
-        it groups (columns, rows for weight-serial designs, or lanes)."""
-        if "group_size" not in knobs:
-            return
-        axis = self.group_axis or ("rows" if self.serial(knobs) == Serial.WEIGHT else "columns")
-        if knobs[axis] % knobs["group_size"]:
-            raise ConfigError(f"{axis} ({knobs[axis]}) must be a multiple of group_size ({knobs['group_size']})")
 
     # ----------------------------------------------------------------- whole-layer hooks (optional)
     def fast_layer(self, plan: LayerPlan) -> tuple[int, int, int] | None:

@@ -27,7 +27,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import deque
-from typing import TYPE_CHECKING
 
 import numpy as np
 from numba import njit, prange
@@ -37,13 +36,11 @@ from workloads.bricks import channels_are_bricked_in_order, weight_brick_index
 from workloads.layer import WeightFormat
 
 from .. import kernels
+from ..config import ArchConfig
 from ..knobs import ENCODING, GROUP_SIZE, RUN_AHEAD, SERIAL, ConfigError, Design, Encoding, Knob, Serial
 from ..plan import LayerPlan, Operand
 from ..sync import MODE_MAX, run_column_pipeline, run_synchronized
 from .base import BrickStats, Cycle, DesignModel
-
-if TYPE_CHECKING:
-    from ..config import ArchConfig
 
 FP32_MANTISSA_BITS = 24  # hidden bit + 23 fraction bits: the aligned columns of a float32 group
 FP32_MIN_EXP = -126  # exponent of the smallest normal float32 (subnormals share it, without the hidden bit)

@@ -7,20 +7,16 @@ trailing zero bits common to the unit are skipped too: ``max msb - min lsb + 1 (
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from workloads.bits import value_widths
 
+from ..config import ArchConfig
 from ..encodings import brick_msb_lsb
 from ..knobs import ENCODING, GROUP_SIZE, MINOR_BIT, RUN_AHEAD, SERIAL, Design, Encoding, Serial
 from ..plan import Operand
 from ..sync import MODE_PRECISION
 from .base import BrickStats, Cycle, DesignModel, twos_complement_bits, unsigned_bits
-
-if TYPE_CHECKING:
-    from ..config import ArchConfig
 
 
 class DynamicStripes(DesignModel):

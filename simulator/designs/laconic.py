@@ -8,18 +8,14 @@ design with buffers would.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from workloads.bits import value_terms
 
+from ..config import ArchConfig
 from ..encodings import ENCODING_CODE
 from ..knobs import ENCODING, SERIAL, SYNC, Design, Encoding, Serial
 from ..plan import Operand
 from .base import BothSerialModel
 from .pragmatic import TERMS, signed_digits
-
-if TYPE_CHECKING:
-    from ..config import ArchConfig
 
 
 class Laconic(BothSerialModel):

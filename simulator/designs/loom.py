@@ -8,19 +8,15 @@ processed ``serial_bits`` bits per cycle at the width detected for the column's 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from workloads.bits import value_widths
 
+from ..config import ArchConfig
 from ..encodings import brick_msb_lsb
 from ..knobs import ENCODING, SERIAL, SYNC, Design, Encoding, Knob, Serial
 from ..plan import Operand
 from .base import BothSerialModel, twos_complement_bits, unsigned_bits
-
-if TYPE_CHECKING:
-    from ..config import ArchConfig
 
 
 def detected_widths(bricks: np.ndarray, signed: bool) -> np.ndarray:

@@ -8,19 +8,15 @@ activation (the paper) or the weight (``serial: weight``; the Bit-Pruner style e
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from workloads.bits import value_terms
 
+from ..config import ArchConfig
 from ..encodings import ENCODING_CODE, brick_pra_costs
 from ..knobs import ENCODING, FIRST_STAGE_BITS, GROUP_SIZE, RUN_AHEAD, SERIAL, Design, Encoding, Serial
 from ..plan import Operand
 from .base import BrickStats, Cycle, DesignModel
-
-if TYPE_CHECKING:
-    from ..config import ArchConfig
 
 TERMS = (Encoding.BOOTH, Encoding.BINARY, Encoding.CSD)
 TERM_HELP = "terms of the serial operand: booth (DNNsim's recoding), binary (essential bits) or csd"

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
+from ..config import ArchConfig
 from ..knobs import ENCODING, SERIAL, Design, Encoding, Serial
 from ..plan import Operand
 from .base import BrickStats, Cycle, DesignModel, twos_complement_bits, unsigned_bits
-
-if TYPE_CHECKING:
-    from ..config import ArchConfig
 
 
 class Stripes(DesignModel):

@@ -22,20 +22,16 @@ is its own unit.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 from numba import njit, prange
 
 from workloads.bits import popcount, top_bits
 from workloads.bricks import channels_are_bricked_in_order, weight_brick_index
 
+from ..config import ArchConfig
 from ..knobs import ENCODING, GROUP_SIZE, RUN_AHEAD, SERIAL, Design, Encoding, Knob, Serial
 from ..plan import LayerPlan, Operand
 from .base import BrickStats, Cycle, DesignModel
-
-if TYPE_CHECKING:
-    from ..config import ArchConfig
 
 
 @njit(cache=True, parallel=True)

@@ -8,18 +8,14 @@ every row's brick is zero is skipped; in FC layers it is not issued).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
+from ..config import ArchConfig
 from ..encodings import zero_bricks
 from ..knobs import ENCODING, FIRST_STAGE_BITS, GROUP_SIZE, RUN_AHEAD, SERIAL, Design, Encoding, Knob, Serial
 from ..plan import Operand
 from .base import BrickStats, Cycle
 from .pragmatic import TERM_HELP, TERMS, Pragmatic
-
-if TYPE_CHECKING:
-    from ..config import ArchConfig
 
 
 class WeightSerial(Pragmatic):
