@@ -1,5 +1,16 @@
-"""Workload -> workload transforms with a report (depends only on ``workloads``): SWIS decomposition."""
+"""Workload -> workload transforms that make bit-sparse, lane-balanced weights, each with a per-layer report.
 
-from .swis import METHODS, SwisResult, decompose, decompose_workload
+Every method follows one contract (``pruning.base``): ``pruning.<method>(workload, *, params, layers=None,
+seed=0) -> PruneResult``; ``METHODS`` lists them with their typed parameters and ``prune(workload, name,
+**params)`` dispatches. Depends only on ``workloads``.
+"""
 
-__all__ = ["METHODS", "SwisResult", "decompose", "decompose_workload"]
+from .base import METHODS, Method, Param, PruneResult, PruningError, prune
+from .bit_balance import bit_balance
+from .bit_budget import bit_budget
+from .magnitude import magnitude
+from .n_of_g import n_of_g
+from .swis import SwisResult, decompose, decompose_workload
+
+__all__ = ["METHODS", "Method", "Param", "PruneResult", "PruningError", "SwisResult", "bit_balance", "bit_budget",
+           "decompose", "decompose_workload", "magnitude", "n_of_g", "prune"]

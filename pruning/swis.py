@@ -52,7 +52,7 @@ from workloads import Workload
 from workloads.bits import msb_index, popcount, top_bits
 from workloads.bricks import channel_groups, layer_channel_groups
 
-METHODS = ("swis", "truncate", "shared_msb", "fixed")
+DECOMPOSITIONS = ("swis", "truncate", "shared_msb", "fixed")
 EXACT_TABLE_LIMIT = 1 << 21  # exhaustive search when C(B, N) position sets x 2^B magnitudes fit this table
 _MAX_SWAP_ROUNDS = 256
 
@@ -258,8 +258,8 @@ def _check_knobs(shared_terms: int, group_size: int, method: str) -> None:
     for name, value in (("shared_terms", shared_terms), ("group_size", group_size)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} ({value!r}) must be a positive integer")
-    if method not in METHODS:
-        raise ValueError(f"method ({method!r}) must be one of: {', '.join(METHODS)}")
+    if method not in DECOMPOSITIONS:
+        raise ValueError(f"method ({method!r}) must be one of: {', '.join(DECOMPOSITIONS)}")
 
 
 def _decompose_groups(weights: np.ndarray, groups: np.ndarray, shared_terms: int, method: str,
@@ -280,7 +280,7 @@ def _decompose_groups(weights: np.ndarray, groups: np.ndarray, shared_terms: int
         else:
             approx_mags, sse = _search_local(mags, negs, n, cap_pos, cap_neg, nbits, fixed_mask)
     else:
-        approx_mags = _truncate(mags, shared_terms, METHODS.index(method) - 1, fixed_mask)
+        approx_mags = _truncate(mags, shared_terms, DECOMPOSITIONS.index(method) - 1, fixed_mask)
         sse = ((mags - approx_mags) ** 2).sum(axis=1)
     approx = np.where(negs, -approx_mags, approx_mags)
     out = flat.copy()
@@ -326,7 +326,7 @@ def decompose_workload(workload: Workload, *, shared_terms: int, group_size: int
     for layer in workload.layers:
         groups = layer_channel_groups(layer, int(group_size), first_layer_space_to_depth)
         results = {m: _decompose_groups(layer.weights, groups, int(shared_terms), m, layer.weight_bits,
-                                        layer.weight_signed) for m in METHODS}
+                                        layer.weight_signed) for m in DECOMPOSITIONS}
         layers.append(layer.with_values(weights=results[method].weights))
         mean_sq = float((layer.weights.astype(np.float64) ** 2).mean())
         row = {"layer": layer.name, "kind": str(layer.kind), "weights": int(layer.weights.size),

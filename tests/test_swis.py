@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pruning import METHODS, decompose, decompose_workload
+from pruning import decompose, decompose_workload
+from pruning.swis import DECOMPOSITIONS
 from simulator import effective_weights, load_arch, simulate_layer
 from simulator.config import Design
 from simulator.designs import MODELS, Operand
@@ -192,7 +193,7 @@ def _used_positions(res) -> np.ndarray:
 @given(weight_tensors(), st.integers(1, 4), st.integers(1, 5))
 def test_swis_is_never_worse_than_the_shared_baselines(tensor, n, group):
     w, bits = tensor
-    res = {m: decompose(w, shared_terms=n, group_size=group, method=m, weight_bits=bits) for m in METHODS}
+    res = {m: decompose(w, shared_terms=n, group_size=group, method=m, weight_bits=bits) for m in DECOMPOSITIONS}
     swis = res["swis"]
     assert (swis.group_sse <= res["shared_msb"].group_sse).all()
     assert (swis.group_sse <= res["fixed"].group_sse).all()
@@ -224,7 +225,7 @@ def test_wide_weights_heuristic_keeps_the_guarantees(seed, n, bits):
     rng = np.random.default_rng(seed)
     w = np.clip(np.round(rng.laplace(0, 1 << (bits - 5), (3, 24))), -(1 << (bits - 1)), (1 << (bits - 1)) - 1)
     w = w.astype(np.int32)
-    res = {m: decompose(w, shared_terms=n, group_size=8, method=m, weight_bits=bits) for m in METHODS}
+    res = {m: decompose(w, shared_terms=n, group_size=8, method=m, weight_bits=bits) for m in DECOMPOSITIONS}
     assert (res["swis"].group_sse <= res["shared_msb"].group_sse).all()
     assert (res["swis"].group_sse <= res["fixed"].group_sse).all()
     assert (_used_positions(res["swis"]) <= n).all()
@@ -353,7 +354,7 @@ def read_legacy_torch_state_dict(path: Path) -> dict[str, np.ndarray]:
 
 
 def _errors(w: np.ndarray, n: int, group: int = 16) -> dict[str, float]:
-    return {m: decompose(w, shared_terms=n, group_size=group, method=m, weight_bits=8).mse for m in METHODS}
+    return {m: decompose(w, shared_terms=n, group_size=group, method=m, weight_bits=8).mse for m in DECOMPOSITIONS}
 
 
 @pytest.mark.parametrize("n", [2, 3, 4])

@@ -1,0 +1,137 @@
+"""Bit-Pruner's restructuring for a lane-synchronous bit-serial engine (Zhao et al., TCAD 42(5), 2023).
+
+On a weight-serial engine whose lanes run in lockstep with full per-lane shifters (the ``bsa`` preset), a group
+of ``lanes`` weights that share a step costs the largest popcount among them: one heavy weight stalls the whole
+group. This method gives every group a term budget b (its weights are capped at b one bits each: a weight with
+more becomes the nearest value with at most b one bits, ties to the smaller magnitude, never leaving the range),
+and chooses the budgets so that the layer reaches ``target`` bit sparsity with the least squared error.
+
+What the sources leave open, and what this method does (docs/pruning.md):
+
+- Groups are the lanes of a weight brick in the simulator's order (``workloads.bricks.layer_channel_groups`` with
+  ``lanes`` consecutive input channels of one filter at one kernel position, space-to-depth included).
+- Terms are binary one bits of the sign-magnitude value (Bit-Pruner's bit sparsity).
+- Budgets minimise the total squared error subject to the layer's bit sparsity: for a multiplier lambda, each
+  group takes the budget minimising ``error + lambda * bits`` (its own choice, independent of the others); the
+  smallest lambda that reaches ``target`` is found by bisection (a layer already sparser than ``target`` is left
+  as it is). The cost the engine sees, the mean budget actually used (max popcount per group), is reported
+  before and after as ``group_cycles_before`` / ``group_cycles_after``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from numba import njit
+
+from workloads import Layer, Workload
+from workloads.bricks import layer_channel_groups
+
+from .base import (
+    METHODS,
+    Param,
+    PruneResult,
+    assemble,
+    check_layers_param,
+    magnitude_bits,
+    magnitude_cap,
+    register,
+    selected,
+)
+from .bit_budget import allowed_magnitudes, nearest_table
+
+
+@njit(cache=True)
+def _group_tables(mags: np.ndarray, near: np.ndarray, pop: np.ndarray):
+    """Per group (rows of ``mags``) and budget b (rows of ``near``): squared error and one bits left when every
+    magnitude is capped at b one bits."""
+    n_g, g = mags.shape
+    n_b = near.shape[0]
+    err = np.zeros((n_g, n_b), dtype=np.float64)
+    ones = np.zeros((n_g, n_b), dtype=np.int64)
+    for i in range(n_g):
+        for b in range(n_b):
+            e = 0.0
+            o = 0
+            for j in range(g):
+                m = mags[i, j]
+                v = near[b, m]
+                e += float(m - v) * float(m - v)
+                o += pop[v]
+            err[i, b] = e
+            ones[i, b] = o
+    return err, ones
+
+
+@njit(cache=True)
+def _choose(err: np.ndarray, ones: np.ndarray, lam: float) -> tuple:
+    """Per group, the budget minimising err + lam * ones (ties: the larger budget); returns (budgets, total ones)."""
+    n_g, n_b = err.shape
+    budget = np.empty(n_g, dtype=np.int64)
+    total = 0
+    for i in range(n_g):
+        best = n_b - 1
+        best_cost = err[i, best] + lam * ones[i, best]
+        for b in range(n_b - 2, -1, -1):
+            c = err[i, b] + lam * ones[i, b]
+            if c < best_cost:
+                best_cost = c
+                best = b
+        budget[i] = best
+        total += ones[i, best]
+    return budget, total
+
+
+def balance_layer(layer: Layer, lanes: int, target: float, first_layer_space_to_depth: bool = True):
+    """(new weights, group cycles before, after) of one layer: per-group budgets reaching ``target`` bit sparsity
+    with the least squared error."""
+    cap = magnitude_cap(layer)
+    groups = layer_channel_groups(layer, lanes, first_layer_space_to_depth)
+    flat = layer.weights.ravel().astype(np.int64)
+    real = groups >= 0
+    mags = np.where(real, np.abs(flat[np.maximum(groups, 0)]), 0)
+    pop = np.bitwise_count(np.arange(cap + 2)).astype(np.int64)
+    top = int(pop[mags].max()) if mags.size else 0
+    near = np.stack([nearest_table(cap, allowed_magnitudes(cap, b)) for b in range(top + 1)])
+    err, ones = _group_tables(mags, near, pop)
+    limit = (1 - target) * flat.size * magnitude_bits(layer)  # one bits the layer may keep
+    before = float(pop[mags].max(axis=1).mean()) if mags.size else 0.0
+    if ones[:, top].sum() <= limit:
+        return layer.weights, before, before
+    lo, hi = 0.0, 1.0
+    while _choose(err, ones, hi)[1] > limit:
+        hi *= 2
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if _choose(err, ones, mid)[1] > limit:
+            lo = mid
+        else:
+            hi = mid
+    budget, _ = _choose(err, ones, hi)
+    capped = near[budget[:, None], mags]
+    out = flat.copy()
+    out[groups[real]] = (np.sign(flat[groups[real]]) * capped[real])
+    after = float(pop[capped].max(axis=1).mean()) if mags.size else 0.0
+    return out.reshape(layer.weights.shape), before, after
+
+
+@register("bit_balance",
+          Param("target", float, "bit sparsity each layer reaches (sign-magnitude)", lo=0.0, hi=1.0),
+          Param("lanes", int, "weights that run in lockstep: the lanes of a weight brick", 16, lo=1),
+          Param("first_layer_space_to_depth", bool, "group a strided 3-channel first conv as the simulator does",
+                True),
+          summary="Bit-Pruner restructuring: per lane-group bit budgets reaching a target bit sparsity")
+def bit_balance(workload: Workload, *, target: float, lanes: int = 16, first_layer_space_to_depth: bool = True,
+                layers: Sequence[str] | None = None, seed: int = 0) -> PruneResult:
+    """Cap every lane group's weights at a bit budget chosen for least squared error at ``target`` bit sparsity."""
+    check_layers_param(layers)
+    params = METHODS["bit_balance"].bind({"target": target, "lanes": lanes,
+                                          "first_layer_space_to_depth": first_layer_space_to_depth})
+    new, extra = {}, {}
+    for layer in selected(workload, layers, "bit_balance"):
+        out, before, after = balance_layer(layer, params["lanes"], params["target"],
+                                           params["first_layer_space_to_depth"])
+        new[layer.name] = out
+        extra[layer.name] = {"group_cycles_before": before, "group_cycles_after": after}
+    return assemble(workload, "bit_balance", params, new, extra)
