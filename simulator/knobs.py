@@ -34,6 +34,7 @@ class Design(enum.StrEnum):
     SWIS = "swis"
     WEIGHT_SERIAL = "weight_serial"
     BITFUSION = "bitfusion"
+    CAMBRICON_X = "cambricon_x"
 
 
 class Serial(enum.StrEnum):
