@@ -502,3 +502,72 @@ def test_fuzz_corrupted_archive_bytes_only_raise_workload_errors(valid_file, dat
     bad = path.with_name("corrupted.npz")
     bad.write_bytes(bytes(raw))
     _load_or_workload_error(bad)
+
+
+# ----------------------------------------------------------------------------- Ctrl-C around the temporary file
+def _ctrl_c() -> None:
+    import signal
+
+    os.kill(os.getpid(), signal.SIGINT)  # a real SIGINT: Python raises KeyboardInterrupt at its next chance
+
+
+def test_ctrl_c_just_after_the_temporary_file_is_created_leaves_nothing(tmp_path, monkeypatch):
+    import tempfile
+
+    from workloads import atomic
+
+    real = tempfile.mkstemp
+
+    def mkstemp_then_ctrl_c(*args, **kwargs):
+        made = real(*args, **kwargs)
+        _ctrl_c()
+        return made
+
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", mkstemp_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        with atomic.atomic_write(tmp_path / "w.npz") as fh:
+            fh.write(b"data")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_second_ctrl_c_during_cleanup_still_removes_the_temporary_file(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from workloads import atomic
+
+    real = Path.unlink
+
+    def unlink_after_ctrl_c(self, *args, **kwargs):
+        _ctrl_c()
+        return real(self, *args, **kwargs)
+
+    with pytest.raises(KeyboardInterrupt):
+        with atomic.atomic_write(tmp_path / "w.npz") as fh:
+            fh.write(b"half")
+            monkeypatch.setattr(Path, "unlink", unlink_after_ctrl_c)
+            raise KeyboardInterrupt  # the first Ctrl-C
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_umask_is_restored_after_a_ctrl_c_while_reading_it(tmp_path, monkeypatch):
+    from workloads import atomic
+
+    before = os.umask(0o022)
+    os.umask(before)
+    real, calls = os.umask, []
+
+    def umask_then_ctrl_c(mask):
+        calls.append(mask)
+        old = real(mask)
+        if len(calls) == 1:
+            _ctrl_c()
+        return old
+
+    monkeypatch.setattr(atomic.os, "umask", umask_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        with atomic.atomic_write(tmp_path / "w.npz") as fh:
+            fh.write(b"whole")
+    monkeypatch.undo()
+    now = os.umask(before)
+    assert now == before and list(tmp_path.iterdir()) == []
