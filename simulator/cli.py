@@ -23,7 +23,7 @@ from typing import Any, TextIO
 
 import pandas as pd
 
-from workloads import Workload, WorkloadError, registry, synthetic
+from workloads import Workload, WorkloadError, importers, registry, synthetic
 from workloads.atomic import atomic_write
 
 from .config import KNOB_HELP, KNOBS, ArchConfig, ConfigError, load_arch, parse_knob_value, preset_dirs, preset_names
@@ -145,6 +145,9 @@ def load_workload(spec: str, *, seed: int | None = None, layers: int | None = No
             raise CliError("--seed applies only to the built-in synthetic workloads, not to a real workload")
         workload = registry.load_builtin(spec, images=images, data_dir=data_dir, precision=precision)
         return _first_layers(workload, layers)
+    if path.is_file() and path.suffix.lower() in importers.SUFFIXES:
+        raise CliError(f"{path} is a model file ({importers.importer_for(path).description}), not a workload: "
+                       f"import it first with `{PROG} import {shlex.quote(spec)} --out W.npz`")
     if path.is_file() or path.suffix == ".npz" or os.sep in spec or "/" in spec:
         if seed is not None:
             raise CliError("--seed applies only to the built-in synthetic workloads, not to a workload file")

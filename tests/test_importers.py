@@ -370,3 +370,13 @@ def test_table_module_imports_no_optional_package():
 
 def test_registry_uses_the_table_module():
     assert registry.IMPORTER_TABLE is importers.IMPORTERS
+
+
+def test_a_model_file_given_as_a_workload_points_to_bitserial_import(tmp_path, capsys):
+    model = tmp_path / "net.tflite"
+    model.write_bytes(RESNET8.read_bytes())
+    assert main(["simulate", "stripes", "-w", str(model)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert f"is a model file (TFLite models (.tflite)), not a workload: import it first with `bitserial import " \
+           f"{model} --out W.npz`" in err
