@@ -91,10 +91,11 @@ def cifar_preprocess(images: np.ndarray) -> torch.Tensor:
 
 def _torch_error(exc: BaseException) -> str:
     """The informative line of a torch.load error (its weights-only errors span many lines of advice)."""
+    marker = "WeightsUnpickler error:"
+    if marker in str(exc):  # "... advice ... WeightsUnpickler error: \n\nUnsupported operand 110\n\n... advice ..."
+        rest = [line.strip() for line in str(exc).split(marker, 1)[1].splitlines() if line.strip()]
+        return f"weights-only unpickler: {rest[0]}" if rest else "weights-only unpickler error"
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    for line in lines:
-        if "WeightsUnpickler error" in line:
-            return line
     text = lines[0] if lines else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
