@@ -115,17 +115,19 @@ def test_tflite_renamed_or_dropped_layer_is_refused_not_run_with_the_file_weight
 
 
 @needs_tflite
-def test_inputs_carrying_different_weights_are_refused():
-    datasets = shared_path("datasets")
+def test_inputs_carrying_different_weights_are_refused(tmp_path):
+    rng = np.random.default_rng(0)  # a stand-in CIFAR-10 test set: the layer sets are what is checked here
+    np.savez(tmp_path / "cifar10_test.npz", images=rng.integers(0, 256, (10000, 32, 32, 3), dtype=np.uint8),
+             labels=rng.integers(0, 10, 10000))
     two = load_builtin("resnet8-cifar10-int8", images=2)  # one layer set per input: 00_conv@0, 00_conv@1, ...
     one = load_builtin("resnet8-cifar10-int8")
-    assert evaluate(two, limit=20, datasets_dir=datasets) == evaluate(one, limit=20, datasets_dir=datasets)
+    assert evaluate(two, limit=8, datasets_dir=tmp_path) == evaluate(one, limit=8, datasets_dir=tmp_path)
     fc = two["09_fc@1"]
     changed = Workload(two.name, [layer.with_values(weights=-fc.weights) if layer.name == "09_fc@1" else layer
                                   for layer in two], two.meta)
     with pytest.raises(WorkloadError, match=r"layer '09_fc': input '09_fc@1' carries different weights from "
                                             r"'09_fc@0'"):
-        evaluate(changed, limit=20, datasets_dir=datasets)
+        evaluate(changed, limit=8, datasets_dir=tmp_path)
 
 
 @needs_tflite

@@ -178,7 +178,7 @@ def _mutate(data, raw: bytes, *, head: int | None = None) -> bytes:
 
 
 @needs_tflite
-@settings(max_examples=80, derandomize=True, deadline=None, database=None)
+@settings(max_examples=60, derandomize=True, deadline=None, database=None)
 @given(data=st.data())
 def test_fuzz_damaged_tflite_only_raises_workload_errors(fuzz_dir, data):
     from workloads.datasets import load_image
