@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from workloads import Workload, WorkloadError, registry, synthetic
+from workloads import Workload, WorkloadError, importers, registry, synthetic
 
 from .config import KNOBS, ArchConfig, ConfigError, Design, load_arch, parse_knob_value, preset_names
 from .designs import MODELS
@@ -106,6 +106,9 @@ def load_workload(spec: str, *, seed: int | None = None, layers: int | None = No
             raise CliError("--seed applies only to the built-in synthetic workloads, not to a real workload")
         workload = registry.load_builtin(spec, images=images, data_dir=data_dir, precision=precision)
         return _first_layers(workload, layers)
+    if path.is_file() and path.suffix.lower() in importers.SUFFIXES:
+        raise CliError(f"{path} is a model file ({importers.importer_for(path).description}), not a workload: "
+                       f"import it first with `{PROG} import {shlex.quote(spec)} --out W.npz`")
     if path.is_file() or path.suffix == ".npz" or os.sep in spec or "/" in spec:
         if seed is not None:
             raise CliError("--seed applies only to the built-in synthetic workloads, not to a workload file")
@@ -327,60 +330,24 @@ def _image_paths(args: argparse.Namespace, kind: str) -> list[Path]:
 
 
 def cmd_import(args: argparse.Namespace, command: str) -> int:
+    from workloads.importers import IMPORTERS, import_model_file, importer_for, model_input
+
     model = Path(args.model)
     if not model.is_file():
         raise CliError(f"{model}: no such model file")
-    suffix = model.suffix.lower()
-    name = args.name or model.stem
-    if args.arch is not None and suffix not in (".th", ".pt", ".pth"):
-        raise CliError("--arch applies only to a CIFAR ResNet checkpoint (.th)")
-    if suffix == ".onnx":
-        from workloads.importers.onnx import image_inputs, import_onnx
-
-        kind = "cifar10" if _onnx_hw(model) <= 32 else "imagenet"
-        workload = import_onnx(model, image_inputs(model, _image_paths(args, kind)), bits=args.bits, name=name)
-    elif suffix == ".tflite":
-        import numpy as np
-
-        from workloads.datasets import load_image
-        from workloads.importers.tflite import import_tflite, read_tflite
-
-        tfl = read_tflite(model)
-        shape = tfl.tensors[tfl.inputs[0]].shape
-        size = (int(shape[1]), int(shape[2]))
-        paths = _image_paths(args, "cifar10" if size[0] <= 32 else "imagenet")
-        images = np.stack([load_image(str(p), size) for p in paths])
-        workload = import_tflite(model, images, name=name)
-    elif suffix in (".th", ".pt", ".pth"):
-        if args.arch is None:
-            raise CliError(f"{model}: a PyTorch checkpoint needs --arch ({' | '.join(CIFAR_ARCHS)})")
-        import numpy as np
-
-        from workloads.datasets import load_image
-        from workloads.importers.pytorch import import_pytorch
-        from workloads.models.cifar_resnet import cifar_preprocess, load_cifar_resnet
-
-        images = np.stack([load_image(str(p), 32) for p in _image_paths(args, "cifar10")])
-        try:
-            net = load_cifar_resnet(CIFAR_ARCHS[args.arch], model)
-        except Exception as exc:  # noqa: BLE001 - torch.load raises pickle / runtime errors of many kinds
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise CliError(f"{model}: cannot load a {args.arch} checkpoint ({first})") from None
-        workload = import_pytorch(net, images, preprocess=cifar_preprocess, scheme="dfp16", name=name,
-                                  samples=len(images))
-    else:
-        raise CliError(f"{model}: unknown model type {suffix!r} (expected .tflite, .onnx or a .th checkpoint)")
+    checkpoint = IMPORTERS["pytorch"].suffixes
+    if args.arch is not None and model.suffix.lower() not in checkpoint:
+        raise CliError(f"--arch applies only to a CIFAR ResNet checkpoint ({', '.join(checkpoint)})")
+    importer = importer_for(model)  # by suffix, from the one table of importers
+    if importer.name == "pytorch" and args.arch is None:
+        raise CliError(f"{model}: a PyTorch checkpoint needs --arch ({' | '.join(CIFAR_ARCHS)})")
+    inputs = model_input(model)
+    workload = import_model_file(model, _image_paths(args, inputs.image_set), name=args.name or model.stem,
+                                 bits=args.bits, arch=args.arch)
     path = workload.save(args.out)
     print(f"imported {describe_workload(workload)}, {workload.macs} MACs")
     print(f"wrote {path}")
     return 0
-
-
-def _onnx_hw(model: Path) -> int:
-    import onnx
-
-    dims = onnx.load(str(model), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
-    return dims[-1].dim_value if len(dims) == 4 else 0
 
 
 # ----------------------------------------------------------------------------- entry point

@@ -89,3 +89,91 @@ def test_mobilenet_v2_matches_the_integer_ops_on_imagenet():
     got = evaluate(wl, limit=40, datasets_dir=datasets)
     images, labels, _ = load_imagenet_val(datasets, slice(0, 40))
     assert got == evaluate_tflite(model_path("mobilenet-v2-imagenet-uint8"), images, labels, label_offset=1)
+
+
+# ----------------------------------------------------------------------------- the workload must match the model
+def _renamed(workload: Workload, old: str, new: str, weights=None) -> Workload:
+    layers = []
+    for layer in workload:
+        if layer.name == old:
+            layer = layer.with_values(name=new, weights=layer.weights if weights is None else weights)
+        layers.append(layer)
+    return Workload(workload.name, layers, workload.meta)
+
+
+@needs_tflite
+def test_tflite_renamed_or_dropped_layer_is_refused_not_run_with_the_file_weights(tmp_path):
+    wl = load_builtin("resnet8-cifar10-int8")  # the bundled model and image
+    conv = wl["03_conv"]
+    renamed = _renamed(wl, "03_conv", "03_conv_pruned", np.zeros_like(conv.weights))
+    with pytest.raises(WorkloadError) as err:
+        evaluate(renamed, limit=5, datasets_dir=tmp_path)  # (refused before the evaluation set is read)
+    assert "'03_conv'" in str(err.value) and "'03_conv_pruned'" in str(err.value)
+    dropped = Workload(wl.name, [layer for layer in wl if layer.name != "03_conv"], wl.meta)
+    with pytest.raises(WorkloadError, match=r"has no layer '03_conv' of the model"):
+        evaluate(dropped, limit=5, datasets_dir=tmp_path)
+
+
+@needs_tflite
+def test_inputs_carrying_different_weights_are_refused(tmp_path):
+    rng = np.random.default_rng(0)  # a stand-in CIFAR-10 test set: the layer sets are what is checked here
+    np.savez(tmp_path / "cifar10_test.npz", images=rng.integers(0, 256, (10000, 32, 32, 3), dtype=np.uint8),
+             labels=rng.integers(0, 10, 10000))
+    two = load_builtin("resnet8-cifar10-int8", images=2)  # one layer set per input: 00_conv@0, 00_conv@1, ...
+    one = load_builtin("resnet8-cifar10-int8")
+    assert evaluate(two, limit=8, datasets_dir=tmp_path) == evaluate(one, limit=8, datasets_dir=tmp_path)
+    fc = two["09_fc@1"]
+    changed = Workload(two.name, [layer.with_values(weights=-fc.weights) if layer.name == "09_fc@1" else layer
+                                  for layer in two], two.meta)
+    with pytest.raises(WorkloadError, match=r"layer '09_fc': input '09_fc@1' carries different weights from "
+                                            r"'09_fc@0'"):
+        evaluate(changed, limit=8, datasets_dir=tmp_path)
+
+
+@needs_tflite
+def test_float_weights_are_refused(tmp_path):
+    wl = load_builtin("resnet8-cifar10-int8")
+    fc = wl["09_fc"]
+    floats = Workload(wl.name, [layer.with_values(weights=fc.weights.astype(np.float32) + 0.5,
+                                                  weight_format="fp32") if layer is fc else layer for layer in wl],
+                      wl.meta)
+    with pytest.raises(WorkloadError, match="'09_fc' has fp32 weights"):
+        evaluate(floats, limit=5, datasets_dir=tmp_path)
+
+
+@needs_tflite
+def test_tflite_weight_overrides_must_name_layers_of_the_model():
+    from workloads.datasets import load_image
+    from workloads.importers import tflite as T
+    from workloads.registry import model_path
+
+    path = model_path("resnet8-cifar10-int8")
+    image = load_image(registry.PACKAGE_DATA / "cifar10_00_3.png", 32)
+    wl = T.import_tflite(path, image)
+    fc = wl["09_fc"]
+    with pytest.raises(WorkloadError, match=r"\['9_fc'\], which name no layer of the model"):
+        T.tflite_logits(path, image, weights_override={"9_fc": fc.weights})
+    with pytest.raises(WorkloadError, match=r"weights of layer '09_fc' have shape \[10, 32\], the model's have "
+                                            r"\[10, 64\]"):
+        T.tflite_logits(path, image, weights_override={"09_fc": fc.weights[:, :32]})
+    with pytest.raises(WorkloadError, match="carries different weights"):
+        T.evaluate_tflite(path, image[None], [3], label_offset=0,
+                          weights_override={"09_fc@0": fc.weights, "09_fc@1": -fc.weights})
+    with pytest.raises(WorkloadError, match=r"no weights given for layer\(s\) \['00_conv'"):
+        T.tflite_scores(path, image[None], weights_override={"09_fc": fc.weights}, require_all=True)
+
+
+@needs_torch
+def test_pytorch_dropped_layer_is_refused(tmp_path):
+    from workloads.importers.pytorch import fold_batchnorm, quant_modules
+    from workloads.models.cifar_resnet import CifarResNet
+
+    model = tmp_path / registry.BUILTINS["resnet20-cifar10"].model
+    model.parent.mkdir(parents=True)
+    model.write_bytes(b"not read: the layers are checked first")
+    names = list(quant_modules(fold_batchnorm(CifarResNet(20))))
+    assert names[0] == "conv1" and names[-1] == "linear"
+    fc = [Layer.fc(n, np.arange(4), np.ones((2, 4), np.int32), act_bits=8, weight_bits=8) for n in names[1:]]
+    with pytest.raises(WorkloadError, match="has no layer 'conv1' of the model"):
+        evaluate(Workload("r20", fc, {"builtin": "resnet20-cifar10"}), limit=5, data_dir=tmp_path,
+                 datasets_dir=tmp_path)

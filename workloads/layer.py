@@ -1,4 +1,4 @@
-"""One layer of one input sample: the integers the hardware multiplies (DESIGN §2)."""
+"""One layer of one input sample: the integers the hardware multiplies (docs/design.md §2)."""
 
 from __future__ import annotations
 
@@ -74,8 +74,22 @@ def _as_fp32_array(name: str, array: Any) -> np.ndarray:
     return out
 
 
+def _int_field(name: str, what: str, value: Any) -> int:
+    """``value`` as a plain Python int: ints and numpy integer scalars only (no bools, floats or strings)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise WorkloadError(f"layer {name!r}: {what} ({value!r}) must be an integer, got {type(value).__name__}")
+    return int(value)
+
+
+def _bool_field(name: str, what: str, value: Any) -> bool:
+    """``value`` as a plain Python bool: bools and numpy bools only (0 / 1 / "yes" are refused)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise WorkloadError(f"layer {name!r}: {what} ({value!r}) must be a bool, got {type(value).__name__}")
+    return bool(value)
+
+
 def _check_bits(name: str, what: str, arr: np.ndarray, bits: int, signed: bool) -> None:
-    if not isinstance(bits, (int, np.integer)) or isinstance(bits, bool) or not 1 <= bits <= MAX_BITS:
+    if isinstance(bits, (bool, np.bool_)) or not isinstance(bits, (int, np.integer)) or not 1 <= bits <= MAX_BITS:
         raise WorkloadError(f"layer {name!r}: {what}_bits ({bits!r}) must be an integer in 1..{MAX_BITS}")
     if signed and bits < 2:
         raise WorkloadError(f"layer {name!r}: signed {what} need at least 2 bits, got {what}_bits={bits}")
@@ -92,18 +106,26 @@ def _check_bits(name: str, what: str, arr: np.ndarray, bits: int, signed: bool) 
 
 
 def _padding4(name: str, padding: Any) -> tuple[int, int, int, int]:
-    if isinstance(padding, (int, np.integer)) and not isinstance(padding, bool):
+    """An int (all four sides) or a sequence (top, bottom, left, right) of ints, as four plain ints."""
+    if isinstance(padding, (int, np.integer)) and not isinstance(padding, (bool, np.bool_)):
         pads = (int(padding),) * 4
+    elif isinstance(padding, (tuple, list, np.ndarray)) and np.ndim(padding) == 1 and len(padding) == 4:
+        for p in padding:
+            if isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, np.integer)):
+                raise WorkloadError(f"layer {name!r}: padding ({_plain(padding)!r}) must hold integers, "
+                                    f"got {p!r} ({type(p).__name__})")
+        pads = tuple(int(p) for p in padding)
     else:
-        try:
-            pads = tuple(int(p) for p in padding)
-        except TypeError:
-            raise WorkloadError(f"layer {name!r}: padding ({padding!r}) must be an int or a 4-tuple") from None
-        if len(pads) != 4:
-            raise WorkloadError(f"layer {name!r}: padding ({padding!r}) must be an int or (top, bottom, left, right)")
+        raise WorkloadError(f"layer {name!r}: padding ({_plain(padding)!r}) must be an int or "
+                            f"(top, bottom, left, right) ints")
     if min(pads) < 0:
-        raise WorkloadError(f"layer {name!r}: padding ({padding!r}) must not be negative")
+        raise WorkloadError(f"layer {name!r}: padding ({_plain(padding)!r}) must not be negative")
     return pads  # type: ignore[return-value]
+
+
+def _plain(value: Any) -> Any:
+    """Arrays as lists in messages."""
+    return value.tolist() if isinstance(value, np.ndarray) else value
 
 
 @dataclass(frozen=True, eq=False)
@@ -224,10 +246,17 @@ class Layer:
             wgts = _as_int_array(name, "weights", weights)
         if act_signed is None:
             act_signed = bool(acts.size and acts.min() < 0)
+        if meta is not None and not isinstance(meta, dict):
+            raise WorkloadError(f"layer {name!r}: meta must be a dict, got {type(meta).__name__}")
+        for what, bits in (("act_bits", act_bits), ("weight_bits", weight_bits)):
+            if isinstance(bits, (bool, np.bool_)) or not isinstance(bits, (int, np.integer)):
+                raise WorkloadError(f"layer {name!r}: {what} ({bits!r}) must be an integer in 1..{MAX_BITS}, "
+                                    f"got {type(bits).__name__}")
         layer = cls(
-            name=name, kind=kind, activations=acts, weights=wgts, stride=int(stride),
-            padding=_padding4(name, padding), groups=int(groups), act_bits=act_bits, weight_bits=weight_bits,
-            act_signed=bool(act_signed), weight_signed=bool(weight_signed), meta=dict(meta or {}),
+            name=name, kind=kind, activations=acts, weights=wgts, stride=_int_field(name, "stride", stride),
+            padding=_padding4(name, padding), groups=_int_field(name, "groups", groups), act_bits=int(act_bits),
+            weight_bits=int(weight_bits), act_signed=_bool_field(name, "act_signed", act_signed),
+            weight_signed=_bool_field(name, "weight_signed", weight_signed), meta=dict(meta or {}),
             weight_format=weight_format,
         )
         layer.validate()

@@ -30,10 +30,12 @@ from torch import nn
 
 from .importers.pytorch import FakeQuant, _forward, _prepare, calibrate, fold_batchnorm, quant_modules
 from .layer import MAX_BITS
-from .quantize import LayerQuant, TensorFormat, dfp_frac_bits, requantize_dfp
+from .quantize import LayerQuant, TensorFormat, dfp_frac_bits, profile_quants, requantize_dfp
 from .workload import Workload
 
 log = logging.getLogger(__name__)
+
+__all__ = ["COLUMNS", "apply_profile", "profile_precisions", "profile_quants"]
 
 COLUMNS = ["layer", "act_bits", "weight_bits", "act_frac_bits", "weight_frac_bits", "act_signed"]
 
@@ -145,17 +147,6 @@ def _grow(fmt: TensorFormat, max_bits: int) -> TensorFormat:
     if fmt.bits >= max_bits:
         return fmt
     return TensorFormat("dfp", fmt.bits + 1, fmt.signed, frac_bits=fmt.frac_bits + 1)
-
-
-def profile_quants(profile: pd.DataFrame, stats: dict | None = None) -> dict[str, LayerQuant]:
-    """The profile's formats as ``{layer: LayerQuant}`` (for :class:`FakeQuant` / ``import_pytorch(profile=)``)."""
-    out = {}
-    for row in profile.itertuples(index=False):
-        out[row.layer] = LayerQuant(
-            TensorFormat("dfp", int(row.act_bits), bool(row.act_signed), frac_bits=int(row.act_frac_bits)),
-            TensorFormat("dfp", int(row.weight_bits), True, frac_bits=int(row.weight_frac_bits)),
-        )
-    return out
 
 
 def apply_profile(workload: Workload, profile: pd.DataFrame) -> Workload:

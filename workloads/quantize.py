@@ -192,3 +192,18 @@ def requantize_dfp(q: np.ndarray, old_frac: int, new: TensorFormat) -> np.ndarra
     x = np.ldexp(np.asarray(q, dtype=np.float64), new.frac_bits - old_frac)
     lo, hi = new.range
     return np.clip(np.rint(x), lo, hi).astype(np.int64)
+
+
+def profile_quants(profile, stats: dict | None = None) -> dict[str, LayerQuant]:
+    """A precision profile's formats as ``{layer: LayerQuant}`` (for ``FakeQuant`` / ``import_pytorch(profile=)``).
+
+    ``profile``: a table with rows ``layer, act_bits, weight_bits, act_frac_bits, weight_frac_bits, act_signed``
+    (a DataFrame from :func:`workloads.profiling.profile_precisions`, or the committed CSV). ``stats`` is unused
+    (kept for callers that pass it)."""
+    out = {}
+    for row in profile.itertuples(index=False):
+        out[row.layer] = LayerQuant(
+            TensorFormat("dfp", int(row.act_bits), bool(row.act_signed), frac_bits=int(row.act_frac_bits)),
+            TensorFormat("dfp", int(row.weight_bits), True, frac_bits=int(row.weight_frac_bits)),
+        )
+    return out

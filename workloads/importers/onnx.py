@@ -15,12 +15,16 @@ point 128 becomes signed 8-bit, with zero point 0 unsigned 8-bit). Layer meta re
 ``weight_scale`` (real = integer x scale; a list for per-channel weights) and, for QLinearConv, the output
 requantization (``bias``, ``out_scale``, ``out_zero_point``); :func:`requantize` applies it.
 
-Needs ``pip install onnx onnxruntime`` (the ``onnx`` extra).
+Needs the ``onnx`` extra: ``pip install -e '.[onnx]'`` (onnx, onnxruntime; Pillow for :func:`image_inputs`). A file
+that is not a well-formed ONNX model, or a graph the importer cannot read, raises one WorkloadError naming the file
+(and the node).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import math
 from pathlib import Path
 
@@ -28,15 +32,42 @@ import numpy as np
 
 from ..layer import MAX_BITS, Layer, WorkloadError
 from ..quantize import dfp_format
-from ..workload import Workload
+from ..workload import Workload, _brief
+from . import ONNX_INSTALL, PILLOW_INSTALL
 
 LAYER_OPS = ("Conv", "Gemm", "MatMul", "QLinearConv")
 
 
-def _require() -> None:
-    for module in ("onnx", "onnxruntime"):
-        if importlib.util.find_spec(module) is None:
-            raise WorkloadError(f"importing ONNX models needs the {module!r} package: pip install onnx onnxruntime")
+def _require(*modules: str) -> None:
+    missing = [m for m in ("onnx", "onnxruntime", *modules) if importlib.util.find_spec(m) is None]
+    if missing:
+        install = ONNX_INSTALL if missing != ["PIL"] else PILLOW_INSTALL
+        raise WorkloadError(f"importing ONNX models needs the package(s) {', '.join(missing)}: {install}")
+
+
+# what a malformed graph (a node without its inputs, a tensor of the wrong size, ...) raises while it is read
+_GRAPH_ERRORS = (ValueError, TypeError, IndexError, KeyError, AttributeError, ZeroDivisionError, OverflowError,
+                 MemoryError)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def _load(model_path: Path, *, external_data: bool = True):
+    """The ModelProto of a file; a WorkloadError naming it if it is missing or not an ONNX model."""
+    import onnx
+
+    if not model_path.is_file():
+        raise WorkloadError(f"{model_path}: no such ONNX model file")
+    try:
+        model = onnx.load(str(model_path), load_external_data=external_data)
+    except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError, missing external data, ...
+        raise WorkloadError(f"{model_path}: not an ONNX model ({_brief(exc)})") from None
+    if not model.HasField("graph") or not model.graph.node:
+        raise WorkloadError(f"{model_path}: not an ONNX model (no graph nodes)")
+    return model
 
 
 # ----------------------------------------------------------------------------- quantization
@@ -142,9 +173,10 @@ def _capture(model_path: Path, g: _Graph, names: list[str], inputs: dict[str, np
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     opts.log_severity_level = 3
     try:
-        session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        with contextlib.redirect_stdout(io.StringIO()):  # onnxruntime prints "EP Error ..." before a retry
+            session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
-        raise WorkloadError(f"{model_path}: onnxruntime cannot load the model ({str(exc).splitlines()[0]})") from None
+        raise WorkloadError(f"{model_path}: onnxruntime cannot load the model ({_first_line(exc)})") from None
     feeds = {}
     for inp in session.get_inputs():
         if inp.name not in inputs:
@@ -158,7 +190,7 @@ def _capture(model_path: Path, g: _Graph, names: list[str], inputs: dict[str, np
     try:
         values = session.run(out_names, feeds)
     except Exception as exc:  # noqa: BLE001
-        raise WorkloadError(f"{model_path}: onnxruntime failed to run the model ({str(exc).splitlines()[0]})") from None
+        raise WorkloadError(f"{model_path}: onnxruntime failed to run the model ({_first_line(exc)})") from None
     captured = dict(zip(out_names, values))
     captured.update({n: v for n, v in g.init.items()})
     captured.update(feeds)
@@ -324,28 +356,37 @@ def import_onnx(model_path: str | Path, inputs: dict[str, np.ndarray], *, bits: 
     ``bits`` (8 or 16, any of 2..16) is the precision of dynamic fixed point for float operands.
     """
     _require()
-    import onnx
-
     model_path = Path(model_path)
-    if not model_path.is_file():
-        raise WorkloadError(f"{model_path}: no such ONNX model file")
     if not 2 <= bits <= MAX_BITS:
         raise WorkloadError(f"import_onnx: bits ({bits}) must be in 2..{MAX_BITS}")
+    model = _load(model_path)
     try:
-        model = onnx.load(str(model_path))
-    except Exception as exc:  # noqa: BLE001 - protobuf decode errors
-        raise WorkloadError(f"{model_path}: not an ONNX model ({exc})") from None
-    g = _Graph(model)
-    nodes = [n for n in g.graph.node if n.op_type in LAYER_OPS]
+        g = _Graph(model)
+        nodes = [n for n in g.graph.node if n.op_type in LAYER_OPS]
+        needed = []
+        for node in nodes:
+            if node.op_type == "QLinearConv":
+                if len(node.input) < 8:
+                    raise WorkloadError(f"node {node.name or node.output[0]!r} (QLinearConv) has {len(node.input)} "
+                                        "inputs (expected 8 or 9)")
+                needed += [node.input[0], node.input[3]] + ([node.input[8]] if len(node.input) > 8 else [])
+            else:
+                if len(node.input) < 2:
+                    raise WorkloadError(f"node {node.name or node.output[0]!r} ({node.op_type}) has "
+                                        f"{len(node.input)} input(s) (expected at least 2)")
+                needed += [_operand(g, node.input[0]).name, _operand(g, node.input[1]).name]
+    except WorkloadError as exc:
+        raise WorkloadError(f"{model_path}: {exc}") from None
+    except _GRAPH_ERRORS as exc:
+        raise WorkloadError(f"{model_path}: malformed graph ({_brief(exc)})") from None
     if not nodes:
         raise WorkloadError(f"{model_path}: no Conv, Gemm, MatMul or QLinearConv node to import")
-    needed = []
-    for node in nodes:
-        if node.op_type == "QLinearConv":
-            needed += [node.input[0], node.input[3]] + ([node.input[8]] if len(node.input) > 8 else [])
-        else:
-            needed += [_operand(g, node.input[0]).name, _operand(g, node.input[1]).name]
-    values = _capture(model_path, g, [n for n in needed if n], inputs)
+    try:
+        values = _capture(model_path, g, [n for n in needed if n], inputs)
+    except WorkloadError:
+        raise
+    except _GRAPH_ERRORS as exc:  # e.g. a tensor name that is not UTF-8
+        raise WorkloadError(f"{model_path}: malformed graph ({_brief(exc)})") from None
 
     used: set[str] = set()
 
@@ -362,10 +403,18 @@ def import_onnx(model_path: str | Path, inputs: dict[str, np.ndarray], *, bits: 
 
     layers: list[Layer] = []
     for node in nodes:
-        if node.op_type in ("Conv", "QLinearConv"):
-            layers += _conv_layers(node, g, values, bits, batch_names)
-        else:
-            layers += _matrix_layers(node, g, values, bits, batch_names)
+        where = f"node {node.name or (node.output[0] if node.output else '?')!r} ({node.op_type})"
+        try:
+            if node.op_type in ("Conv", "QLinearConv"):
+                layers += _conv_layers(node, g, values, bits, batch_names)
+            else:
+                layers += _matrix_layers(node, g, values, bits, batch_names)
+        except WorkloadError as exc:
+            message = str(exc)
+            raise WorkloadError(f"{model_path}: {message if message.startswith('node ') else f'{where}: {message}'}"
+                                ) from None
+        except _GRAPH_ERRORS as exc:
+            raise WorkloadError(f"{model_path}: {where} cannot be imported ({_brief(exc)})") from None
     meta = {"origin": "onnx", "model": model_path.name, "bits": bits,
             "quantization": f"float operands: per-layer dynamic fixed point, {bits} bits; "
                             "quantized operands: their integers, zero points removed",
@@ -380,24 +429,12 @@ def image_inputs(model_path: str | Path, image_paths: list[str | Path]) -> dict[
     get the grayscale image. (Model-specific normalisation is not known to ONNX: pass arrays to
     :func:`import_onnx` for anything else.)
     """
-    _require()
+    _require("PIL")
     import onnx
     from PIL import Image
 
-    model = onnx.load(str(model_path), load_external_data=False)
-    inits = {t.name for t in model.graph.initializer}
-    graph_inputs = [i for i in model.graph.input if i.name not in inits]
-    if len(graph_inputs) != 1:
-        raise WorkloadError(f"{model_path}: image inputs need a model with one input, it has "
-                            f"{[i.name for i in graph_inputs]}")
-    inp = graph_inputs[0]
+    inp, (c, h, w) = _image_input(Path(model_path))
     ttype = inp.type.tensor_type
-    dims = [d.dim_value if d.HasField("dim_value") else 0 for d in ttype.shape.dim]
-    if len(dims) != 4 or not all(dims[1:]):
-        raise WorkloadError(f"{model_path}: input {inp.name!r} must be NCHW with fixed C, H, W, got {dims}")
-    _, c, h, w = dims
-    if c not in (1, 3):
-        raise WorkloadError(f"{model_path}: input {inp.name!r} has {c} channels (expected 1 or 3)")
     pixels = []
     for p in image_paths:
         try:
@@ -408,9 +445,37 @@ def image_inputs(model_path: str | Path, image_paths: list[str | Path]) -> dict[
             raise WorkloadError(f"{p}: cannot read the image ({exc})") from None
         pixels.append(arr.reshape(h, w, c).transpose(2, 0, 1))
     batch = np.stack(pixels)
-    elem = onnx.helper.tensor_dtype_to_np_dtype(ttype.elem_type)
+    try:
+        elem = onnx.helper.tensor_dtype_to_np_dtype(ttype.elem_type)
+    except (KeyError, ValueError, TypeError):
+        raise WorkloadError(f"{model_path}: input {inp.name!r} has an unknown element type {ttype.elem_type}") from None
     if elem == np.uint8:
         return {inp.name: batch}
     if elem == np.int8:
         return {inp.name: (batch.astype(np.int16) - 128).astype(np.int8)}
     return {inp.name: (batch.astype(np.float32) / 255.0).astype(elem)}
+
+
+def _image_input(model_path: Path):
+    """(the model's one non-initializer input, its (C, H, W)) for an NCHW image model."""
+    model = _load(model_path, external_data=False)
+    inits = {t.name for t in model.graph.initializer}
+    graph_inputs = [i for i in model.graph.input if i.name not in inits]
+    if len(graph_inputs) != 1:
+        raise WorkloadError(f"{model_path}: image inputs need a model with one input, it has "
+                            f"{[i.name for i in graph_inputs]}")
+    inp = graph_inputs[0]
+    dims = [d.dim_value if d.HasField("dim_value") else 0 for d in inp.type.tensor_type.shape.dim]
+    if len(dims) != 4 or not all(d > 0 for d in dims[1:]):
+        raise WorkloadError(f"{model_path}: input {inp.name!r} must be NCHW with fixed C, H, W, got {dims}")
+    _, c, h, w = dims
+    if c not in (1, 3):
+        raise WorkloadError(f"{model_path}: input {inp.name!r} has {c} channels (expected 1 or 3)")
+    return inp, (c, h, w)
+
+
+def input_hw(model_path: str | Path) -> tuple[int, int]:
+    """The (height, width) of an NCHW image model's input."""
+    _require()
+    _, (_, h, w) = _image_input(Path(model_path))
+    return h, w

@@ -1,6 +1,6 @@
 """PyTorch importer: trace a model on real images, fold batch norm, quantize to fixed point, emit a Workload.
 
-Pipeline (DESIGN §2):
+Pipeline (docs/design.md §2):
 
 1. :func:`fold_batchnorm` traces the model with ``torch.fx`` and folds every BatchNorm2d that directly follows a
    Conv2d (and is that conv's only user) into the conv: ``w' = w * g / sqrt(var + eps)``,
@@ -33,7 +33,15 @@ import torch.fx
 from torch import nn
 
 from ..layer import Layer
-from ..quantize import SCHEMES, LayerQuant, TensorFormat, accumulator_scale, choose_layer_quant, quantize_bias
+from ..quantize import (
+    SCHEMES,
+    LayerQuant,
+    TensorFormat,
+    accumulator_scale,
+    choose_layer_quant,
+    profile_quants,
+    quantize_bias,
+)
 from ..workload import Workload
 
 log = logging.getLogger(__name__)
@@ -253,8 +261,6 @@ def import_pytorch(
     stats = calibrate(gm, x, batch_size)
     quants = layer_quants(gm, stats, scheme)
     if profile is not None:
-        from ..profiling import profile_quants
-
         quants.update(profile_quants(profile, stats))
     if not 1 <= samples <= len(x):
         raise ValueError(f"samples ({samples}) must be between 1 and the number of images ({len(x)})")

@@ -19,7 +19,7 @@ allows. Depthwise layers have ``groups = C`` and weights (C·multiplier, 1, R, S
 
 from __future__ import annotations
 
-import functools
+import collections
 import hashlib
 import logging
 import os
@@ -30,9 +30,10 @@ from pathlib import Path
 import numpy as np
 
 from .. import quantized_ops as q
-from ..layer import Layer
+from ..layer import Layer, WorkloadError
 from ..reference_ops import layer_output
-from ..workload import Workload
+from ..workload import Workload, _brief
+from . import TFLITE_INSTALL
 
 try:
     import tflite as _tfl
@@ -65,7 +66,7 @@ _OPTIONS = {
 
 def _require_tflite():
     if _tfl is None:
-        raise ImportError("the TFLite importer needs the 'tflite' package: pip install 'bitserial-sim[tflite]'")
+        raise WorkloadError(f"reading TFLite models needs the package tflite: {TFLITE_INSTALL}")
     return _tfl
 
 
@@ -103,58 +104,165 @@ def _np_or_empty(value, dtype) -> np.ndarray:
     return np.asarray(value if isinstance(value, np.ndarray) else [], dtype=dtype)
 
 
-def _read_tensor(model, t) -> Tensor:
+def _read_tensor(model, t, index: int) -> Tensor:
     dtype = _DTYPES.get(t.Type(), f"type{t.Type()}")
     quant = t.Quantization()
     scale = _np_or_empty(quant.ScaleAsNumpy(), np.float32) if quant else np.zeros(0, np.float32)
     zero = _np_or_empty(quant.ZeroPointAsNumpy(), np.int64) if quant else np.zeros(0, np.int64)
     shape = tuple(int(v) for v in _np_or_empty(t.ShapeAsNumpy(), np.int64))
+    name = t.Name().decode()
+    where = f"tensor {index} ({name!r})"
+    if scale.size != zero.size:
+        raise WorkloadError(f"{where}: {scale.size} quantization scale(s) but {zero.size} zero point(s)")
+    if any(d < 0 for d in shape):
+        raise WorkloadError(f"{where}: negative dimension in shape {list(shape)}")
     raw = model.Buffers(t.Buffer()).DataAsNumpy() if t.Buffer() < model.BuffersLength() else 0
     data = None
     if isinstance(raw, np.ndarray) and raw.size:
+        if dtype not in _DTYPES.values():
+            raise WorkloadError(f"{where}: constant data of unknown type {t.Type()}")
+        want = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+        if raw.size != want:
+            raise WorkloadError(f"{where}: {raw.size} data bytes for a {dtype} tensor of shape {list(shape)} "
+                                f"({want} bytes)")
         data = np.frombuffer(raw.tobytes(), dtype=np.dtype(dtype)).reshape(shape)
-    return Tensor(t.Name().decode(), shape, dtype, scale, zero, quant.QuantizedDimension() if quant else 0, data)
+    qdim = quant.QuantizedDimension() if quant else 0
+    if scale.size > 1 and not 0 <= qdim < len(shape):
+        raise WorkloadError(f"{where}: quantized dimension {qdim} outside its shape {list(shape)}")
+    return Tensor(name, shape, dtype, scale, zero, qdim, data)
 
 
 def _read_options(tfl, kind: str, op) -> dict:
-    if kind not in _OPTIONS or op.BuiltinOptions() is None:
+    if kind not in _OPTIONS:
         return {}
+    if op.BuiltinOptions() is None:
+        raise WorkloadError(f"{kind} has no options")
     cls_name, fields = _OPTIONS[kind]
     table = op.BuiltinOptions()
     opts = getattr(tfl, cls_name)()
     opts.Init(table.Bytes, table.Pos)
     out = {f: getattr(opts, f)() for f in fields}
     if "Padding" in out:
+        if out["Padding"] not in (tfl.Padding.SAME, tfl.Padding.VALID):
+            raise WorkloadError(f"{kind}: unknown padding {out['Padding']}")
         out["Padding"] = "SAME" if out["Padding"] == tfl.Padding.SAME else "VALID"
+    if out["FusedActivationFunction"] not in _ACTIVATIONS:
+        raise WorkloadError(f"{kind}: unknown fused activation {out['FusedActivationFunction']}")
     out["FusedActivationFunction"] = _ACTIVATIONS[out["FusedActivationFunction"]]
+    for f in ("StrideH", "StrideW", "FilterHeight", "FilterWidth", "DepthMultiplier", "DilationHFactor",
+              "DilationWFactor"):
+        if f in out and out[f] < 1:
+            raise WorkloadError(f"{kind}: {f} ({out[f]}) must be >= 1")
     return out
 
 
-@functools.lru_cache(maxsize=8)
-def _read_cached(path: str, mtime: float) -> TFLiteModel:
-    tfl = _require_tflite()
-    buf = Path(path).read_bytes()
+def _parse(tfl, path: str, buf: bytes, digest: str) -> TFLiteModel:
     model = tfl.Model.GetRootAsModel(buf, 0)
     if model.SubgraphsLength() != 1:
-        raise NotImplementedError(f"{path}: only single-subgraph models are supported")
+        raise WorkloadError(f"only single-subgraph models are supported (it has {model.SubgraphsLength()})")
     graph = model.Subgraphs(0)
     names = {v: k for k, v in vars(tfl.BuiltinOperator).items() if not k.startswith("_")}
-    tensors = [_read_tensor(model, graph.Tensors(i)) for i in range(graph.TensorsLength())]
+    tensors = [_read_tensor(model, graph.Tensors(i), i) for i in range(graph.TensorsLength())]
     ops = []
     for i in range(graph.OperatorsLength()):
         op = graph.Operators(i)
+        if not 0 <= op.OpcodeIndex() < model.OperatorCodesLength():
+            raise WorkloadError(f"operator {i}: opcode index {op.OpcodeIndex()} outside the "
+                                f"{model.OperatorCodesLength()} operator codes")
         code = model.OperatorCodes(op.OpcodeIndex())
         kind = names.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "CUSTOM")
-        ops.append(Op(kind, [int(v) for v in op.InputsAsNumpy()], [int(v) for v in op.OutputsAsNumpy()],
-                      _read_options(tfl, kind, op)))
-    return TFLiteModel(path, hashlib.sha256(buf).hexdigest(), tensors, ops,
-                       [int(v) for v in graph.InputsAsNumpy()], [int(v) for v in graph.OutputsAsNumpy()])
+        inputs = [int(v) for v in _np_or_empty(op.InputsAsNumpy(), np.int64)]
+        outputs = [int(v) for v in _np_or_empty(op.OutputsAsNumpy(), np.int64)]
+        bad = [t for t in inputs if not -1 <= t < len(tensors)] + [t for t in outputs if not 0 <= t < len(tensors)]
+        if bad or not outputs or not inputs or inputs[0] < 0:
+            raise WorkloadError(f"operator {i} ({kind}): tensor indices {inputs} -> {outputs} do not name tensors "
+                                f"of the graph (0..{len(tensors) - 1})")
+        try:
+            options = _read_options(tfl, kind, op)
+        except WorkloadError as exc:
+            raise WorkloadError(f"operator {i}: {exc}") from None
+        ops.append(Op(kind, inputs, outputs, options))
+    graph_in = [int(v) for v in _np_or_empty(graph.InputsAsNumpy(), np.int64)]
+    graph_out = [int(v) for v in _np_or_empty(graph.OutputsAsNumpy(), np.int64)]
+    if not graph_in or not graph_out or not all(0 <= t < len(tensors) for t in graph_in + graph_out):
+        raise WorkloadError(f"graph inputs {graph_in} / outputs {graph_out} do not name tensors of the graph")
+    return TFLiteModel(path, digest, tensors, ops, graph_in, graph_out)
+
+
+_PARSED: collections.OrderedDict[tuple[str, str], TFLiteModel] = collections.OrderedDict()  # (path, sha256) ->
+_PARSED_MAX = 8
 
 
 def read_tflite(model_path: str | os.PathLike) -> TFLiteModel:
-    """Tensors (with constant data and quantization), operators and options of a .tflite file (cached)."""
+    """Tensors (with constant data and quantization), operators and options of a .tflite file (parsed once per
+    path and content: the file is read and hashed on every call, so an edited file is never served stale). A file
+    that is not a well-formed TFLite model raises a WorkloadError naming it."""
     path = os.fspath(model_path)
-    return _read_cached(path, os.path.getmtime(path))
+    tfl = _require_tflite()
+    try:
+        buf = Path(path).read_bytes()
+    except OSError as exc:
+        raise WorkloadError(f"{path}: cannot read the model ({exc.strerror or exc})") from None
+    key = (path, hashlib.sha256(buf).hexdigest())
+    if key in _PARSED:
+        _PARSED.move_to_end(key)
+        return _PARSED[key]
+    if len(buf) < 8 or buf[4:8] != b"TFL3":
+        raise WorkloadError(f"{path}: not a TFLite model (no TFL3 flatbuffer identifier; {len(buf)} bytes)")
+    try:
+        model = _parse(tfl, path, buf, key[1])
+    except WorkloadError as exc:
+        raise WorkloadError(f"{path}: {exc}") from None
+    except Exception as exc:  # the flatbuffer reader raises struct.error, TypeError, IndexError, ... on damage
+        raise WorkloadError(f"{path}: damaged TFLite flatbuffer ({_brief(exc)})") from None
+    _PARSED[key] = model
+    while len(_PARSED) > _PARSED_MAX:
+        _PARSED.popitem(last=False)
+    return model
+
+
+def layer_shapes(model: TFLiteModel) -> dict[str, tuple[int, ...]]:
+    """Each conv / depthwise / fc layer's name (``NN_kind``, as the importer names them) and its weights' shape in
+    the Layer layout: (K, C, R, S), (C*multiplier, 1, R, S) or (K, C)."""
+    out: dict[str, tuple[int, ...]] = {}
+    for op in model.ops:
+        if op.kind == "SOFTMAX":
+            break
+        if op.kind in _LAYER_OPS:
+            name = f"{len(out):02d}_{_LAYER_OPS[op.kind]}"
+            w = model.tensors[op.inputs[1]].shape if len(op.inputs) > 1 and op.inputs[1] >= 0 else ()
+            if op.kind == "CONV_2D" and len(w) == 4:
+                w = (w[0], w[3], w[1], w[2])
+            elif op.kind == "DEPTHWISE_CONV_2D" and len(w) == 4:
+                w = (w[3], 1, w[1], w[2])
+            out[name] = tuple(w)
+    return out
+
+
+def layer_names(model_path: str | os.PathLike) -> list[str]:
+    """The names the importer gives the model's conv / depthwise / fc layers, in order (``NN_kind``)."""
+    return list(layer_shapes(read_tflite(model_path)))
+
+
+def _check_override(model: TFLiteModel, override: dict, require_all: bool = False) -> None:
+    """Every name of ``override`` is a layer of the model with weights of its shape (integers); with
+    ``require_all`` every layer has weights in it."""
+    shapes = layer_shapes(model)
+    unknown = sorted(set(override) - set(shapes))
+    if unknown:
+        raise WorkloadError(f"{model.path}: weights given for {unknown}, which name no layer of the model "
+                            f"(its layers: {', '.join(shapes)})")
+    missing = [n for n in shapes if n not in override]
+    if require_all and missing:
+        raise WorkloadError(f"{model.path}: no weights given for layer(s) {missing} (renamed or dropped?); "
+                            "every layer's weights are needed")
+    for name, w in override.items():
+        w = np.asarray(w)
+        if not np.issubdtype(w.dtype, np.integer):
+            raise WorkloadError(f"{model.path}: weights of layer {name!r} are {w.dtype}, not integers")
+        if w.shape != shapes[name]:
+            raise WorkloadError(f"{model.path}: weights of layer {name!r} have shape {list(w.shape)}, the model's "
+                                f"have {list(shapes[name])}")
 
 
 # ----------------------------------------------------------------- execution
@@ -186,7 +294,7 @@ def _input_tensor(model: TFLiteModel, image: np.ndarray) -> np.ndarray:
         return img
     if t.dtype == "int8":  # the uint8 -> int8 convention of TFLite image models: pixel - 128
         return (img.astype(np.int16) - 128).astype(np.int8)
-    raise NotImplementedError(f"{model.path}: input type {t.dtype} (only quantized uint8 / int8 models)")
+    raise WorkloadError(f"{model.path}: input type {t.dtype} is not supported (only quantized uint8 / int8 models)")
 
 
 def _act_range(model: TFLiteModel, tensor: int, activation: str) -> tuple[int, int]:
@@ -205,9 +313,9 @@ def _centred_weights(w: Tensor) -> np.ndarray:
 
 def _stride_and_pads(opts: dict, h: int, w: int, r: int, s: int) -> tuple[int, tuple[int, int, int, int]]:
     if opts.get("DilationHFactor", 1) != 1 or opts.get("DilationWFactor", 1) != 1:
-        raise NotImplementedError("dilated convolutions are not supported")
+        raise WorkloadError("dilated convolutions are not supported")
     if opts["StrideH"] != opts["StrideW"]:
-        raise NotImplementedError(f"unequal strides {opts['StrideH']}x{opts['StrideW']}")
+        raise WorkloadError(f"unequal strides {opts['StrideH']}x{opts['StrideW']} are not supported")
     stride = opts["StrideH"]
     return stride, q.padding_2d(opts["Padding"], h, w, r, s, stride, stride)
 
@@ -295,15 +403,25 @@ def _simple_op(model: TFLiteModel, op: Op, vals: dict, rounding: str = "double")
     elif op.kind == "DEQUANTIZE":
         y = q.dequantize(x, float(ins[0].scale[0]), int(ins[0].zero_point[0]))
     else:
-        raise NotImplementedError(f"{model.path}: TFLite op {op.kind} is not supported")
+        raise WorkloadError(f"TFLite op {op.kind} is not supported")
     return np.asarray(y).reshape(o_t.shape).astype(o_t.dtype)
+
+
+# what running a damaged or unusual graph can raise inside the integer ops (shapes that do not fit, ...)
+_OP_ERRORS = (ValueError, TypeError, IndexError, KeyError, AttributeError, ZeroDivisionError, OverflowError,
+              FloatingPointError, MemoryError)
 
 
 def _execute(model: TFLiteModel, image: np.ndarray, *, kernels: str = "xnnpack", weights_override: dict | None = None,
              on_layer: Callable[[LayerCapture], None] | None = None) -> tuple[dict[int, np.ndarray], int]:
-    """Run the graph on one image; returns (tensor values, index of the logits tensor)."""
+    """Run the graph on one image; returns (tensor values, index of the logits tensor). ``weights_override`` maps
+    layer names (``NN_kind``) to weights in the Layer layout; a name that is not a layer of the model, or weights
+    of another shape, raise a WorkloadError. An operator the graph cannot run raises a WorkloadError naming it."""
     if kernels not in KERNELS:
         raise ValueError(f"kernels must be one of {sorted(KERNELS)}, got {kernels!r}")
+    override = dict(weights_override or {})
+    if override:
+        _check_override(model, override)
     vals = {i: t.data for i, t in enumerate(model.tensors) if t.data is not None}
     vals[model.inputs[0]] = _input_tensor(model, image)
     logits = model.outputs[0]
@@ -312,16 +430,26 @@ def _execute(model: TFLiteModel, image: np.ndarray, *, kernels: str = "xnnpack",
         if op.kind == "SOFTMAX":
             logits = op.inputs[0]
             break
-        if op.kind in _LAYER_OPS:
-            name = f"{n_layers:02d}_{_LAYER_OPS[op.kind]}"
-            n_layers += 1
-            override = (weights_override or {}).get(name)
-            rounding = KERNELS[kernels].get(op.kind, "double")
-            vals[op.outputs[0]], capture = _weighted_op(model, index, op, vals, name, override, rounding)
-            if on_layer is not None:
-                on_layer(capture)
-        else:
-            vals[op.outputs[0]] = _simple_op(model, op, vals, KERNELS[kernels].get(op.kind, "double"))
+        unset = [t for t in op.inputs if t >= 0 and t not in vals]
+        if unset:
+            raise WorkloadError(f"{model.path}: operator {index} ({op.kind}) reads tensor(s) {unset}, which no "
+                                "earlier operator writes")
+        try:
+            if op.kind in _LAYER_OPS:
+                name = f"{n_layers:02d}_{_LAYER_OPS[op.kind]}"
+                n_layers += 1
+                rounding = KERNELS[kernels].get(op.kind, "double")
+                vals[op.outputs[0]], capture = _weighted_op(model, index, op, vals, name, override.get(name), rounding)
+                if on_layer is not None:
+                    on_layer(capture)
+            else:
+                vals[op.outputs[0]] = _simple_op(model, op, vals, KERNELS[kernels].get(op.kind, "double"))
+        except WorkloadError as exc:
+            raise WorkloadError(f"{model.path}: operator {index} ({op.kind}): {exc}") from None
+        except _OP_ERRORS as exc:
+            raise WorkloadError(f"{model.path}: operator {index} ({op.kind}) cannot run ({_brief(exc)})") from None
+    if logits not in vals:
+        raise WorkloadError(f"{model.path}: the output tensor {logits} is never computed")
     return vals, logits
 
 
@@ -417,15 +545,47 @@ def layer_requantized(layer: Layer, weights: np.ndarray | None = None) -> np.nda
 
 
 # ----------------------------------------------------------------- accuracy
+def merge_samples(weights: dict[str, np.ndarray], where: str = "weights_override") -> dict[str, np.ndarray]:
+    """Layer name -> weights with the per-input suffix ``@i`` dropped. The inputs' layer sets of one layer must
+    carry the same weights (an import on several images does): different ones raise a WorkloadError naming
+    the layer, since one run of the model has one weight set."""
+    out: dict[str, np.ndarray] = {}
+    first: dict[str, str] = {}
+    for key, value in weights.items():
+        base = key.partition("@")[0]
+        if base not in out:
+            out[base], first[base] = value, key
+        elif np.shape(value) != np.shape(out[base]) or not np.array_equal(value, out[base]):
+            raise WorkloadError(f"{where}: layer {base!r}: {key!r} carries different weights from {first[base]!r}; "
+                                "one run of the model has one weight set (give every input's layer the same weights)")
+    return out
+
+
+def tflite_scores(model_path: str | os.PathLike, images: np.ndarray, *, weights_override: dict | None = None,
+                  require_all: bool = False, kernels: str = "xnnpack") -> np.ndarray:
+    """The quantized logits (int64, (N, outputs)) of images (N, H, W, 3) uint8 at the model's size, run with
+    ``weights_override`` (layer name -> weights; ``require_all``: every layer of the model must be in it)."""
+    model = read_tflite(model_path)
+    override = dict(weights_override or {})
+    _check_override(model, override, require_all)
+    rows = []
+    for image in np.asarray(images):
+        vals, logits = _execute(model, image, kernels=kernels, weights_override=override)
+        rows.append(vals[logits].reshape(-1))
+    return np.stack(rows).astype(np.int64) if rows else np.zeros((0, 0), np.int64)
+
+
 def evaluate_tflite(model_path: str | os.PathLike, images: np.ndarray, labels, *, label_offset: int = 1,
                     weights_override: dict[str, np.ndarray] | None = None, kernels: str = "xnnpack") -> dict:
     """Top-1 / top-5 accuracy of the integer ops on labelled images (N, H, W, 3) uint8 at the model's size.
 
     Output index = label + ``label_offset`` (1 for the 1001-class ImageNet models, 0 for CIFAR-10); outputs
-    below the offset (background) are dropped. ``weights_override`` maps layer names (``NN_conv``; an ``@i``
-    suffix is ignored) to weights in the Layer's layout with zero points removed (e.g. a pruned workload's)."""
+    below the offset (background) are dropped. ``weights_override`` maps layer names (``NN_conv``, or
+    ``NN_conv@i`` for the layer sets of several inputs, which must then carry the same weights) to weights in the
+    Layer's layout with zero points removed (e.g. a pruned workload's); a name that is no layer of the model
+    raises a WorkloadError."""
     model = read_tflite(model_path)
-    override = {k.split("@")[0]: v for k, v in (weights_override or {}).items()}
+    override = merge_samples(weights_override or {})
     labels = np.asarray(labels, np.int64)
     top1 = top5 = 0
     for image, label in zip(np.asarray(images), labels, strict=True):

@@ -8,12 +8,15 @@ global average pool; FC 64 -> 10. Depth = 6n + 2. The forward pass is ``torch.fx
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..layer import WorkloadError
 
 CIFAR_MEAN = (0.485, 0.456, 0.406)  # what akamaster's trainer.py normalizes with
 CIFAR_STD = (0.229, 0.224, 0.225)
@@ -86,20 +89,41 @@ def cifar_preprocess(images: np.ndarray) -> torch.Tensor:
     return (x - mean) / std
 
 
+def _torch_error(exc: BaseException) -> str:
+    """The informative line of a torch.load error (its weights-only errors span many lines of advice)."""
+    marker = "WeightsUnpickler error:"
+    if marker in str(exc):  # "... advice ... WeightsUnpickler error: \n\nUnsupported operand 110\n\n... advice ..."
+        rest = [line.strip() for line in str(exc).split(marker, 1)[1].splitlines() if line.strip()]
+        return f"weights-only unpickler: {rest[0]}" if rest else "weights-only unpickler error"
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[0] if lines else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def load_cifar_resnet(depth: int, checkpoint_path: str | os.PathLike) -> nn.Module:
     """A CifarResNet of ``depth`` in eval mode with the checkpoint's weights (``{'state_dict', ...}``,
     keys prefixed ``module.``), loaded with ``weights_only=True``. Every parameter and BN statistic must
-    match (only ``num_batches_tracked``, absent from these checkpoints, may be missing)."""
+    match (only ``num_batches_tracked``, absent from these checkpoints, may be missing) and be finite floats.
+    A file that cannot be read as such a checkpoint raises one WorkloadError naming it."""
     path = Path(checkpoint_path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint file")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    what = f"a resnet{depth} checkpoint"
+    try:
+        with warnings.catch_warnings():  # a damaged pickle header makes torch warn before it fails
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - UnpicklingError, RuntimeError, EOFError, UnicodeDecodeError, ...
+        raise WorkloadError(f"{path}: cannot load {what} ({_torch_error(exc)})") from None
     state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict):
-        raise ValueError(f"{path}: not a state-dict checkpoint (got {type(ckpt).__name__})")
-    state = {k.removeprefix("module."): v for k, v in state.items()}
+        raise WorkloadError(f"{path}: not a state-dict checkpoint (got {type(ckpt).__name__})")
+    state = {str(k).removeprefix("module."): v for k, v in state.items()}
     model = CifarResNet(depth)
     expected = model.state_dict()
+    for k, v in state.items():
+        if k in expected and not isinstance(v, torch.Tensor):
+            raise WorkloadError(f"{path}: {k} is a {type(v).__name__}, not a tensor")
     missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state if k not in expected]
     wrong = [
@@ -108,10 +132,17 @@ def load_cifar_resnet(depth: int, checkpoint_path: str | os.PathLike) -> nn.Modu
         if k in state and tuple(state[k].shape) != tuple(v.shape)
     ]
     if missing or unexpected or wrong:
-        raise ValueError(
+        raise WorkloadError(
             f"{path}: checkpoint does not match ResNet-{depth}: missing {missing[:5]}"
             f"{' ...' if len(missing) > 5 else ''}, unexpected {unexpected[:5]}"
             f"{' ...' if len(unexpected) > 5 else ''}, wrong shapes {wrong[:5]}"
         )
+    for k, v in state.items():
+        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            raise WorkloadError(f"{path}: {k} holds NaN or infinite values")
+        if k.endswith("num_batches_tracked"):
+            continue
+        if not v.is_floating_point():
+            raise WorkloadError(f"{path}: {k} holds {v.dtype} values, not floats")
     model.load_state_dict(state, strict=False)
     return model.eval()
