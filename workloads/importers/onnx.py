@@ -33,7 +33,7 @@ import numpy as np
 from ..layer import MAX_BITS, Layer, WorkloadError
 from ..quantize import dfp_format
 from ..workload import Workload, _brief
-from . import ONNX_INSTALL, PILLOW_INSTALL
+from . import ONNX_INSTALL
 
 LAYER_OPS = ("Conv", "Gemm", "MatMul", "QLinearConv")
 
@@ -41,8 +41,7 @@ LAYER_OPS = ("Conv", "Gemm", "MatMul", "QLinearConv")
 def _require(*modules: str) -> None:
     missing = [m for m in ("onnx", "onnxruntime", *modules) if importlib.util.find_spec(m) is None]
     if missing:
-        install = ONNX_INSTALL if missing != ["PIL"] else PILLOW_INSTALL
-        raise WorkloadError(f"importing ONNX models needs the package(s) {', '.join(missing)}: {install}")
+        raise WorkloadError(f"importing ONNX models needs the package(s) {', '.join(missing)}: {ONNX_INSTALL}")
 
 
 # what a malformed graph (a node without its inputs, a tensor of the wrong size, ...) raises while it is read
