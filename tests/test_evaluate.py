@@ -76,6 +76,44 @@ def test_resnet20_with_its_own_and_with_broken_weights():
                 weights_override={"conv1": stem.weights[:, :2]})
 
 
+def test_cifar10_split_is_class_balanced_disjoint_and_seeded():
+    from workloads.datasets import cifar10_split
+
+    labels = np.repeat(np.arange(10), 1000)
+    train, hold = cifar10_split(labels, seed=0)
+    assert len(train) == len(hold) == 5000 and not set(train) & set(hold)
+    assert np.bincount(labels[train]).tolist() == [500] * 10 == np.bincount(labels[hold]).tolist()
+    again, _ = cifar10_split(labels, seed=0)
+    other, _ = cifar10_split(labels, seed=1)
+    assert np.array_equal(train, again) and not np.array_equal(train, other)
+
+
+@needs_torch
+def test_holdout_subset_and_recorded_biases():
+    """evaluate(subset="holdout") scores only the half retraining never sees; a workload's recorded biases
+    (meta["bias"], what retraining changes) are what the model runs with."""
+    shared_path("workloads", "cifar10-resnet-akamaster")
+    datasets = shared_path("datasets")
+    from workloads.datasets import cifar10_split, load_cifar10_test
+
+    wl = load_builtin("resnet20-cifar10")
+    hold = evaluate(wl, subset="holdout", limit=100, datasets_dir=datasets)
+    assert hold["n"] == 100 and 0.6 < hold["top1"]
+    labels = load_cifar10_test(datasets)[1]
+    _, held = cifar10_split(labels)
+    assert evaluate(wl, subset="train", limit=100, datasets_dir=datasets)["n"] == 100
+    fc = wl["linear"]
+    bias = np.asarray(fc.meta["bias"], np.int64)
+    bias[3] += 10**9  # class 3 wins every image
+    layers = [layer.with_values(meta={**layer.meta, "bias": bias.tolist()}) if layer.name == "linear" else layer
+              for layer in wl]
+    skewed = evaluate(Workload(wl.name, layers, wl.meta), subset="holdout", limit=100, datasets_dir=datasets)
+    idx = held[np.linspace(0, len(held) - 1, 100).round().astype(int)]
+    assert skewed["top1"] == pytest.approx(float(np.mean(labels[idx] == 3)))
+    with pytest.raises(WorkloadError, match=r"subset \('half'\) must be one of"):
+        evaluate(wl, subset="half")
+
+
 @needs_tflite
 @pytest.mark.slow
 def test_mobilenet_v2_matches_the_integer_ops_on_imagenet():

@@ -69,6 +69,23 @@ def load_cifar10_test(data_dir: str | os.PathLike, indices=None) -> tuple[np.nda
     return images[idx], labels[idx]
 
 
+def cifar10_split(labels: np.ndarray, seed: int = 0, per_class: int = 500) -> tuple[np.ndarray, np.ndarray]:
+    """A class-balanced split of the CIFAR-10 test copy into (train, holdout) indices: ``per_class`` images of
+    each class drawn with ``seed`` for fine-tuning, the rest held out for scoring (5,000 and 5,000 by default).
+    Both index lists are sorted (the set is sorted by class, so they stay class-ordered)."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    train = []
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        if len(members) < per_class:
+            raise ValueError(f"class {c} has {len(members)} images, fewer than per_class ({per_class})")
+        train.append(rng.choice(members, per_class, replace=False))
+    train_idx = np.sort(np.concatenate(train))
+    holdout_idx = np.setdiff1d(np.arange(len(labels)), train_idx)
+    return train_idx, holdout_idx
+
+
 def load_imagenet_val(data_dir: str | os.PathLike, indices=None, size: int = 224
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The ILSVRC-2012 validation images chosen by ``indices`` (default all 1,300): (images uint8

@@ -18,12 +18,13 @@ import os
 
 import numpy as np
 
-from .datasets import dataset_dir, load_cifar10_test, load_imagenet_val
+from .datasets import cifar10_split, dataset_dir, load_cifar10_test, load_imagenet_val
 from .importers import IMPORTERS
 from .layer import Layer, WeightFormat, WorkloadError
 from .workload import Workload
 
 LABELLED_SETS = {"cifar10": "CIFAR-10 test set (10,000 images)", "imagenet": "ImageNet validation (1,300 images)"}
+SUBSETS = ("all", "train", "holdout")  # CIFAR-10: the whole copy, or a half of datasets.cifar10_split
 
 
 def layer_sets(workload: Workload) -> dict[str, list[Layer]]:
@@ -80,9 +81,12 @@ def _topk(scores: np.ndarray, labels: np.ndarray) -> dict:
 
 
 def evaluate(workload: Workload, *, limit: int | None = None, data_dir: str | os.PathLike | None = None,
-             datasets_dir: str | os.PathLike | None = None) -> dict:
+             datasets_dir: str | os.PathLike | None = None, subset: str = "all", split_seed: int = 0) -> dict:
     """Top-1 / top-5 accuracy (fractions) and image count ``n`` of ``workload``'s model, run with the workload's
     weights, on the first ``limit`` images (default all) of its labelled evaluation set.
+
+    CIFAR-10 only: ``subset="holdout"`` scores the half of the test copy that retraining never sees
+    (``datasets.cifar10_split(labels, split_seed)``: 500 images per class held out), ``"train"`` the other half.
 
     ``workload`` must come from :func:`workloads.load_builtin` (its ``meta["builtin"]`` names the model);
     ``data_dir`` is where the model file is looked up (as ``load_builtin``), ``datasets_dir`` the folder of the
@@ -100,6 +104,11 @@ def evaluate(workload: Workload, *, limit: int | None = None, data_dir: str | os
         raise WorkloadError(f"evaluate: {name} has no labelled evaluation set here (it runs on {entry.images})")
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
         raise WorkloadError(f"evaluate: limit ({limit!r}) must be a positive integer")
+    if subset not in SUBSETS:
+        raise WorkloadError(f"evaluate: subset ({subset!r}) must be one of: {', '.join(SUBSETS)}")
+    if subset != "all" and entry.image_set != "cifar10":
+        raise WorkloadError(f"evaluate: subset ({subset!r}) applies to the CIFAR-10 models; {name} runs on "
+                            f"{entry.image_set}")
     importer = IMPORTERS[entry.importer]
     if importer.score is None or importer.layer_names is None:
         raise WorkloadError(f"evaluate: {importer.description} cannot be scored (no evaluation path)")
@@ -115,9 +124,17 @@ def evaluate(workload: Workload, *, limit: int | None = None, data_dir: str | os
         from .quantize import LayerQuant
 
         quants = {base: LayerQuant.from_meta(layer.meta) for base, layer in layers.items()}
+        # the biases the workload records (at the accumulator scale): retraining may have changed them
+        options["biases"] = {base: np.asarray(layer.meta["bias"], np.int64) for base, layer in layers.items()
+                             if layer.meta.get("bias") is not None}
     folder = dataset_dir(datasets_dir)
     if entry.image_set == "cifar10":
-        idx = None if limit is None else np.linspace(0, 9999, min(limit, 10000)).round().astype(np.int64)
+        if subset == "all":
+            pool = np.arange(10000)
+        else:
+            pool = cifar10_split(load_cifar10_test(folder)[1], split_seed)[0 if subset == "train" else 1]
+        idx = pool if limit is None else pool[np.linspace(0, len(pool) - 1, min(limit, len(pool))).round().astype(
+            np.int64)]
         images, labels = load_cifar10_test(folder, idx)
     else:
         size = importer.read_input(path, **options).size[0]

@@ -153,12 +153,14 @@ def _pytorch_layers(path: Path, *, arch: str | None = None, depth: int | None = 
 
 
 def _pytorch_score(path: Path, images: np.ndarray, weights: dict[str, np.ndarray], quants=None, *,
-                   arch: str | None = None, depth: int | None = None, **_options) -> np.ndarray:
+                   arch: str | None = None, depth: int | None = None, biases: dict[str, np.ndarray] | None = None,
+                   **_options) -> np.ndarray:
     from ..models.cifar_resnet import cifar_preprocess
     from .pytorch import predict
 
     model = _pytorch_model(path, arch, depth)
-    return predict(model, images, preprocess=cifar_preprocess, quants=quants, weights_override=weights)
+    return predict(model, images, preprocess=cifar_preprocess, quants=quants, weights_override=weights,
+                   bias_override=biases)
 
 
 # ----------------------------------------------------------------------------- ONNX

@@ -163,12 +163,15 @@ class FakeQuant:
     leaves that tensor in float. With ``capture=True`` the integer inputs of the first sample of each forward
     call are kept in ``captured`` (name -> int64 array), and the integer weights are in ``int_weights``.
     ``weights_override`` maps module names to integer weights (in the layer's weight format, e.g. a pruned
-    workload's) used instead of the quantized float weights.
+    workload's) used instead of the quantized float weights; ``bias_override`` to integer biases at the
+    accumulator scale (a retrained workload's ``meta["bias"]``) used instead of the quantized float biases.
     """
 
     def __init__(self, gm: torch.fx.GraphModule, quants: dict[str, LayerQuant], *, capture: bool = False,
-                 weights_override: dict[str, np.ndarray] | None = None):
+                 weights_override: dict[str, np.ndarray] | None = None,
+                 bias_override: dict[str, np.ndarray] | None = None):
         override = dict(weights_override or {})
+        bias_given = dict(bias_override or {})
         self.model = copy.deepcopy(gm).eval()
         self.quants = quants
         self.captured: dict[str, np.ndarray] = {}
@@ -196,6 +199,11 @@ class FakeQuant:
             if mod.bias is not None and q.act is not None and q.weight is not None:
                 b = mod.bias.detach().to(torch.float64).numpy()
                 qb = quantize_bias(b, q)
+                if name in bias_given:
+                    given_b = np.asarray(bias_given.pop(name), dtype=np.int64).reshape(-1)
+                    if given_b.shape != qb.shape:
+                        raise ValueError(f"bias_override[{name!r}]: shape {given_b.shape}, the layer has {qb.shape}")
+                    qb = given_b
                 self.int_bias[name] = qb
                 deq = qb.astype(np.float64) * accumulator_scale(q, len(b))
                 mod.bias = nn.Parameter(torch.from_numpy(deq).to(dtype), requires_grad=False)
@@ -203,6 +211,8 @@ class FakeQuant:
                 mod.register_forward_pre_hook(self._act_hook(name, q.act, capture))
         if override:
             raise ValueError(f"weights_override names no quantized layer: {sorted(override)}")
+        if bias_given:
+            raise ValueError(f"bias_override names no quantized layer with a bias: {sorted(bias_given)}")
 
     def _act_hook(self, name: str, fmt: TensorFormat, capture: bool):
         lo, hi = fmt.range
@@ -310,11 +320,11 @@ def import_pytorch(
 def predict(
     model: nn.Module, images: np.ndarray, *, preprocess: Preprocess, scheme: str = "fp32",
     calib_images: np.ndarray | None = None, quants: dict[str, LayerQuant] | None = None, batch_size: int = 500,
-    weights_override: dict[str, np.ndarray] | None = None,
+    weights_override: dict[str, np.ndarray] | None = None, bias_override: dict[str, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Logits (N, classes) of the model in fp32 (``scheme="fp32"``) or fake-quantized with ``scheme`` calibrated on
-    ``calib_images`` (default: ``images``), or with explicit per-layer ``quants``; ``weights_override`` as
-    :class:`FakeQuant`."""
+    ``calib_images`` (default: ``images``), or with explicit per-layer ``quants``; ``weights_override`` and
+    ``bias_override`` as :class:`FakeQuant`."""
     gm = fold_batchnorm(model)
     x = _prepare(images, preprocess)
     if quants is None:
@@ -322,7 +332,8 @@ def predict(
             return _forward(gm, x, batch_size).numpy()
         cx = x if calib_images is None else _prepare(calib_images, preprocess)
         quants = layer_quants(gm, calibrate(gm, cx, batch_size), scheme)
-    return FakeQuant(gm, quants, weights_override=weights_override)(x, batch_size).numpy()
+    return FakeQuant(gm, quants, weights_override=weights_override, bias_override=bias_override)(x,
+                                                                                                 batch_size).numpy()
 
 
 def quantized_accuracy(
