@@ -232,16 +232,17 @@ def _plain(params: dict[str, Any]) -> dict[str, Any]:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()}
 
 
-def real_magnitudes(layer: Layer) -> np.ndarray:
+def real_magnitudes(layer: Layer, weights: np.ndarray | None = None) -> np.ndarray:
     """|w| x the weight scale the importer recorded (per tensor or per output channel), so that magnitudes compare
-    across channels and layers; |w| where no scale is recorded."""
+    across channels and layers; |w| where no scale is recorded. ``weights``: other weights shaped like the
+    layer's (default its own)."""
     meta = layer.meta
     scale = None
     if isinstance(meta.get("weight"), dict) and "scale" in meta["weight"]:
         scale = meta["weight"]["scale"]
     elif "weight_scale" in meta:
         scale = meta["weight_scale"]
-    mags = np.abs(layer.weights.astype(np.float64))
+    mags = np.abs((layer.weights if weights is None else weights).astype(np.float64))
     if scale is None:
         return mags
     s = np.asarray(scale, dtype=np.float64).reshape(-1)

@@ -83,12 +83,32 @@ def _choose(err: np.ndarray, ones: np.ndarray, lam: float) -> tuple:
     return budget, total
 
 
-def balance_layer(layer: Layer, lanes: int, target: float, first_layer_space_to_depth: bool = True):
-    """(new weights, group cycles before, after) of one layer: per-group budgets reaching ``target`` bit sparsity
-    with the least squared error."""
+def balance_budgets(layer: Layer, weights: np.ndarray, lanes: int, target: float,
+                    first_layer_space_to_depth: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """The budgets ``balance_layer`` chooses for ``weights`` (shaped like the layer's), as nearest-value tables
+    (B + 1, cap + 2) and the table of every weight (its group's budget; shaped like the weights)."""
+    out, _, _, tables, budget = _balance(layer, weights, lanes, target, first_layer_space_to_depth)
+    groups = layer_channel_groups(layer, lanes, first_layer_space_to_depth)
+    which = np.full(weights.size, tables.shape[0] - 1, dtype=np.int64)
+    real = groups >= 0
+    which[groups[real]] = np.broadcast_to(budget[:, None], groups.shape)[real]
+    return tables, which.reshape(weights.shape)
+
+
+def balance_layer(layer: Layer, lanes: int, target: float, first_layer_space_to_depth: bool = True,
+                  weights: np.ndarray | None = None):
+    """(new weights, group cycles before, after) of one layer (or of ``weights`` shaped like its own): per-group
+    budgets reaching ``target`` bit sparsity with the least squared error."""
+    out, before, after, _, _ = _balance(layer, layer.weights if weights is None else weights, lanes, target,
+                                        first_layer_space_to_depth)
+    return out, before, after
+
+
+def _balance(layer: Layer, weights: np.ndarray, lanes: int, target: float, first_layer_space_to_depth: bool):
+    """(new weights, group cycles before, after, nearest tables per budget, budget of every group)."""
     cap = magnitude_cap(layer)
     groups = layer_channel_groups(layer, lanes, first_layer_space_to_depth)
-    flat = layer.weights.ravel().astype(np.int64)
+    flat = weights.ravel().astype(np.int64)
     real = groups >= 0
     mags = np.where(real, np.abs(flat[np.maximum(groups, 0)]), 0)
     pop = np.bitwise_count(np.arange(cap + 2)).astype(np.int64)
@@ -98,7 +118,7 @@ def balance_layer(layer: Layer, lanes: int, target: float, first_layer_space_to_
     limit = (1 - target) * flat.size * magnitude_bits(layer)  # one bits the layer may keep
     before = float(pop[mags].max(axis=1).mean()) if mags.size else 0.0
     if ones[:, top].sum() <= limit:
-        return layer.weights, before, before
+        return weights, before, before, near, np.full(len(groups), top, dtype=np.int64)
     lo, hi = 0.0, 1.0
     while _choose(err, ones, hi)[1] > limit:
         hi *= 2
@@ -113,7 +133,7 @@ def balance_layer(layer: Layer, lanes: int, target: float, first_layer_space_to_
     out = flat.copy()
     out[groups[real]] = (np.sign(flat[groups[real]]) * capped[real])
     after = float(pop[capped].max(axis=1).mean()) if mags.size else 0.0
-    return out.reshape(layer.weights.shape), before, after
+    return out.reshape(weights.shape), before, after, near, budget
 
 
 @register("bit_balance",

@@ -55,10 +55,15 @@ def apply_table(weights: np.ndarray, table: np.ndarray) -> np.ndarray:
     return np.sign(w) * table[np.abs(w)]
 
 
-def budget_layer(layer: Layer, max_terms: int, encoding: str) -> np.ndarray:
-    """The layer's weights restricted to ``max_terms`` terms (see the module docstring)."""
+def budget_table(layer: Layer, max_terms: int, encoding: str) -> np.ndarray:
+    """The nearest-allowed-magnitude table of a layer's range under a budget of ``max_terms`` terms."""
     cap = magnitude_cap(layer)
-    return apply_table(layer.weights, nearest_table(cap, allowed_magnitudes(cap, max_terms, encoding)))
+    return nearest_table(cap, allowed_magnitudes(cap, max_terms, encoding))
+
+
+def budget_layer(layer: Layer, max_terms: int, encoding: str, weights: np.ndarray | None = None) -> np.ndarray:
+    """The layer's weights (or ``weights`` shaped like them) restricted to ``max_terms`` terms."""
+    return apply_table(layer.weights if weights is None else weights, budget_table(layer, max_terms, encoding))
 
 
 @register("bit_budget",

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from workloads import Workload
+from workloads import Layer, Workload
 
 from .base import METHODS, Param, PruneResult, assemble, check_layers_param, real_magnitudes, register, selected
 
@@ -35,6 +35,13 @@ def smallest(values: np.ndarray, k: int) -> np.ndarray:
     return mask
 
 
+def prune_layer(layer: Layer, weights: np.ndarray, sparsity: float) -> np.ndarray:
+    """``weights`` (shaped like the layer's) with the ``sparsity`` fraction of smallest real magnitudes zeroed."""
+    mags = real_magnitudes(layer, weights).ravel()
+    zero = smallest(mags, round(sparsity * mags.size))
+    return np.where(zero, 0, weights.ravel()).reshape(weights.shape)
+
+
 @register("magnitude",
           Param("sparsity", float, "fraction of the weights set to zero", lo=0.0, hi=1.0),
           Param("scope", str, "layer: each layer by itself; global: one threshold over all layers", "layer",
@@ -49,9 +56,7 @@ def magnitude(workload: Workload, *, sparsity: float, scope: str = "layer", laye
     new = {}
     if params["scope"] == "layer":
         for layer in chosen:
-            mags = real_magnitudes(layer).ravel()
-            zero = smallest(mags, round(params["sparsity"] * mags.size))
-            new[layer.name] = np.where(zero, 0, layer.weights.ravel()).reshape(layer.weights.shape)
+            new[layer.name] = prune_layer(layer, layer.weights, params["sparsity"])
     else:
         mags = np.concatenate([real_magnitudes(layer).ravel() for layer in chosen]) if chosen else np.zeros(0)
         zero = smallest(mags, round(params["sparsity"] * mags.size))

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 from numba import njit
 
-from workloads import Workload
+from workloads import Layer, Workload
 from workloads.bricks import layer_channel_groups
 
 from .base import METHODS, Param, PruneResult, PruningError, assemble, check_layers_param, register, selected
@@ -44,6 +44,16 @@ def _keep_largest(flat: np.ndarray, groups: np.ndarray, keep: int, out: np.ndarr
             mags[best] = -1
 
 
+def keep_layer(layer: Layer, weights: np.ndarray, keep: int, group: int, first_layer_space_to_depth: bool = True
+               ) -> np.ndarray:
+    """``weights`` (shaped like the layer's) with only the ``keep`` largest of every group left."""
+    groups = layer_channel_groups(layer, group, first_layer_space_to_depth)
+    flat = weights.ravel().astype(np.int64)
+    out = np.zeros_like(flat)
+    _keep_largest(flat, groups, keep, out)
+    return out.reshape(weights.shape)
+
+
 @register("n_of_g",
           Param("keep", int, "non-zero weights each group keeps (N)", lo=0),
           Param("group", int, "weights per group: consecutive input channels of one filter and tap (g)", 16, lo=1),
@@ -60,11 +70,9 @@ def n_of_g(workload: Workload, *, keep: int, group: int = 16, first_layer_space_
         raise PruningError(f"n_of_g: keep ({params['keep']}) must not exceed group ({params['group']})")
     new, extra = {}, {}
     for layer in selected(workload, layers, "n_of_g"):
+        out = keep_layer(layer, layer.weights, params["keep"], params["group"], params["first_layer_space_to_depth"])
+        new[layer.name] = out
         groups = layer_channel_groups(layer, params["group"], params["first_layer_space_to_depth"])
-        flat = layer.weights.ravel().astype(np.int64)
-        out = np.zeros_like(flat)
-        _keep_largest(flat, groups, params["keep"], out)
-        new[layer.name] = out.reshape(layer.weights.shape)
-        nz = (np.where(groups >= 0, out[np.maximum(groups, 0)], 0) != 0).sum(axis=1)
+        nz = (np.where(groups >= 0, out.ravel()[np.maximum(groups, 0)], 0) != 0).sum(axis=1)
         extra[layer.name] = {"groups": len(groups), "max_nonzero_per_group": int(nz.max()) if nz.size else 0}
     return assemble(workload, "n_of_g", params, new, extra)

@@ -1,0 +1,198 @@
+"""Methods with retraining (need torch): Bit-Pruner's whole flow, and any integer method retrained.
+
+``bitpruner`` (Zhao et al., "Network Pruning for Bit-Serial Accelerators", IEEE TCAD 42(5), 2023): bit pruning
+with lane-balanced restructuring (the ``bit_balance`` projection), reached progressively and kept in the loop
+while fine-tuning. The progressive target follows the first author's public code: from the network's bit
+sparsity s0, each stage moves a third of the remaining way to full sparsity, ``s = s + (1 - s) / 3``, until the
+target is reached; every stage fine-tunes ``epochs`` epochs with the weights projected (budgets re-chosen from the
+current weights at the start of every epoch), and ``final_epochs`` more run at the target. ``admm=True`` replaces
+each stage's straight-through fine-tuning by ADMM epochs (auxiliary weights projected onto the stage's budget
+set, scaled dual updates, ``rho`` growing by ``rho_growth`` per epoch); the final epochs then fine-tune the
+projected weights.
+
+``retrain`` fine-tunes with any integer method's constraint in the loop: ``magnitude`` and ``n_of_g`` keep the
+zeros of the pruned weights (masks; ADMM re-prunes the auxiliary weights each epoch), ``bit_budget`` keeps every
+weight within its term budget, ``bit_balance`` re-chooses the group budgets every epoch.
+
+Retraining data and scoring: the CIFAR-10 test copy's ``train`` half (5,000 images, 500 per class, drawn with
+``split_seed``); score the result on the other half with ``workloads.evaluate(subset="holdout")`` (see
+``pruning.retrain``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from workloads import Workload
+
+from .base import METHODS, Param, PruneResult, PruningError, assemble, check_layers_param, register, selected
+
+TORCH_INSTALL = "pip install -e '.[torch]'"  # torch==2.13.0, the CPU wheel
+
+TRAIN_PARAMS = (
+    Param("epochs", int, "fine-tuning epochs (per stage for bitpruner)", 2, lo=0),
+    Param("lr", float, "SGD learning rate (cosine decay; BN is folded, so keep it small)", 1e-3, lo=0.0),
+    Param("batch_size", int, "training batch size", 128, lo=1),
+    Param("admm", bool, "ADMM instead of straight-through fine-tuning", False),
+    Param("rho", float, "ADMM penalty (integer units), grown by rho_growth per epoch", 1e-3, lo=0.0),
+    Param("rho_growth", float, "ADMM: factor on rho per epoch", 1.5, lo=1.0),
+    Param("final_epochs", int, "fine-tuning epochs at the end with the projection in the loop", 1, lo=0),
+    Param("split_seed", int, "seed of the class-balanced train / holdout split of the CIFAR-10 test copy", 0,
+          lo=0),
+    Param("threads", int, "torch CPU threads (0: torch's choice)", 0, lo=0),
+)
+
+
+def _retraining():
+    if importlib.util.find_spec("torch") is None:
+        raise PruningError(f"retraining needs torch: {TORCH_INSTALL}")
+    from . import retrain
+
+    return retrain
+
+
+def _config(params: dict[str, Any], seed: int, limit: int | None):
+    rt = _retraining()
+    return rt.TrainConfig(epochs=params["epochs"], batch_size=params["batch_size"], lr=params["lr"], seed=seed,
+                          split_seed=params["split_seed"], threads=params["threads"] or None, limit=limit)
+
+
+def _projection(method: str, params: dict[str, Any], layer_names: set[str]):
+    """The retraining projection of an integer method (only on ``layer_names``; the others pass through)."""
+    rt = _retraining()
+    from .bit_balance import balance_budgets
+    from .bit_budget import budget_table
+    from .magnitude import prune_layer
+    from .n_of_g import keep_layer
+
+    def masked(rule):
+        return rt.MaskProjection(lambda layer, w: rule(layer, w) if layer.name.partition("@")[0] in layer_names
+                                 else w)
+
+    def tabled(choose):
+        def pick(layer, w):
+            if layer.name.partition("@")[0] in layer_names:
+                return choose(layer, w)
+            from .base import magnitude_cap
+
+            cap = magnitude_cap(layer)
+            ident = np.minimum(np.arange(cap + 2), cap)[None, :]  # no constraint (saturate at the range)
+            return ident, np.zeros(w.shape, np.int64)
+
+        return rt.TableProjection(pick)
+
+    if method == "magnitude":
+        if params.get("scope", "layer") != "layer":
+            raise PruningError("retrain: magnitude retraining prunes each layer by itself (scope 'layer')")
+        return masked(lambda layer, w: prune_layer(layer, w, params["sparsity"]))
+    if method == "n_of_g":
+        return masked(lambda layer, w: keep_layer(layer, w, params["keep"], params["group"],
+                                                  params["first_layer_space_to_depth"]))
+    if method == "bit_budget":
+        return tabled(lambda layer, w: (budget_table(layer, params["max_terms"], params["encoding"])[None, :],
+                                        np.zeros(w.shape, np.int64)))
+    if method == "bit_balance":
+        return tabled(lambda layer, w: balance_budgets(layer, w, params["lanes"], params["target"],
+                                                       params["first_layer_space_to_depth"]))
+    raise PruningError(f"retrain: method {method!r} has no retraining projection (magnitude, n_of_g, bit_budget, "
+                       f"bit_balance)")
+
+
+def _result(net, workload: Workload, name: str, params: dict[str, Any], chosen: set[str], history: dict,
+            data_source: str) -> PruneResult:
+    """The retrained network as a PruneResult: every layer's weights and biases as the network holds them."""
+    retrained = net.to_workload()
+    new = {layer.name: layer.weights for layer in retrained}
+    meta = {layer.name: layer.meta for layer in retrained}
+    extra = {layer.name: {"retrained": True, "projected": layer.name.partition("@")[0] in chosen}
+             for layer in retrained}
+    res = assemble(workload, name, params, new, extra, new_meta=meta)
+    res.workload.meta["pruning"][-1]["training_data"] = data_source
+    return PruneResult(res.workload, res.report, name, {**params, "history": history})
+
+
+def _run(workload, name, params, chosen, projection, stages, *, seed, limit, progress, datasets_dir, data_dir):
+    """Fine-tune through ``stages`` (projection settings per stage), then the final epochs at the last one."""
+    rt = _retraining()
+    cfg = _config(params, seed, limit)
+    data = rt.TrainData.cifar10(params["split_seed"], datasets_dir, limit)
+    net = rt.QuantNet(workload, data_dir=data_dir)
+    history: dict[str, list] = {"stage": [], "loss": []}
+    for k, stage in enumerate(stages):
+        net.projection = projection(stage)
+        net.refresh()
+        if params["admm"]:
+            losses = rt.admm(net, data, cfg, epochs=params["epochs"], rho=params["rho"],
+                             rho_growth=params["rho_growth"], progress=progress)
+        else:
+            losses = rt.finetune(net, data, cfg, on_epoch=lambda e: net.refresh(), progress=progress,
+                                 phase=f"stage {k + 1}/{len(stages)}")
+        history["stage"] += [stage] * len(losses)
+        history["loss"] += losses
+    net.projection = projection(stages[-1])
+    net.refresh()
+    losses = rt.finetune(net, data, cfg, epochs=params["final_epochs"], on_epoch=lambda e: net.refresh(),
+                         progress=progress, phase="final")
+    history["stage"] += [stages[-1]] * len(losses)
+    history["loss"] += losses
+    return _result(net, workload, name, params, chosen, history, data.source)
+
+
+def progressive_targets(start: float, target: float) -> list[float]:
+    """Bit-Pruner's progressive schedule: s <- s + (1 - s) / 3 from ``start`` until ``target`` (which ends it)."""
+    out, s = [], start
+    while s < target - 1e-12:
+        s = min(target, s + (1 - s) / 3)
+        out.append(s)
+    return out or [target]
+
+
+@register("bitpruner",
+          Param("target", float, "bit sparsity every layer reaches (sign-magnitude)", 0.85, lo=0.0, hi=1.0),
+          Param("lanes", int, "weights that run in lockstep: the lanes of a weight brick", 16, lo=1),
+          Param("first_layer_space_to_depth", bool, "group a strided 3-channel first conv as the simulator does",
+                True),
+          *TRAIN_PARAMS,
+          summary="Bit-Pruner: progressive lane-balanced bit pruning with retraining (STE or ADMM; needs torch)",
+          needs_torch=True)
+def bitpruner(workload: Workload, *, layers: Sequence[str] | None = None, seed: int = 0, limit: int | None = None,
+              progress=None, datasets_dir=None, data_dir=None, **params: Any) -> PruneResult:
+    """Bit-Pruner's flow on a PyTorch built-in workload (see the module docstring); ``limit``: train on only that
+    many images (tests)."""
+    check_layers_param(layers)
+    params = METHODS["bitpruner"].bind(params)
+    chosen = {layer.name.partition("@")[0] for layer in selected(workload, layers, "bitpruner")}
+    from .bit_balance import bit_balance
+
+    start = float(bit_balance(workload, target=0.0, layers=layers).totals()["bit_sparsity"])
+    stages = progressive_targets(start, params["target"])
+    base = {k: params[k] for k in ("lanes", "first_layer_space_to_depth")}
+    return _run(workload, "bitpruner", params, chosen,
+                lambda s: _projection("bit_balance", {**base, "target": s}, chosen), stages, seed=seed,
+                limit=limit, progress=progress, datasets_dir=datasets_dir, data_dir=data_dir)
+
+
+@register("retrain",
+          Param("method", str, "the integer method whose constraint stays in the loop", "bit_budget",
+                choices=("magnitude", "n_of_g", "bit_budget", "bit_balance")),
+          *TRAIN_PARAMS,
+          summary="an integer method (magnitude, n_of_g, bit_budget, bit_balance) with retraining (needs torch)",
+          needs_torch=True)
+def retrain(workload: Workload, *, layers: Sequence[str] | None = None, seed: int = 0, limit: int | None = None,
+            progress=None, datasets_dir=None, data_dir=None, **params: Any) -> PruneResult:
+    """Prune ``workload`` with ``method`` (its own parameters among ``params``), then fine-tune with its
+    constraint in the loop; the result's method is ``<method>+retrain`` (``+admm``)."""
+    check_layers_param(layers)
+    own = METHODS[params.get("method", "bit_budget")]
+    train_names = {p.name for p in METHODS["retrain"].params}
+    mine = METHODS["retrain"].bind({k: v for k, v in params.items() if k in train_names})
+    theirs = own.bind({k: v for k, v in params.items() if k not in train_names})
+    pruned = own.function(workload, layers=layers, seed=seed, **theirs)
+    chosen = {layer.name.partition("@")[0] for layer in selected(workload, layers, own.name)}
+    name = f"{own.name}+{'admm' if mine['admm'] else 'retrain'}"
+    return _run(pruned.workload, name, {**theirs, **mine}, chosen, lambda _: _projection(own.name, theirs, chosen),
+                [None], seed=seed, limit=limit, progress=progress, datasets_dir=datasets_dir, data_dir=data_dir)
