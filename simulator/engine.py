@@ -148,22 +148,33 @@ def operands(layer: Layer) -> tuple[Operand, Operand]:
     return Operand(layer.act_signed, layer.act_bits), Operand(layer.weight_signed, layer.weight_bits)
 
 
+def _pair_int16(a_data: np.ndarray, w_data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A design's pair data as the kernels take them: int16, non-negative, every product fitting int16."""
+    a16, a_lo, a_hi = kernels.narrow_pair_data(a_data)
+    w16, w_lo, w_hi = kernels.narrow_pair_data(w_data)
+    if a_lo < 0 or w_lo < 0 or int(a_hi) * int(w_hi) >= kernels.PAIR_LIMIT:
+        raise ValueError(f"pair data out of range: activations {a_lo}..{a_hi}, weights {w_lo}..{w_hi} "
+                         f"(non-negative counts whose products fit int16)")
+    return a16, w16
+
+
 def _both_path(arch: ArchConfig, design: DesignModel, layer: Layer, low: Lowered, passes: int) -> tuple[int, int, int]:
     """Both operands serial: per-PE costs from the design's pair data, reduced by the ``sync`` knob."""
     acts, wgts = layer_ops(low, arch)
     lanes = arch.lanes
     aop, wop = operands(layer)
     a_data, w_data, lanewise = design.pair_data(acts.reshape(-1, lanes), wgts.reshape(-1, lanes), aop, wop, arch)
+    a16, w16 = _pair_int16(a_data, w_data)
     ch, fl = low.channels.astype(np.int64), low.filters.astype(np.int64)
-    n_cb = acts.shape[1]
+    a16 = a16.reshape(*acts.shape[:-1], -1)  # (G, CB, Hp, Wp, A)
+    w16 = w16.reshape(*wgts.shape[:-1], -1)  # (G, Kg, R, S, CB, A)
     if low.is_fc:
-        return kernels.fc_both_serial(a_data, w_data, lanewise, int(ch[0]), int(fl[0]), passes, n_cb, lanes,
-                                      arch.columns, arch.tiles * arch.rows)
-    kr, ks = low.kernel
+        return kernels.fc_both_serial(a16[0, :, 0, 0], w16[0, :, 0, 0], lanewise, int(ch[0]), int(fl[0]), passes,
+                                      lanes, arch.columns, arch.tiles * arch.rows)
+    wt = np.ascontiguousarray(w16.transpose(0, 2, 3, 4, 5, 1))  # filters innermost: (G, R, S, CB, A, Kg)
     return kernels.conv_both_serial(
-        a_data, w_data, lanewise, ch, fl, passes, low.stride, low.out_h, low.out_w, kr, ks, n_cb, acts.shape[2],
-        acts.shape[3], wgts.shape[1], lanes, arch.columns, arch.rows, arch.tiles, low.spread_tiles,
-        SYNC_CODE[arch.sync], low.diagonal)
+        a16, wt, lanewise, ch, fl, passes, low.stride, low.out_h, low.out_w, lanes, arch.columns, arch.rows,
+        arch.tiles, low.spread_tiles, SYNC_CODE[arch.sync], low.diagonal)
 
 
 def _pair_mac_sum(layer: Layer, act_cost: np.ndarray, per_channel: np.ndarray) -> int:
