@@ -261,6 +261,13 @@ def _value_terms(flat, table):
     return out
 
 
+@njit(cache=True)
+def _value_terms_into(flat, table, out):
+    for i in range(flat.size):
+        v = flat[i]
+        out[i] = table[v if v >= 0 else -v]
+
+
 @njit(cache=True, parallel=True)
 def _terms_sum(flat, table):
     total = 0
@@ -270,16 +277,14 @@ def _terms_sum(flat, table):
     return total
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _filter_terms(values2d, table):
     nk, nj = values2d.shape
     out = np.zeros(nj, dtype=np.int64)
-    for chunk in prange(CHUNKS):  # each chunk owns a contiguous range of columns j
-        j0, j1 = chunk * nj // CHUNKS, (chunk + 1) * nj // CHUNKS
-        for k in range(nk):
-            for j in range(j0, j1):
-                v = values2d[k, j]
-                out[j] += table[v if v >= 0 else -v]
+    for k in range(nk):  # rows streamed in memory order (faster on one thread than column chunks on several)
+        for j in range(nj):
+            v = values2d[k, j]
+            out[j] += table[v if v >= 0 else -v]
     return out
 
 
@@ -296,6 +301,14 @@ def value_terms(values: np.ndarray, enc: int) -> np.ndarray:
     """Number of non-zero terms of every value under encoding ``enc`` (same shape, int32)."""
     values = np.ascontiguousarray(values)
     return _value_terms(values.ravel(), terms_table(enc)).reshape(values.shape)
+
+
+def value_terms_int16(values: np.ndarray, enc: int) -> np.ndarray:
+    """``value_terms`` as int16: half the memory traffic where the counts are streamed (both-serial kernels)."""
+    values = np.ascontiguousarray(values)
+    out = np.empty(values.shape, dtype=np.int16)  # numpy's allocator: huge pages for large arrays, fewer faults
+    _value_terms_into(values.ravel(), terms_table(enc), out.ravel())
+    return out
 
 
 def terms_sum(values: np.ndarray, enc: int) -> int:

@@ -83,16 +83,19 @@ def simulate_layer(arch: ArchConfig, layer: Layer) -> dict:
     low = lower(layer, arch)
     passes = passes_of(low, arch)
     custom = design.fast_layer(arch, layer, low, passes)
+    pair_sum = None
     if custom is not None:
         cyc, busy_pe, busy_lane = custom
     elif serial == Serial.BOTH:
-        cyc, busy_pe, busy_lane = _both_path(arch, design, layer, low, passes)
+        cyc, busy_pe, busy_lane, pair_sum = _both_path(arch, design, layer, low, passes)
     else:
         cyc, busy_pe, busy_lane = _brick_path(arch, design, serial, op, low, passes)
     cycles = int(cyc)
     custom_ideal = design.ideal_and_terms(arch, layer)
     if custom_ideal is not None:
         ideal_work, terms = custom_ideal
+    elif pair_sum is not None and design.pair_data_are_terms:  # the kernel summed terms(a) * terms(w) over the MACs
+        ideal_work, terms = float(pair_sum), int(pair_sum)
     else:
         ideal_work, terms = _ideal_and_terms(arch, design, serial, op, layer)
     return _row(arch, layer, low, passes, cycles, busy_pe, busy_lane, ideal_work, terms)
@@ -148,23 +151,24 @@ def operands(layer: Layer) -> tuple[Operand, Operand]:
     return Operand(layer.act_signed, layer.act_bits), Operand(layer.weight_signed, layer.weight_bits)
 
 
-def _pair_int16(a_data: np.ndarray, w_data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A design's pair data as the kernels take them: int16, non-negative, every product fitting int16."""
-    a16, a_lo, a_hi = kernels.narrow_pair_data(a_data)
-    w16, w_lo, w_hi = kernels.narrow_pair_data(w_data)
-    if a_lo < 0 or w_lo < 0 or int(a_hi) * int(w_hi) >= kernels.PAIR_LIMIT:
-        raise ValueError(f"pair data out of range: activations {a_lo}..{a_hi}, weights {w_lo}..{w_hi} "
-                         f"(non-negative counts whose products fit int16)")
-    return a16, w16
+def _pair_int16(data: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """A design's pair data as the kernels take them (int16), with their range."""
+    lo, hi = int(data.min(initial=0)), int(data.max(initial=0))
+    return data.astype(np.int16, copy=False), lo, hi
 
 
-def _both_path(arch: ArchConfig, design: DesignModel, layer: Layer, low: Lowered, passes: int) -> tuple[int, int, int]:
-    """Both operands serial: per-PE costs from the design's pair data, reduced by the ``sync`` knob."""
+def _both_path(arch: ArchConfig, design: DesignModel, layer: Layer, low: Lowered,
+               passes: int) -> tuple[int, int, int, int]:
+    """Both operands serial: per-PE costs from the design's pair data, reduced by the ``sync`` knob; also the sum
+    over the MACs of the pair data's products (``kernels.conv_both_serial``)."""
     acts, wgts = layer_ops(low, arch)
     lanes = arch.lanes
     aop, wop = operands(layer)
     a_data, w_data, lanewise = design.pair_data(acts.reshape(-1, lanes), wgts.reshape(-1, lanes), aop, wop, arch)
-    a16, w16 = _pair_int16(a_data, w_data)
+    (a16, a_lo, a_hi), (w16, w_lo, w_hi) = _pair_int16(a_data), _pair_int16(w_data)
+    if a_lo < 0 or w_lo < 0 or a_hi * w_hi >= kernels.PAIR_LIMIT:
+        raise ValueError(f"{arch.design} pair data out of range: activations {a_lo}..{a_hi}, weights {w_lo}..{w_hi} "
+                         "(the kernels take non-negative counts whose products fit int16)")
     ch, fl = low.channels.astype(np.int64), low.filters.astype(np.int64)
     a16 = a16.reshape(*acts.shape[:-1], -1)  # (G, CB, Hp, Wp, A)
     w16 = w16.reshape(*wgts.shape[:-1], -1)  # (G, Kg, R, S, CB, A)

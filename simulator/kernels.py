@@ -260,21 +260,6 @@ PAIR_LIMIT = 1 << 15  # pair data are int16: the product of two values must fit 
 
 
 @njit(cache=True)
-def narrow_pair_data(x):
-    """(x as int16, min, max): both-serial pair data are small non-negative counts; the caller checks the range."""
-    flat = x.ravel()
-    out = np.empty(flat.size, dtype=np.int16)
-    lo = 0
-    hi = 0
-    for i in range(flat.size):
-        v = flat[i]
-        out[i] = v
-        lo = min(lo, v)
-        hi = max(hi, v)
-    return out.reshape(x.shape), lo, hi
-
-
-@njit(cache=True)
 def _unit_pair_cost(amax, wmax, lanewise):
     """Cycles of a unit (tile) on one step from the per-lane maxima of its columns' and rows' pair data.
 
@@ -330,7 +315,8 @@ def conv_both_serial(a, wt, lanewise, channels, filters, passes, stride, out_h, 
     a: activation-brick data (G, CB, plane_h, plane_w, A); wt: weight-brick data (G, R, S, CB, A, Kg), filters
     innermost; int16, non-negative, products fit int16. A = 1 (separable: a PE costs a * w) or lanes (lane-wise:
     max over lanes of max(1, a_l * w_l)). sync: 0 chip lockstep, 1 per tile, 2 per PE.
-    Returns (cycles, busy PE-cycles, busy lane-cycles).
+    Returns (cycles, busy PE-cycles, busy lane-cycles, pair sum): the pair sum is the sum over the layer's MACs
+    of a_l * w_l (lane-wise; separable: over PE-steps of a * w), i.e. its terms when the data are term counts.
 
     Every total here is a sum, so the work is split in two, in whatever order is cheapest:
     - busy counters do not depend on the mapping: a sum, for every step (r, s, channel brick), over every real
@@ -361,6 +347,7 @@ def conv_both_serial(a, wt, lanewise, channels, filters, passes, stride, out_h, 
     nzw = np.zeros(n_lanes, dtype=np.int64)
     busy_pe = 0
     busy_lane = 0
+    pair_sum = 0
     for g in range(n_sub):
         nf = filters[g]
         plane_g = a[g]
@@ -372,8 +359,9 @@ def conv_both_serial(a, wt, lanewise, channels, filters, passes, stride, out_h, 
                     _weight_side(wlanes, nf, rows, wmax[g, r, s, cb], sw, nzw)
                     am = amax[g, r, s, cb]
                     plane = plane_g[cb]
-                    sa[:] = 0
-                    nza[:] = 0
+                    for lane in range(n_lanes):
+                        sa[lane] = 0
+                        nza[lane] = 0
                     step_pe = 0
                     win = 0
                     ws = 0
@@ -408,14 +396,17 @@ def conv_both_serial(a, wt, lanewise, channels, filters, passes, stride, out_h, 
                     if not lanewise:  # separable: a PE costs a * w, every used lane is busy that long
                         step_pe = sa[0] * sw[0]
                         busy_lane += step_pe * (1 if diagonal else used)
-                    elif diagonal:  # filter f's only useful lane is f mod lanes
-                        for f in range(nf):
-                            lane = f % lanes
-                            v = wlanes[lane, f]
-                            busy_lane += sa[lane] * v + n_win - nza[lane] * (v != 0)
+                        pair_sum += step_pe
                     else:
                         for lane in range(used):
-                            busy_lane += sa[lane] * sw[lane] + n_win * nf - nza[lane] * nzw[lane]
+                            pair_sum += sa[lane] * sw[lane]
+                            if not diagonal:
+                                busy_lane += sa[lane] * sw[lane] + n_win * nf - nza[lane] * nzw[lane]
+                        if diagonal:  # filter f's only useful lane is f mod lanes
+                            for f in range(nf):
+                                lane = f % lanes
+                                v = wlanes[lane, f]
+                                busy_lane += sa[lane] * v + n_win - nza[lane] * (v != 0)
                     busy_pe += step_pe
         if per_pe:  # window w and filter f meet on PE (f // rows mod tiles, f mod rows, w mod columns)
             for f in range(nf):
@@ -423,8 +414,13 @@ def conv_both_serial(a, wt, lanewise, channels, filters, passes, stride, out_h, 
                 for win in range(n_win):
                     pe_total[t, f % rows, win % columns] += pe_sum[win, f]
                     pe_sum[win, f] = 0
-    if per_pe:
-        return pe_total.max(), busy_pe, busy_lane
+    if per_pe:  # (plain loops rather than array methods here and below: each method adds to the compile time)
+        cycles = 0
+        for t in range(tiles):
+            for row in range(rows):
+                for col in range(columns):
+                    cycles = max(cycles, pe_total[t, row, col])
+        return cycles, busy_pe, busy_lane, pair_sum
     # lockstep / per-tile cycles: for window set, pass, step, a tile costs what its slowest PE costs
     tile_total = np.zeros(tiles, dtype=np.int64)
     cycles = 0
@@ -450,20 +446,24 @@ def conv_both_serial(a, wt, lanewise, channels, filters, passes, stride, out_h, 
                                 step_max = max(step_max, cost)
                             cycles += step_max
     if sync == 1:
-        cycles = tile_total.max()
-    return cycles, busy_pe, busy_lane
+        cycles = 0
+        for t in range(tiles):
+            cycles = max(cycles, tile_total[t])
+    return cycles, busy_pe, busy_lane, pair_sum
 
 
 @njit(cache=True)
 def fc_both_serial(a, w, lanewise, channels, filters, passes, lanes, columns, tiles_rows):
     """FC with both operands serial: a step costs its slowest PE (all rows of the pass, one activation brick);
-    steps pipelined over the columns. a: (CB, A); w: (K, CB, A); int16 as for ``conv_both_serial``."""
+    steps pipelined over the columns. a: (CB, A); w: (K, CB, A); int16 as for ``conv_both_serial``, which see for
+    the four results."""
     n_cb, n_lanes = a.shape
     costs = np.zeros(passes * n_cb, dtype=np.int64)
     sw = np.zeros(n_lanes, dtype=np.int64)
     nzw = np.zeros(n_lanes, dtype=np.int64)
     busy_pe = 0
     busy_lane = 0
+    pair_sum = 0
     for p in range(passes):
         f0 = p * tiles_rows
         f1 = min(filters, f0 + tiles_rows)
@@ -472,8 +472,9 @@ def fc_both_serial(a, w, lanewise, channels, filters, passes, lanes, columns, ti
             av = a[cb]
             k = 0
             step_pe = 0
-            sw[:] = 0
-            nzw[:] = 0
+            for lane in range(n_lanes):
+                sw[lane] = 0
+                nzw[lane] = 0
             for f in range(f0, f1):
                 wv = w[f, cb]
                 if lanewise:
@@ -490,10 +491,12 @@ def fc_both_serial(a, w, lanewise, channels, filters, passes, lanes, columns, ti
             busy_pe += step_pe
             if not lanewise:  # separable: every used lane is busy for its PE's cost
                 busy_lane += step_pe * used
+                pair_sum += step_pe
             else:  # per lane, sum over filters of max(1, a * w) = a * (sum w) + n_f - nz(a) nz(w)
                 for lane in range(used):
                     busy_lane += av[lane] * sw[lane] + (f1 - f0) - (av[lane] != 0) * nzw[lane]
-    return fc_pipeline(costs, columns), busy_pe, busy_lane
+                    pair_sum += av[lane] * sw[lane]
+    return fc_pipeline(costs, columns), busy_pe, busy_lane, pair_sum
 
 
 @njit(cache=True)

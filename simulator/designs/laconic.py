@@ -9,7 +9,7 @@ design with buffers would.
 from __future__ import annotations
 
 from ..config import ArchConfig, Design
-from ..encodings import ENCODING_CODE, value_terms
+from ..encodings import ENCODING_CODE, value_terms_int16
 from .base import BothSerialModel, Operand
 from .pragmatic import signed_digits
 
@@ -17,10 +17,11 @@ from .pragmatic import signed_digits
 class Laconic(BothSerialModel):
     design = Design.LACONIC
     cost_is_terms = True  # a MAC alone costs terms(a) * terms(w)
+    pair_data_are_terms = True
 
     def pair_data(self, act_bricks, weight_bricks, aop: Operand, wop: Operand, arch: ArchConfig):
         enc = ENCODING_CODE[arch.encoding]
-        return value_terms(act_bricks, enc), value_terms(weight_bricks, enc), True
+        return value_terms_int16(act_bricks, enc), value_terms_int16(weight_bricks, enc), True
 
     def pe_cycles(self, acts: list[int], weights: list[int], aop: Operand, wop: Operand,
                   arch: ArchConfig) -> list[int]:
