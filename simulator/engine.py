@@ -176,9 +176,10 @@ def _both_path(arch: ArchConfig, design: DesignModel, layer: Layer, low: Lowered
         return kernels.fc_both_serial(a16[0, :, 0, 0], w16[0, :, 0, 0], lanewise, int(ch[0]), int(fl[0]), passes,
                                       lanes, arch.columns, arch.tiles * arch.rows)
     wt = np.ascontiguousarray(w16.transpose(0, 2, 3, 4, 5, 1))  # filters innermost: (G, R, S, CB, A, Kg)
+    pe_total = np.zeros((arch.tiles, arch.rows, arch.columns), np.int64) if arch.sync == Sync.PE else None
     return kernels.conv_both_serial(
         a16, wt, lanewise, ch, fl, passes, low.stride, low.out_h, low.out_w, lanes, arch.columns, arch.rows,
-        arch.tiles, low.spread_tiles, SYNC_CODE[arch.sync], low.diagonal)
+        arch.tiles, low.spread_tiles, SYNC_CODE[arch.sync], low.diagonal, pe_total)
 
 
 def _pair_mac_sum(layer: Layer, act_cost: np.ndarray, per_channel: np.ndarray) -> int:

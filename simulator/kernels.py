@@ -309,12 +309,14 @@ def _pe_costs(lane_idx, lane_val, n, wlanes, nf, floor, m):
 
 @njit(cache=True)
 def conv_both_serial(a, wt, lanewise, channels, filters, passes, stride, out_h, out_w, lanes, columns, rows, tiles,
-                     spread, sync, diagonal):
+                     spread, sync, diagonal, pe_total):
     """Conv with both operands serial: the cost is per PE (window x filter x step).
 
     a: activation-brick data (G, CB, plane_h, plane_w, A); wt: weight-brick data (G, R, S, CB, A, Kg), filters
     innermost; int16, non-negative, products fit int16. A = 1 (separable: a PE costs a * w) or lanes (lane-wise:
-    max over lanes of max(1, a_l * w_l)). sync: 0 chip lockstep, 1 per tile, 2 per PE.
+    max over lanes of max(1, a_l * w_l)). sync: 0 chip lockstep, 1 per tile, 2 per PE; with per-PE sync, pe_total
+    is a zeroed (tiles, rows, columns) int64 array that receives every PE's cycles, else None (numba then
+    compiles the kernel without the per-PE code).
     Returns (cycles, busy PE-cycles, busy lane-cycles, pair sum): the pair sum is the sum over the layer's MACs
     of a_l * w_l (lane-wise; separable: over PE-steps of a * w), i.e. its terms when the data are term counts.
 
@@ -332,12 +334,11 @@ def conv_both_serial(a, wt, lanewise, channels, filters, passes, stride, out_h, 
     n_win = out_h * out_w
     n_ws = (n_win + columns - 1) // columns
     n_fsets = (kg + rows - 1) // rows
-    per_pe = sync == 2
     floor = 1 if lanewise else 0
     amax = np.zeros((n_sub, kr, ks, n_cb, n_ws, n_lanes), dtype=np.int16)  # per step and window set
     wmax = np.zeros((n_sub, kr, ks, n_cb, n_fsets, n_lanes), dtype=np.int16)  # per step and filter set
-    pe_sum = np.zeros((n_win, kg) if per_pe else (1, 1), dtype=np.int64)  # one sub-conv's cycles per PE pairing
-    pe_total = np.zeros((tiles, rows, columns) if per_pe else (1, 1, 1), dtype=np.int64)
+    if pe_total is not None:
+        pe_sum = np.zeros((n_win, kg), dtype=np.int64)  # one sub-conv's cycles per (window, filter)
     m = np.empty(kg, dtype=np.int16)
     lane_idx = np.empty(n_lanes, dtype=np.int64)
     lane_val = np.empty(n_lanes, dtype=np.int16)
@@ -379,15 +380,15 @@ def conv_both_serial(a, wt, lanewise, channels, filters, passes, stride, out_h, 
                                 lane_idx[n] = lane  # list the non-zero lanes, branch-free
                                 lane_val[n] = v
                                 n += v != 0
-                            if lanewise or per_pe:
+                            if pe_total is not None:
                                 _pe_costs(lane_idx, lane_val, n, wlanes, nf, floor, m)
-                                tot = 0
                                 for f in range(nf):
-                                    tot += m[f]
-                                step_pe += tot
-                                if per_pe:
-                                    for f in range(nf):
-                                        pe_sum[win, f] += m[f]
+                                    step_pe += m[f]
+                                    pe_sum[win, f] += m[f]
+                            elif lanewise:
+                                _pe_costs(lane_idx, lane_val, n, wlanes, nf, floor, m)
+                                for f in range(nf):
+                                    step_pe += m[f]
                             win += 1
                             col += 1
                             if col == columns:  # next window set
@@ -408,13 +409,13 @@ def conv_both_serial(a, wt, lanewise, channels, filters, passes, stride, out_h, 
                                 v = wlanes[lane, f]
                                 busy_lane += sa[lane] * v + n_win - nza[lane] * (v != 0)
                     busy_pe += step_pe
-        if per_pe:  # window w and filter f meet on PE (f // rows mod tiles, f mod rows, w mod columns)
+        if pe_total is not None:  # window w and filter f meet on PE (f // rows mod tiles, f mod rows, w mod columns)
             for f in range(nf):
                 t = (f // rows) % tiles if spread == 1 else g % spread
                 for win in range(n_win):
                     pe_total[t, f % rows, win % columns] += pe_sum[win, f]
                     pe_sum[win, f] = 0
-    if per_pe:  # (plain loops rather than array methods here and below: each method adds to the compile time)
+    if pe_total is not None:  # (plain loops rather than array methods: each method adds to the compile time)
         cycles = 0
         for t in range(tiles):
             for row in range(rows):
