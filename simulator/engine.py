@@ -151,10 +151,14 @@ def operands(layer: Layer) -> tuple[Operand, Operand]:
     return Operand(layer.act_signed, layer.act_bits), Operand(layer.weight_signed, layer.weight_bits)
 
 
-def _pair_int16(data: np.ndarray) -> tuple[np.ndarray, int, int]:
-    """A design's pair data as the kernels take them (int16), with their range."""
-    lo, hi = int(data.min(initial=0)), int(data.max(initial=0))
-    return data.astype(np.int16, copy=False), lo, hi
+def _pair_int16(design: DesignModel, a_data: np.ndarray, w_data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A design's pair data as the kernels take them: int16, once checked non-negative with every product fitting."""
+    lo = min(int(a_data.min(initial=0)), int(w_data.min(initial=0)))
+    a_hi, w_hi = int(a_data.max(initial=0)), int(w_data.max(initial=0))
+    if lo < 0 or a_hi * w_hi >= kernels.PAIR_LIMIT:
+        raise ValueError(f"{design.design} pair data out of range (min {lo}, max {a_hi} x {w_hi}): the both-serial "
+                         "kernels take non-negative counts whose products fit int16")
+    return a_data.astype(np.int16, copy=False), w_data.astype(np.int16, copy=False)
 
 
 def _both_path(arch: ArchConfig, design: DesignModel, layer: Layer, low: Lowered,
@@ -165,10 +169,7 @@ def _both_path(arch: ArchConfig, design: DesignModel, layer: Layer, low: Lowered
     lanes = arch.lanes
     aop, wop = operands(layer)
     a_data, w_data, lanewise = design.pair_data(acts.reshape(-1, lanes), wgts.reshape(-1, lanes), aop, wop, arch)
-    (a16, a_lo, a_hi), (w16, w_lo, w_hi) = _pair_int16(a_data), _pair_int16(w_data)
-    if a_lo < 0 or w_lo < 0 or a_hi * w_hi >= kernels.PAIR_LIMIT:
-        raise ValueError(f"{arch.design} pair data out of range: activations {a_lo}..{a_hi}, weights {w_lo}..{w_hi} "
-                         "(the kernels take non-negative counts whose products fit int16)")
+    a16, w16 = _pair_int16(design, a_data, w_data)
     ch, fl = low.channels.astype(np.int64), low.filters.astype(np.int64)
     a16 = a16.reshape(*acts.shape[:-1], -1)  # (G, CB, Hp, Wp, A)
     w16 = w16.reshape(*wgts.shape[:-1], -1)  # (G, Kg, R, S, CB, A)
