@@ -54,15 +54,18 @@ def simulate_layer(arch: ArchConfig, layer: Layer) -> dict:
     plan = plan_layer(arch, layer)
     design = arch.model
     custom = design.fast_layer(plan)
+    pair_sum = None
     if custom is not None:
         cyc, busy_pe, busy_lane = custom
     elif plan.serial == Serial.BOTH:
-        cyc, busy_pe, busy_lane = _both_path(plan, design)
+        cyc, busy_pe, busy_lane, pair_sum = _both_path(plan, design)
     else:
         cyc, busy_pe, busy_lane = _brick_path(plan, design)
     custom_ideal = design.ideal_and_terms(plan)
     if custom_ideal is not None:
         ideal_work, terms = custom_ideal
+    elif pair_sum is not None and design.pair_data_are_terms:  # the kernel summed terms(a) * terms(w) over the MACs
+        ideal_work, terms = float(pair_sum), int(pair_sum)
     else:
         ideal_work, terms = _ideal_and_terms(plan, design)
     return _row(plan, int(cyc), busy_pe, busy_lane, ideal_work, terms)
@@ -105,27 +108,40 @@ def _brick_path(plan: LayerPlan, design: DesignModel) -> tuple[int, int, int]:
 SYNC_CODE = {Sync.LOCKSTEP: 0, Sync.TILE: 1, Sync.PE: 2}
 
 
-def _both_path(plan: LayerPlan, design: DesignModel) -> tuple[int, int, int]:
-    """Both operands serial: per-PE costs from the design's pair data, reduced by the ``sync`` knob."""
+def _pair_int16(design: DesignModel, a_data: np.ndarray, w_data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A design's pair data as the kernels take them: int16, once checked non-negative with every product fitting."""
+    lo = min(int(a_data.min(initial=0)), int(w_data.min(initial=0)))
+    a_hi, w_hi = int(a_data.max(initial=0)), int(w_data.max(initial=0))
+    if lo < 0 or a_hi * w_hi >= kernels.PAIR_LIMIT:
+        raise ValueError(f"{design.design} pair data out of range (min {lo}, max {a_hi} x {w_hi}): the both-serial "
+                         "kernels take non-negative counts whose products fit int16")
+    return a_data.astype(np.int16, copy=False), w_data.astype(np.int16, copy=False)
+
+
+def _both_path(plan: LayerPlan, design: DesignModel) -> tuple[int, int, int, int]:
+    """Both operands serial: per-PE costs from the design's pair data, reduced by the ``sync`` knob; also the sum
+    over the MACs of the pair data's products (``kernels.conv_both_serial``)."""
     arch, low, passes = plan.arch, plan.low, plan.passes
     acts = to_bricks(low.acts, arch.lanes, channel_axis=1)  # (G, CB, Hp, Wp, lanes)
     wgts = weight_bricks(low.weights, arch.lanes)  # (G, Kg, R, S, CB, lanes)
     lanes = arch.lanes
     aop, wop = plan.act, plan.weight
     a_data, w_data, lanewise = design.pair_data(acts.reshape(-1, lanes), wgts.reshape(-1, lanes), aop, wop, arch)
+    a16, w16 = _pair_int16(design, a_data, w_data)
     ch, fl = low.channels.astype(np.int64), low.filters.astype(np.int64)
-    n_cb = acts.shape[1]
+    a16 = a16.reshape(*acts.shape[:-1], -1)  # (G, CB, Hp, Wp, A)
+    w16 = w16.reshape(*wgts.shape[:-1], -1)  # (G, Kg, R, S, CB, A)
     if low.is_fc:
-        return kernels.fc_both_serial(a_data, w_data, lanewise, int(ch[0]), int(fl[0]), passes, n_cb, lanes,
-                                      arch.columns, arch.tiles * arch.rows)
-    kr, ks = low.kernel
+        return kernels.fc_both_serial(a16[0, :, 0, 0], w16[0, :, 0, 0], lanewise, int(ch[0]), int(fl[0]), passes,
+                                      lanes, arch.columns, arch.tiles * arch.rows)
+    wt = np.ascontiguousarray(w16.transpose(0, 2, 3, 4, 5, 1))  # filters innermost: (G, R, S, CB, A, Kg)
+    pe_total = np.zeros((arch.tiles, arch.rows, arch.columns), np.int64) if arch.sync == Sync.PE else None
     return kernels.conv_both_serial(
-        a_data, w_data, lanewise, ch, fl, passes, low.stride, low.out_h, low.out_w, kr, ks, n_cb, acts.shape[2],
-        acts.shape[3], wgts.shape[1], lanes, arch.columns, arch.rows, arch.tiles, low.spread_tiles,
-        SYNC_CODE[arch.sync], low.diagonal)
+        a16, wt, lanewise, ch, fl, passes, low.stride, low.out_h, low.out_w, lanes, arch.columns, arch.rows,
+        arch.tiles, low.spread_tiles, SYNC_CODE[arch.sync], low.diagonal, pe_total)
 
 
-def _pair_mac_sum(layer: Layer, act_cost: np.ndarray, per_channel: np.ndarray) -> int:
+def _pair_mac_sum(layer: Layer, act_cost: np.ndarray, per_channel: np.ndarray, pad_cost: int = 0) -> int:
     """Sum over the layer's MACs of act_cost(a) * weight_cost(w), given ``per_channel`` = the weight costs summed
     over each group's filters, shaped (groups, C/groups, ...)."""
     if layer.kind == LayerKind.FC:
@@ -135,7 +151,8 @@ def _pair_mac_sum(layer: Layer, act_cost: np.ndarray, per_channel: np.ndarray) -
     pt, pb, pl, pr = layer.padding
     oh, ow = layer.output_hw
     _, cg, r, s = layer.weights.shape
-    padded = np.pad(act_cost.astype(np.int64), ((0, 0), (pt, pb), (pl, pr)))
+    # a padding position is a zero activation: it costs what a zero costs
+    padded = np.pad(act_cost.astype(np.int64), ((0, 0), (pt, pb), (pl, pr)), constant_values=pad_cost)
     sums = kernels.tap_window_sums(padded, r, s, layer.stride, oh, ow)
     return int(np.einsum("gcrs,gcrs->", per_channel, sums.reshape(layer.groups, cg, r, s)))
 
@@ -161,7 +178,9 @@ def _ideal_and_terms(plan: LayerPlan, design: DesignModel) -> tuple[float, int]:
         if design.cost_is_terms:
             return float(terms), terms
         ca, cw = design.pair_value_costs(layer.activations, layer.weights, aop, wop, arch)
-        return float(_pair_mac_sum(layer, ca, _per_channel(layer, cw))), terms
+        zero = int(np.asarray(design.pair_value_costs(np.zeros(1, np.int32), layer.weights.ravel()[:1], aop, wop,
+                                                      arch)[0])[0])
+        return float(_pair_mac_sum(layer, ca, _per_channel(layer, cw), zero)), terms
     if serial == Serial.NONE:
         ideal_work = terms = layer.macs
     else:

@@ -9,7 +9,7 @@ lanes holding a real MAC (one for depthwise, ``diagonal``).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .sync import fc_pipeline, run_ahead_step, unit_cost
 
@@ -256,79 +256,178 @@ def window_tap_sum(per_position: np.ndarray, kr: int, ks: int, stride: int, out_
     return out
 
 
+PAIR_LIMIT = 1 << 15  # pair data are int16: the product of two values must fit (term or bit counts do)
+
+
 @njit(cache=True)
-def _pe_cost(a, w, ga, gw, lanewise):
-    """Cycles of one PE on one step: a[ga] x w[gw] (separable) or max over lanes of max(1, a_l * w_l)."""
+def _unit_pair_cost(amax, wmax, lanewise):
+    """Cycles of a unit (tile) on one step from the per-lane maxima of its columns' and rows' pair data.
+
+    A PE's cost is monotone in both operands (data are non-negative), so the unit's slowest PE costs
+    max over lanes of max(1, amax_l * wmax_l) (lane-wise), or amax * wmax (separable)."""
     if not lanewise:
-        return a[ga, 0] * w[gw, 0]
+        return np.int64(amax[0]) * np.int64(wmax[0])
     best = 1
-    for lane in range(a.shape[1]):
-        p = a[ga, lane] * w[gw, lane]
-        if p > best:
-            best = p
+    for lane in range(amax.shape[0]):
+        best = max(best, np.int64(amax[lane]) * np.int64(wmax[lane]))
     return best
 
 
 @njit(cache=True)
-def _pe_cost_busy(a, w, ga, gw, lanewise, used, diagonal_lane):
-    """(cycles, busy lane-cycles) of one PE on one step, in one pass over its lanes."""
-    if not lanewise or diagonal_lane >= 0:
-        cost = _pe_cost(a, w, ga, gw, lanewise)
-        return cost, _lane_busy(a, w, ga, gw, lanewise, cost, used, diagonal_lane)
-    ar, wr = a[ga], w[gw]
-    best = 1
-    busy = 0
-    for lane in range(used):  # branch-free loops over contiguous rows (vectorizable)
-        p = ar[lane] * wr[lane]
-        best = max(best, p)
-        busy += max(1, p)
-    for lane in range(used, ar.shape[0]):
-        best = max(best, ar[lane] * wr[lane])
-    return best, busy
+def _weight_side(wlanes, nf, rows, wmax, sw, nzw):
+    """One step's weight bricks (lanes x filters): per lane, the sum and non-zero count over the nf real filters,
+    and the maximum over every filter set of ``rows`` filters (wmax: filter sets x lanes)."""
+    for lane in range(wlanes.shape[0]):
+        wrow = wlanes[lane]
+        tot = 0
+        nz = 0
+        for f in range(nf):
+            tot += wrow[f]
+            nz += wrow[f] != 0
+        sw[lane] = tot
+        nzw[lane] = nz
+        for fs in range(wmax.shape[0]):
+            mx = 0
+            for f in range(fs * rows, min(nf, fs * rows + rows)):
+                mx = max(mx, wrow[f])
+            wmax[fs, lane] = mx
 
 
 @njit(cache=True)
-def _lane_busy(a, w, ga, gw, lanewise, cost, used, diagonal_lane):
-    """Busy lane-cycles of one PE on one step: its own product count per lane (lane-wise) or the PE's cost."""
-    if not lanewise:
-        return cost * (1 if diagonal_lane >= 0 else used)
-    if diagonal_lane >= 0:
-        return max(1, a[ga, diagonal_lane] * w[gw, diagonal_lane])
-    total = 0
-    for lane in range(used):
-        total += max(1, a[ga, lane] * w[gw, lane])
-    return total
+def _pe_costs(lane_idx, lane_val, n, wlanes, nf, floor, m):
+    """m[f] = max(floor, max over the n listed lanes l of lane_val * wlanes[l, f]) for the first nf filters: the
+    cycles of the PEs pairing one activation brick (its non-zero lanes listed) with every filter's weight brick.
+    Filters are innermost, so the filter loop vectorizes (16 or 32 int16 PEs per instruction)."""
+    for f in range(nf):
+        m[f] = floor
+    for j in range(n):
+        al = lane_val[j]
+        wrow = wlanes[lane_idx[j]]
+        for f in range(nf):
+            m[f] = max(m[f], np.int16(al * wrow[f]))  # exact: the engine checked that products fit int16
 
 
 @njit(cache=True)
-def conv_both_serial(a, w, lanewise, channels, filters, passes, stride, out_h, out_w, kr, ks, n_cb, plane_h, plane_w,
-                     kg, lanes, columns, rows, tiles, spread, sync, diagonal):
+def conv_both_serial(a, wt, lanewise, channels, filters, passes, stride, out_h, out_w, lanes, columns, rows, tiles,
+                     spread, sync, diagonal, pe_total):
     """Conv with both operands serial: the cost is per PE (window x filter x step).
 
-    a: activation-brick data (G*CB*plane_h*plane_w, A) indexed by ((g*CB + cb)*plane_h + y)*plane_w + x;
-    w: weight-brick data (G*kg*R*S*CB, A) indexed by (((g*kg + f)*R + r)*S + s)*CB + cb; A = 1 (separable:
-    cost = a * w) or lanes (lane-wise: max over lanes of max(1, a_l * w_l)).
-    sync: 0 chip lockstep, 1 per tile, 2 per PE. Returns (cycles, busy PE-cycles, busy lane-cycles).
-    A step's lockstep cost needs only per-lane maxima (a PE's cost is monotone in both operands); busy
-    counters and per-PE sync need every PE (separable designs: sums of a and w).
+    a: activation-brick data (G, CB, plane_h, plane_w, A); wt: weight-brick data (G, R, S, CB, A, Kg), filters
+    innermost; int16, non-negative, products fit int16. A = 1 (separable: a PE costs a * w) or lanes (lane-wise:
+    max over lanes of max(1, a_l * w_l)). sync: 0 chip lockstep, 1 per tile, 2 per PE; with per-PE sync, pe_total
+    is a zeroed (tiles, rows, columns) int64 array that receives every PE's cycles, else None (numba then
+    compiles the kernel without the per-PE code).
+    Returns (cycles, busy PE-cycles, busy lane-cycles, pair sum): the pair sum is the sum over the layer's MACs
+    of a_l * w_l (lane-wise; separable: over PE-steps of a * w), i.e. its terms when the data are term counts.
+
+    Every total here is a sum, so the work is split in two, in whatever order is cheapest:
+    - busy counters do not depend on the mapping: a sum, for every step (r, s, channel brick), over every real
+      window x real filter. Lane-cycles are separable per lane: the sum over windows c and filters f of
+      max(1, a_c * w_f) = (sum a)(sum w) + n_c n_f - nz(a) nz(w). PE-cycles need every PE's max over lanes:
+      one vectorized pass over the filters per window and non-zero activation lane (separable designs:
+      (sum a)(sum w)). Per-PE sync also sums every PE's cost per (window, filter).
+    - a unit's step cost needs only per-lane maxima over its columns (window set) and rows (filter set), so
+      lockstep / per-tile cycles then follow the loop nest of DESIGN section 3 on those maxima alone.
     """
-    n_sub = channels.shape[0]
-    n_lanes = a.shape[1]
+    n_sub, n_cb, _, _, n_lanes = a.shape
+    kr, ks, kg = wt.shape[1], wt.shape[2], wt.shape[5]
     n_win = out_h * out_w
     n_ws = (n_win + columns - 1) // columns
-    n_batches = n_sub if spread == 1 else (n_sub + spread - 1) // spread
-    tile_total = np.zeros(tiles, dtype=np.int64)
-    pe_total = np.zeros((tiles, rows, columns) if sync == 2 else (1, 1, 1), dtype=np.int64)
-    aidx = np.zeros(columns, dtype=np.int64)
-    widx = np.zeros(rows, dtype=np.int64)
-    amax = np.zeros(n_lanes, dtype=np.int64)
-    wmax = np.zeros(n_lanes, dtype=np.int64)
-    cycles = 0
+    n_fsets = (kg + rows - 1) // rows
+    floor = 1 if lanewise else 0
+    amax = np.zeros((n_sub, kr, ks, n_cb, n_ws, n_lanes), dtype=np.int16)  # per step and window set
+    wmax = np.zeros((n_sub, kr, ks, n_cb, n_fsets, n_lanes), dtype=np.int16)  # per step and filter set
+    if pe_total is not None:
+        pe_sum = np.zeros((n_win, kg), dtype=np.int64)  # one sub-conv's cycles per (window, filter)
+    m = np.empty(kg, dtype=np.int16)
+    lane_idx = np.empty(n_lanes, dtype=np.int64)
+    lane_val = np.empty(n_lanes, dtype=np.int16)
+    sa = np.zeros(n_lanes, dtype=np.int64)
+    nza = np.zeros(n_lanes, dtype=np.int64)
+    sw = np.zeros(n_lanes, dtype=np.int64)
+    nzw = np.zeros(n_lanes, dtype=np.int64)
     busy_pe = 0
     busy_lane = 0
+    pair_sum = 0
+    for g in range(n_sub):
+        nf = filters[g]
+        plane_g = a[g]
+        for r in range(kr):
+            for s in range(ks):
+                for cb in range(n_cb):
+                    used = max(0, min(lanes, channels[g] - cb * lanes))
+                    wlanes = wt[g, r, s, cb]
+                    _weight_side(wlanes, nf, rows, wmax[g, r, s, cb], sw, nzw)
+                    am = amax[g, r, s, cb]
+                    plane = plane_g[cb]
+                    for lane in range(n_lanes):
+                        sa[lane] = 0
+                        nza[lane] = 0
+                    step_pe = 0
+                    win = 0
+                    ws = 0
+                    col = 0
+                    for oy in range(out_h):  # every window's activation brick at this tap
+                        y = oy * stride + r
+                        for ox in range(out_w):
+                            x = ox * stride + s
+                            n = 0
+                            for lane in range(n_lanes):
+                                v = plane[y, x, lane]
+                                am[ws, lane] = max(am[ws, lane], v)
+                                sa[lane] += v
+                                nza[lane] += v != 0
+                                lane_idx[n] = lane  # list the non-zero lanes, branch-free
+                                lane_val[n] = v
+                                n += v != 0
+                            if pe_total is not None:
+                                _pe_costs(lane_idx, lane_val, n, wlanes, nf, floor, m)
+                                for f in range(nf):
+                                    step_pe += m[f]
+                                    pe_sum[win, f] += m[f]
+                            elif lanewise:
+                                _pe_costs(lane_idx, lane_val, n, wlanes, nf, floor, m)
+                                for f in range(nf):
+                                    step_pe += m[f]
+                            win += 1
+                            col += 1
+                            if col == columns:  # next window set
+                                col = 0
+                                ws += 1
+                    if not lanewise:  # separable: a PE costs a * w, every used lane is busy that long
+                        step_pe = sa[0] * sw[0]
+                        busy_lane += step_pe * (1 if diagonal else used)
+                        pair_sum += step_pe
+                    else:
+                        for lane in range(used):
+                            pair_sum += sa[lane] * sw[lane]
+                            if not diagonal:
+                                busy_lane += sa[lane] * sw[lane] + n_win * nf - nza[lane] * nzw[lane]
+                        if diagonal:  # filter f's only useful lane is f mod lanes
+                            for f in range(nf):
+                                lane = f % lanes
+                                v = wlanes[lane, f]
+                                busy_lane += sa[lane] * v + n_win - nza[lane] * (v != 0)
+                    busy_pe += step_pe
+        if pe_total is not None:  # window w and filter f meet on PE (f // rows mod tiles, f mod rows, w mod columns)
+            for f in range(nf):
+                t = (f // rows) % tiles if spread == 1 else g % spread
+                for win in range(n_win):
+                    pe_total[t, f % rows, win % columns] += pe_sum[win, f]
+                    pe_sum[win, f] = 0
+    if pe_total is not None:  # (plain loops rather than array methods: each method adds to the compile time)
+        cycles = 0
+        for t in range(tiles):
+            for row in range(rows):
+                for col in range(columns):
+                    cycles = max(cycles, pe_total[t, row, col])
+        return cycles, busy_pe, busy_lane, pair_sum
+    # lockstep / per-tile cycles: for window set, pass, step, a tile costs what its slowest PE costs
+    tile_total = np.zeros(tiles, dtype=np.int64)
+    cycles = 0
+    n_batches = n_sub if spread == 1 else (n_sub + spread - 1) // spread
     for b in range(n_batches):
         for ws in range(n_ws):
-            ncols = min(columns, n_win - ws * columns)
             for p in range(passes):
                 for r in range(kr):
                     for s in range(ks):
@@ -341,80 +440,64 @@ def conv_both_serial(a, w, lanewise, channels, filters, passes, stride, out_h, o
                                 else:
                                     g = b * spread + t
                                     fset = p
-                                if g >= n_sub:
+                                if g >= n_sub or fset * rows >= filters[g]:
                                     continue
-                                nrows = max(0, min(rows, filters[g] - fset * rows))
-                                if nrows == 0:
-                                    continue
-                                used = max(0, min(lanes, channels[g] - cb * lanes))
-                                for c in range(ncols):
-                                    win = ws * columns + c
-                                    y = (win // out_w) * stride + r
-                                    x = (win % out_w) * stride + s
-                                    aidx[c] = ((g * n_cb + cb) * plane_h + y) * plane_w + x
-                                for row in range(nrows):
-                                    widx[row] = (((g * kg + fset * rows + row) * kr + r) * ks + s) * n_cb + cb
-                                # the tile's step cost from per-lane maxima
-                                for lane in range(n_lanes):
-                                    amax[lane] = 0
-                                    wmax[lane] = 0
-                                    for c in range(ncols):
-                                        amax[lane] = max(amax[lane], a[aidx[c], lane])
-                                    for row in range(nrows):
-                                        wmax[lane] = max(wmax[lane], w[widx[row], lane])
-                                if lanewise:
-                                    cost = 1
-                                    for lane in range(n_lanes):
-                                        cost = max(cost, amax[lane] * wmax[lane])
-                                else:
-                                    cost = amax[0] * wmax[0]
+                                cost = _unit_pair_cost(amax[g, r, s, cb, ws], wmax[g, r, s, cb, fset], lanewise)
                                 tile_total[t] += cost
                                 step_max = max(step_max, cost)
-                                if lanewise or diagonal or sync == 2:  # every PE on its own (MAC-level work)
-                                    for row in range(nrows):
-                                        dlane = ((fset * rows + row) % lanes) if diagonal else -1
-                                        for c in range(ncols):
-                                            pc, lb = _pe_cost_busy(a, w, aidx[c], widx[row], lanewise, used, dlane)
-                                            busy_pe += pc
-                                            busy_lane += lb
-                                            if sync == 2:
-                                                pe_total[t, row, c] += pc
-                                else:  # separable: sums suffice
-                                    sa = 0
-                                    sw = 0
-                                    for c in range(ncols):
-                                        sa += a[aidx[c], 0]
-                                    for row in range(nrows):
-                                        sw += w[widx[row], 0]
-                                    busy_pe += sa * sw
-                                    busy_lane += sa * sw * used
                             cycles += step_max
     if sync == 1:
-        cycles = tile_total.max()
-    elif sync == 2:
-        cycles = pe_total.max()
-    return cycles, busy_pe, busy_lane
+        cycles = 0
+        for t in range(tiles):
+            cycles = max(cycles, tile_total[t])
+    return cycles, busy_pe, busy_lane, pair_sum
 
 
-@njit(cache=True, parallel=True)
-def fc_both_serial(a, w, lanewise, channels, filters, passes, n_cb, lanes, columns, tiles_rows):
+@njit(cache=True)
+def fc_both_serial(a, w, lanewise, channels, filters, passes, lanes, columns, tiles_rows):
     """FC with both operands serial: a step costs its slowest PE (all rows of the pass, one activation brick);
-    steps pipelined over the columns. a: (CB, A); w: (K*CB, A) indexed f*CB + cb."""
+    steps pipelined over the columns. a: (CB, A); w: (K, CB, A); int16 as for ``conv_both_serial``, which see for
+    the four results."""
+    n_cb, n_lanes = a.shape
     costs = np.zeros(passes * n_cb, dtype=np.int64)
+    sw = np.zeros(n_lanes, dtype=np.int64)
+    nzw = np.zeros(n_lanes, dtype=np.int64)
     busy_pe = 0
     busy_lane = 0
-    for step in prange(passes * n_cb):  # step = p * n_cb + cb
-        p, cb = step // n_cb, step % n_cb
-        used = max(0, min(lanes, channels - cb * lanes))
-        k = 0
-        for f in range(p * tiles_rows, min(filters, (p + 1) * tiles_rows)):
-            cost = _pe_cost(a, w, cb, f * n_cb + cb, lanewise)
-            busy_pe += cost
-            busy_lane += _lane_busy(a, w, cb, f * n_cb + cb, lanewise, cost, used, -1)
-            if cost > k:
-                k = cost
-        costs[step] = k
-    return fc_pipeline(costs, columns), busy_pe, busy_lane
+    pair_sum = 0
+    for p in range(passes):
+        f0 = p * tiles_rows
+        f1 = min(filters, f0 + tiles_rows)
+        for cb in range(n_cb):
+            used = max(0, min(lanes, channels - cb * lanes))
+            av = a[cb]
+            k = 0
+            step_pe = 0
+            for lane in range(n_lanes):
+                sw[lane] = 0
+                nzw[lane] = 0
+            for f in range(f0, f1):
+                wv = w[f, cb]
+                if lanewise:
+                    cost = np.int16(1)
+                    for lane in range(n_lanes):
+                        cost = max(cost, np.int16(av[lane] * wv[lane]))
+                        sw[lane] += wv[lane]
+                        nzw[lane] += wv[lane] != 0
+                else:
+                    cost = np.int16(av[0] * wv[0])
+                step_pe += cost
+                k = max(k, cost)
+            costs[p * n_cb + cb] = k
+            busy_pe += step_pe
+            if not lanewise:  # separable: every used lane is busy for its PE's cost
+                busy_lane += step_pe * used
+                pair_sum += step_pe
+            else:  # per lane, sum over filters of max(1, a * w) = a * (sum w) + n_f - nz(a) nz(w)
+                for lane in range(used):
+                    busy_lane += av[lane] * sw[lane] + (f1 - f0) - (av[lane] != 0) * nzw[lane]
+                    pair_sum += av[lane] * sw[lane]
+    return fc_pipeline(costs, columns), busy_pe, busy_lane, pair_sum
 
 
 @njit(cache=True)

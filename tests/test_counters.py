@@ -346,10 +346,7 @@ def test_every_counter_against_the_model_randomized(case):
 
 
 # ----------------------------------------------------------------------------- ideal work over padding
-@pytest.mark.parametrize("preset", [pytest.param(p, marks=pytest.mark.xfail(
-    strict=True, reason="Loom's ideal work counts a padding position as costing nothing, while a zero activation "
-                        "costs one chunk x weight_bits (engine._pair_mac_sum pads the per-value costs with 0)"))
-    if p == "loom" else p for p in preset_names()])
+@pytest.mark.parametrize("preset", preset_names())
 def test_explicit_zero_padding_is_padding(preset):
     # The same MACs: a conv with padding 1, and the same conv over the input zero-padded by hand. The machine sees
     # the same bricks, so every column must agree, ideal work included (a padding position is a zero activation).

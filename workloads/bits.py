@@ -190,12 +190,10 @@ def terms_table(enc: int) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- arrays
 @njit(cache=True)
-def _value_terms(flat, table):
-    out = np.empty(flat.size, dtype=np.int32)
+def _value_terms_into(flat, table, out):
     for i in range(flat.size):
         v = flat[i]
         out[i] = table[v if v >= 0 else -v]
-    return out
 
 
 @njit(cache=True)
@@ -211,17 +209,20 @@ def _terms_sum(flat, table):
 def _filter_terms(values2d, table):
     nk, nj = values2d.shape
     out = np.zeros(nj, dtype=np.int64)
-    for k in range(nk):
+    for k in range(nk):  # rows streamed in memory order (faster on one thread than column chunks on several)
         for j in range(nj):
             v = values2d[k, j]
             out[j] += table[v if v >= 0 else -v]
     return out
 
 
-def value_terms(values: np.ndarray, enc: int) -> np.ndarray:
-    """Number of non-zero terms of every value under encoding ``enc`` (same shape, int32)."""
+def value_terms(values: np.ndarray, enc: int, dtype=np.int32) -> np.ndarray:
+    """Number of non-zero terms of every value under encoding ``enc`` (same shape; int32, or int16 for arrays the
+    both-serial kernels stream)."""
     values = _int32(values)
-    return _value_terms(values.ravel(), terms_table(enc)).reshape(values.shape)
+    out = np.empty(values.shape, dtype=dtype)  # numpy's allocator: huge pages for large arrays, fewer page faults
+    _value_terms_into(values.ravel(), terms_table(enc), out.reshape(-1))
+    return out
 
 
 def terms_sum(values: np.ndarray, enc: int) -> int:

@@ -111,10 +111,15 @@ def unsigned_bits(v: int, width: int) -> list[int]:
 class BothSerialModel(DesignModel):
     """A design whose cost is per PE, from both operands (``serial: both``)."""
 
+    # pair data are the lanes' term counts under arch.encoding and a MAC alone costs their product (Laconic): the
+    # fast kernels' sum of a_l * w_l over the MACs is then the layer's terms and its ideal work
+    pair_data_are_terms: ClassVar[bool] = False
+
     def pair_data(self, act_bricks: np.ndarray, weight_bricks: np.ndarray, aop: Operand, wop: Operand,
                   arch: ArchConfig) -> tuple[np.ndarray, np.ndarray, bool]:
         """Per-brick data for the fast kernel: (a (n_a, A), w (n_w, A), lanewise). Separable (A = 1): a PE costs
-        a * w; lane-wise (A = lanes): a PE costs max over lanes of max(1, a_l * w_l)."""
+        a * w; lane-wise (A = lanes): a PE costs max over lanes of max(1, a_l * w_l). Data are non-negative
+        counts whose products fit int16 (the kernels' type; int16 arrays are used as they are)."""
         raise NotImplementedError
 
     def pair_value_costs(self, acts: np.ndarray, weights: np.ndarray, aop: Operand, wop: Operand,

@@ -8,6 +8,8 @@ design with buffers would.
 
 from __future__ import annotations
 
+import numpy as np
+
 from workloads.bits import value_terms
 
 from ..config import ArchConfig
@@ -24,10 +26,11 @@ class Laconic(BothSerialModel):
              ENCODING.but(default=Encoding.BOOTH, choices=TERMS, help="terms of both operands: booth, binary or csd"),
              SYNC)
     cost_is_terms = True  # a MAC alone costs terms(a) * terms(w)
+    pair_data_are_terms = True
 
     def pair_data(self, act_bricks, weight_bricks, aop: Operand, wop: Operand, arch: ArchConfig):
         enc = ENCODING_CODE[arch.encoding]
-        return value_terms(act_bricks, enc), value_terms(weight_bricks, enc), True
+        return value_terms(act_bricks, enc, np.int16), value_terms(weight_bricks, enc, np.int16), True
 
     def pe_cycles(self, acts: list[int], weights: list[int], aop: Operand, wop: Operand,
                   arch: ArchConfig) -> list[int]:
