@@ -8,9 +8,10 @@ seed=0) -> PruneResult``; ``METHODS`` lists them with their typed parameters and
 from .base import METHODS, Method, Param, PruneResult, PruningError, prune
 from .bit_balance import bit_balance
 from .bit_budget import bit_budget
+from .bitpruner import bitpruner, retrain
 from .magnitude import magnitude
 from .n_of_g import n_of_g
 from .swis import SwisResult, decompose, decompose_workload
 
 __all__ = ["METHODS", "Method", "Param", "PruneResult", "PruningError", "SwisResult", "bit_balance", "bit_budget",
-           "decompose", "decompose_workload", "magnitude", "n_of_g", "prune"]
+           "bitpruner", "decompose", "decompose_workload", "magnitude", "n_of_g", "prune", "retrain"]

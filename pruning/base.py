@@ -87,14 +87,16 @@ class Method:
     params: tuple[Param, ...]
     summary: str
     needs_torch: bool = False
+    options: tuple[str, ...] = ("layers", "seed")  # call options that are not parameters
+    wraps: bool = False  # also takes the parameters of the method it wraps (checked by that method)
 
     def bind(self, params: dict[str, Any]) -> dict[str, Any]:
         """``params`` checked and completed with defaults; PruningError for unknown or missing ones."""
         known = {p.name: p for p in self.params}
-        unknown = [k for k in params if k not in known and k not in ("layers", "seed")]
-        if unknown:
+        unknown = [k for k in params if k not in known and k not in self.options]
+        if unknown and not self.wraps:
             raise PruningError(f"{self.name}: unknown parameter(s) {', '.join(unknown)}; parameters: "
-                               f"{', '.join(known)}, layers, seed")
+                               f"{', '.join([*known, *self.options])}")
         out = {}
         for name, p in known.items():
             if name in params:
@@ -109,22 +111,23 @@ class Method:
 METHODS: dict[str, Method] = {}
 
 
-def register(name: str, *params: Param, summary: str, needs_torch: bool = False):
-    """Decorator: register a method function under ``name`` with its parameters."""
+def register(name: str, *params: Param, summary: str, needs_torch: bool = False,
+             options: tuple[str, ...] = ("layers", "seed"), wraps: bool = False):
+    """Decorator: register a method function under ``name`` with its parameters and call options."""
 
     def wrap(fn: Callable[..., PruneResult]) -> Callable[..., PruneResult]:
-        METHODS[name] = Method(name, fn, params, summary, needs_torch)
+        METHODS[name] = Method(name, fn, params, summary, needs_torch, options, wraps)
         return fn
 
     return wrap
 
 
-def prune(workload: Workload, method: str, **params: Any) -> PruneResult:
-    """Run pruning method ``method`` (a name in ``METHODS``) on ``workload`` with ``params``."""
-    if method not in METHODS:
-        raise PruningError(f"unknown pruning method {method!r}; methods: {', '.join(METHODS)}")
-    m = METHODS[method]
-    m.bind({k: v for k, v in params.items() if k not in ("layers", "seed")})  # one-line errors before the call
+def prune(workload: Workload, name: str, /, **params: Any) -> PruneResult:
+    """Run pruning method ``name`` (a key of ``METHODS``) on ``workload`` with ``params`` (and call options)."""
+    if name not in METHODS:
+        raise PruningError(f"unknown pruning method {name!r}; methods: {', '.join(METHODS)}")
+    m = METHODS[name]
+    m.bind({k: v for k, v in params.items() if k not in m.options})  # one-line errors before the call
     return m.function(workload, **params)
 
 
@@ -198,9 +201,10 @@ def selected(workload: Workload, layers: Iterable[str] | None, method: str) -> l
 
 
 def assemble(workload: Workload, method: str, params: dict[str, Any], new_weights: dict[str, np.ndarray],
-             extra: dict[str, dict[str, Any]] | None = None) -> PruneResult:
+             extra: dict[str, dict[str, Any]] | None = None,
+             new_meta: dict[str, dict[str, Any]] | None = None) -> PruneResult:
     """The pruned workload (``new_weights``: layer name -> weights, the others unchanged) and its report;
-    ``extra``: method columns per layer name."""
+    ``extra``: method columns per layer name; ``new_meta``: layer name -> a new ``meta`` (retrained biases)."""
     layers, rows = [], []
     for layer in workload:
         new = new_weights.get(layer.name)
@@ -215,7 +219,8 @@ def assemble(workload: Workload, method: str, params: dict[str, Any], new_weight
         if new.shape != layer.weights.shape:
             raise PruningError(f"{method}: layer {layer.name!r}: new weights {new.shape} do not match "
                                f"{layer.weights.shape}")
-        layers.append(layer.with_values(weights=new.astype(np.int32)))
+        meta = (new_meta or {}).get(layer.name, layer.meta)
+        layers.append(layer.with_values(weights=new.astype(np.int32), meta=meta))
         rows.append(layer_row(layer, new, True))
     report = pd.DataFrame(rows)
     if extra:

@@ -33,6 +33,7 @@ from .base import METHODS, Param, PruneResult, PruningError, assemble, check_lay
 
 TORCH_INSTALL = "pip install -e '.[torch]'"  # torch==2.13.0, the CPU wheel
 
+TRAIN_OPTIONS = ("layers", "seed", "limit", "progress", "datasets_dir", "data_dir")  # call options, not parameters
 TRAIN_PARAMS = (
     Param("epochs", int, "fine-tuning epochs (per stage for bitpruner)", 2, lo=0),
     Param("lr", float, "SGD learning rate (cosine decay; BN is folded, so keep it small)", 1e-3, lo=0.0),
@@ -115,12 +116,14 @@ def _result(net, workload: Workload, name: str, params: dict[str, Any], chosen: 
     return PruneResult(res.workload, res.report, name, {**params, "history": history})
 
 
-def _run(workload, name, params, chosen, projection, stages, *, seed, limit, progress, datasets_dir, data_dir):
-    """Fine-tune through ``stages`` (projection settings per stage), then the final epochs at the last one."""
+def _run(original, start, name, params, chosen, projection, stages, *, seed, limit, progress, datasets_dir,
+         data_dir):
+    """Fine-tune ``start`` (``original`` pruned, or itself) through ``stages`` (projection settings per stage), then
+    the final epochs at the last one; the report compares with ``original``."""
     rt = _retraining()
     cfg = _config(params, seed, limit)
     data = rt.TrainData.cifar10(params["split_seed"], datasets_dir, limit)
-    net = rt.QuantNet(workload, data_dir=data_dir)
+    net = rt.QuantNet(start, data_dir=data_dir)
     history: dict[str, list] = {"stage": [], "loss": []}
     for k, stage in enumerate(stages):
         net.projection = projection(stage)
@@ -139,7 +142,7 @@ def _run(workload, name, params, chosen, projection, stages, *, seed, limit, pro
                          progress=progress, phase="final")
     history["stage"] += [stages[-1]] * len(losses)
     history["loss"] += losses
-    return _result(net, workload, name, params, chosen, history, data.source)
+    return _result(net, original, name, params, chosen, history, data.source)
 
 
 def progressive_targets(start: float, target: float) -> list[float]:
@@ -158,7 +161,7 @@ def progressive_targets(start: float, target: float) -> list[float]:
                 True),
           *TRAIN_PARAMS,
           summary="Bit-Pruner: progressive lane-balanced bit pruning with retraining (STE or ADMM; needs torch)",
-          needs_torch=True)
+          needs_torch=True, options=TRAIN_OPTIONS)
 def bitpruner(workload: Workload, *, layers: Sequence[str] | None = None, seed: int = 0, limit: int | None = None,
               progress=None, datasets_dir=None, data_dir=None, **params: Any) -> PruneResult:
     """Bit-Pruner's flow on a PyTorch built-in workload (see the module docstring); ``limit``: train on only that
@@ -171,7 +174,7 @@ def bitpruner(workload: Workload, *, layers: Sequence[str] | None = None, seed: 
     start = float(bit_balance(workload, target=0.0, layers=layers).totals()["bit_sparsity"])
     stages = progressive_targets(start, params["target"])
     base = {k: params[k] for k in ("lanes", "first_layer_space_to_depth")}
-    return _run(workload, "bitpruner", params, chosen,
+    return _run(workload, workload, "bitpruner", params, chosen,
                 lambda s: _projection("bit_balance", {**base, "target": s}, chosen), stages, seed=seed,
                 limit=limit, progress=progress, datasets_dir=datasets_dir, data_dir=data_dir)
 
@@ -181,18 +184,22 @@ def bitpruner(workload: Workload, *, layers: Sequence[str] | None = None, seed: 
                 choices=("magnitude", "n_of_g", "bit_budget", "bit_balance")),
           *TRAIN_PARAMS,
           summary="an integer method (magnitude, n_of_g, bit_budget, bit_balance) with retraining (needs torch)",
-          needs_torch=True)
+          needs_torch=True, options=TRAIN_OPTIONS, wraps=True)
 def retrain(workload: Workload, *, layers: Sequence[str] | None = None, seed: int = 0, limit: int | None = None,
             progress=None, datasets_dir=None, data_dir=None, **params: Any) -> PruneResult:
     """Prune ``workload`` with ``method`` (its own parameters among ``params``), then fine-tune with its
     constraint in the loop; the result's method is ``<method>+retrain`` (``+admm``)."""
     check_layers_param(layers)
-    own = METHODS[params.get("method", "bit_budget")]
     train_names = {p.name for p in METHODS["retrain"].params}
     mine = METHODS["retrain"].bind({k: v for k, v in params.items() if k in train_names})
+    if mine["method"] not in METHODS or METHODS[mine["method"]].needs_torch:
+        raise PruningError(f"retrain: method ({mine['method']!r}) must be one of: magnitude, n_of_g, bit_budget, "
+                           f"bit_balance")
+    own = METHODS[mine["method"]]
     theirs = own.bind({k: v for k, v in params.items() if k not in train_names})
     pruned = own.function(workload, layers=layers, seed=seed, **theirs)
     chosen = {layer.name.partition("@")[0] for layer in selected(workload, layers, own.name)}
     name = f"{own.name}+{'admm' if mine['admm'] else 'retrain'}"
-    return _run(pruned.workload, name, {**theirs, **mine}, chosen, lambda _: _projection(own.name, theirs, chosen),
+    return _run(workload, pruned.workload, name, {**theirs, **mine}, chosen,
+                lambda _: _projection(own.name, theirs, chosen),
                 [None], seed=seed, limit=limit, progress=progress, datasets_dir=datasets_dir, data_dir=data_dir)

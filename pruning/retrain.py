@@ -331,11 +331,11 @@ def finetune(net: QuantNet, data: TrainData, cfg: TrainConfig, *, epochs: int | 
                 loss = loss + penalty()
             loss.backward()
             opt.step()
-            total += float(loss) * len(y)
+            total += float(loss.detach()) * len(y)
             count += len(y)
             step += 1
             if progress is not None:
-                progress(phase, step, steps, {"loss": float(loss)})
+                progress(phase, step, steps, {"loss": float(loss.detach())})
         losses.append(total / max(count, 1))
         log.info("%s epoch %d/%d: loss %.4f", phase, e + 1, epochs, losses[-1])
     net.model.eval()

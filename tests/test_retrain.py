@@ -1,0 +1,95 @@
+"""Retraining with the weights projected in the loop (pruning/retrain.py, pruning/bitpruner.py): short runs on the
+real ResNet-20 and the CIFAR-10 test copy's train half."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+import pruning
+from pruning.bitpruner import progressive_targets
+from workloads import evaluate, load_builtin
+from workloads.bits import popcount
+
+from .conftest import shared_path
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("torch") is None,
+                                reason="retraining needs torch (pip install -e '.[torch]')")
+
+
+@pytest.fixture(scope="module")
+def r20():
+    shared_path("workloads", "cifar10-resnet-akamaster")
+    shared_path("datasets")
+    return load_builtin("resnet20-cifar10", precision="dfp8")
+
+
+def test_progressive_targets_follow_the_third_of_the_remaining_way():
+    assert progressive_targets(0.6, 0.85) == pytest.approx([0.6 + 0.4 / 3, 0.6 + 0.4 / 3 + (0.4 - 0.4 / 3) / 3, 0.85])
+    assert progressive_targets(0.9, 0.85) == [0.85]  # already there: one stage at the target
+
+
+def test_the_network_starts_exactly_at_the_workload(r20):
+    import torch
+
+    from pruning.retrain import QuantNet
+    from workloads.datasets import dataset_dir, load_cifar10_test
+    from workloads.models.cifar_resnet import cifar_preprocess
+
+    net = QuantNet(r20)
+    back = net.to_workload()
+    for a, b in zip(r20, back, strict=True):
+        np.testing.assert_array_equal(a.weights, b.weights)
+        assert a.meta.get("bias") == b.meta.get("bias")
+    images, labels = load_cifar10_test(dataset_dir(), np.arange(0, 10000, 100))
+    with torch.no_grad():
+        ours = net.model(cifar_preprocess(images)).numpy().argmax(1)
+    from workloads.importers.pytorch import predict
+    from workloads.models.cifar_resnet import load_cifar_resnet
+    from workloads.quantize import LayerQuant
+    from workloads.registry import model_path
+
+    quants = {layer.name: LayerQuant.from_meta(layer.meta) for layer in r20}
+    theirs = predict(load_cifar_resnet(20, model_path("resnet20-cifar10")), images,
+                     preprocess=cifar_preprocess, quants=quants).argmax(1)
+    assert (ours == theirs).mean() >= 0.98  # the same quantized network (float rounding aside)
+
+
+def test_a_short_retraining_run_lowers_the_loss_and_keeps_the_constraint(r20):
+    res = pruning.prune(r20, "retrain", method="bit_budget", max_terms=1, epochs=3, final_epochs=0, lr=1e-3,
+                        limit=256, threads=2)
+    losses = res.params["history"]["loss"]
+    assert losses[-1] < losses[0]
+    for layer in res.workload:  # every weight has at most one one bit: the projection stayed in the loop
+        assert max(popcount(abs(int(v))) for v in np.unique(layer.weights)) <= 1
+    assert res.method == "bit_budget+retrain" and res.report["retrained"].all()
+    assert res.workload.meta["pruning"][-1]["training_data"].startswith("CIFAR-10 test copy, train half")
+    assert res.workload.meta["builtin"] == "resnet20-cifar10"
+    score = evaluate(res.workload, subset="holdout", limit=200)
+    assert score["n"] == 200 and score["top1"] > 0.3
+
+
+def test_admm_ends_projected_and_bitpruner_reaches_its_target(r20):
+    admm = pruning.prune(r20, "retrain", method="n_of_g", keep=8, group=16, admm=True, epochs=1, final_epochs=0,
+                         limit=128, threads=2)
+    for layer in admm.workload:  # every group of 16 channels keeps at most 8 weights
+        w = np.moveaxis(layer.weights, 1, -1)
+        c = w.shape[-1]
+        w = np.pad(w, [(0, 0)] * (w.ndim - 1) + [(0, -c % 16)]).reshape(-1, 16) if layer.name != "conv1" else w
+        if layer.name != "conv1":
+            assert (np.count_nonzero(w, axis=1) <= 8).all(), layer.name
+    bp = pruning.prune(r20, "bitpruner", target=0.8, epochs=1, final_epochs=0, limit=128, threads=2)
+    assert bp.totals()["bit_sparsity"] >= 0.8 - 1e-9
+    assert bp.params["history"]["stage"][-1] == pytest.approx(0.8)
+
+
+def test_retraining_refuses_what_it_cannot_train():
+    from workloads import Layer, Workload
+
+    wl = Workload("w", [Layer.fc("f", [1, 2], [[1, 1]], act_bits=2, weight_bits=2)])
+    with pytest.raises(pruning.PruningError, match="needs a PyTorch built-in workload"):
+        pruning.prune(wl, "bitpruner", epochs=1)
+    with pytest.raises(pruning.PruningError, match=r"retrain: method \('lottery'\) must be one of"):
+        pruning.prune(wl, "retrain", method="lottery")
