@@ -11,7 +11,9 @@ from .bit_budget import bit_budget
 from .bitpruner import bitpruner, retrain
 from .magnitude import magnitude
 from .n_of_g import n_of_g
+from .pareto import ParetoResult, pareto
 from .swis import SwisResult, decompose, decompose_workload
 
-__all__ = ["METHODS", "Method", "Param", "PruneResult", "PruningError", "SwisResult", "bit_balance", "bit_budget",
-           "bitpruner", "decompose", "decompose_workload", "magnitude", "n_of_g", "prune", "retrain"]
+__all__ = ["METHODS", "Method", "Param", "ParetoResult", "PruneResult", "PruningError", "SwisResult", "bit_balance",
+           "bit_budget", "bitpruner", "decompose", "decompose_workload", "magnitude", "n_of_g", "pareto", "prune",
+           "retrain"]

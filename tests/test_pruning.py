@@ -195,3 +195,50 @@ def test_every_method_lists_its_parameters():
         assert method.name == name and method.summary
         for p in method.params:
             assert p.help and p.name
+
+
+# ----------------------------------------------------------------------------- pareto
+def test_knapsack_is_exact_on_small_instances():
+    from pruning.pareto import _knapsack
+
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        cost = rng.integers(1, 50, (4, 3)).astype(float)
+        loss = np.round(rng.random((4, 3)) * 0.1, 3)
+        loss[:, 0] = 0
+        budget = float(rng.random() * 0.2)
+        picks = _knapsack(cost, loss, budget, resolution=10_000)
+        best = min((sum(cost[i, o] for i, o in enumerate(p)), p) for p in itertools.product(range(3), repeat=4)
+                   if sum(loss[i, o] for i, o in enumerate(p)) <= budget + 1e-9)
+        assert sum(cost[i, o] for i, o in enumerate(picks)) == best[0]
+        assert sum(loss[i, o] for i, o in enumerate(picks)) <= budget + 1e-3
+
+
+def test_pareto_frontier_on_stand_in_objectives():
+    wl = _net()
+    names = [layer.name for layer in wl]
+    ref = {layer.name: layer.weights.astype(float) for layer in wl}
+    sens = dict(zip(names, [0.5, 0.1, 0.05, 0.3], strict=True))  # how much each layer's error costs
+
+    def layer_cycles(layer):  # a stand-in for the simulator: the layer's one bits
+        return float(np.bitwise_count(np.abs(layer.weights)).sum())
+
+    def accuracy(w):  # a stand-in for evaluate: 1 - weighted relative errors
+        return 1 - sum(sens[x.name] * np.linalg.norm(x.weights - ref[x.name]) / np.linalg.norm(ref[x.name])
+                       for x in w)
+
+    res = pruning.pareto(wl, layer_cycles=layer_cycles, accuracy=accuracy, method="bit_balance",
+                         rates=(0.7, 0.85, 0.95), budgets=8, max_drop=0.05)
+    f = res.frontier
+    assert len(f) == len(res.points) >= 3
+    base = f["baseline_accuracy"].iloc[0]
+    for p, row in zip(res.points, f.itertuples(), strict=True):  # the table's figures are measured on the points
+        assert row.cycles == pytest.approx(sum(layer_cycles(x) for x in p.workload))
+        assert row.accuracy == pytest.approx(accuracy(p.workload))
+    front = f[f["on_frontier"]]
+    for r in front.itertuples():  # nothing measured dominates a frontier point
+        assert not ((f["cycles"] < r.cycles) & (f["accuracy"] >= r.accuracy)).any()
+    ok = f[f["accuracy"] >= base - 0.05]
+    chosen = sum(layer_cycles(x) for x in res.workload)
+    assert chosen == pytest.approx(ok["cycles"].min())
+    assert isinstance(res, pruning.PruneResult) and res.method == "pareto"
