@@ -12,8 +12,8 @@ from .bitpruner import bitpruner, retrain
 from .magnitude import magnitude
 from .n_of_g import n_of_g
 from .pareto import ParetoResult, pareto
-from .swis import SwisResult, decompose, decompose_workload
+from .swis_decomposition import SwisResult, decompose, swis
 
 __all__ = ["METHODS", "Method", "Param", "ParetoResult", "PruneResult", "PruningError", "SwisResult", "bit_balance",
-           "bit_budget", "bitpruner", "decompose", "decompose_workload", "magnitude", "n_of_g", "pareto", "prune",
-           "retrain"]
+           "bit_budget", "bitpruner", "decompose", "magnitude", "n_of_g", "pareto", "prune",
+           "retrain", "swis"]

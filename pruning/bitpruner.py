@@ -12,7 +12,8 @@ projected weights.
 
 ``retrain`` fine-tunes with any integer method's constraint in the loop: ``magnitude`` and ``n_of_g`` keep the
 zeros of the pruned weights (masks; ADMM re-prunes the auxiliary weights each epoch), ``bit_budget`` keeps every
-weight within its term budget, ``bit_balance`` re-chooses the group budgets every epoch.
+weight within its term budget, ``bit_balance`` re-chooses the group budgets every epoch, ``swis`` re-decomposes
+every epoch (each group keeps its shared positions in between).
 
 Retraining data and scoring: the CIFAR-10 test copy's ``train`` half (5,000 images, 500 per class, drawn with
 ``split_seed``); score the result on the other half with ``workloads.evaluate(subset="holdout")`` (see
@@ -69,6 +70,7 @@ def _projection(method: str, params: dict[str, Any], layer_names: set[str]):
     from .bit_budget import budget_table
     from .magnitude import prune_layer
     from .n_of_g import keep_layer
+    from .swis_decomposition import swis_tables
 
     def masked(rule):
         return rt.MaskProjection(lambda layer, w: rule(layer, w) if layer.name.partition("@")[0] in layer_names
@@ -99,8 +101,14 @@ def _projection(method: str, params: dict[str, Any], layer_names: set[str]):
     if method == "bit_balance":
         return tabled(lambda layer, w: balance_budgets(layer, w, params["lanes"], params["target"],
                                                        params["first_layer_space_to_depth"]))
+    if method == "swis":
+        if params["decomposition"] != "swis":
+            raise PruningError("retrain: swis retraining keeps the shared-position decomposition "
+                               f"(decomposition 'swis', not {params['decomposition']!r})")
+        return tabled(lambda layer, w: swis_tables(layer, w, params["shared_terms"], params["group_size"],
+                                                   params["first_layer_space_to_depth"]))
     raise PruningError(f"retrain: method {method!r} has no retraining projection (magnitude, n_of_g, bit_budget, "
-                       f"bit_balance)")
+                       f"bit_balance, swis)")
 
 
 def _result(net, workload: Workload, name: str, params: dict[str, Any], chosen: set[str], history: dict,
@@ -181,7 +189,7 @@ def bitpruner(workload: Workload, *, layers: Sequence[str] | None = None, seed: 
 
 @register("retrain",
           Param("method", str, "the integer method whose constraint stays in the loop", "bit_budget",
-                choices=("magnitude", "n_of_g", "bit_budget", "bit_balance")),
+                choices=("magnitude", "n_of_g", "bit_budget", "bit_balance", "swis")),
           *TRAIN_PARAMS,
           summary="an integer method (magnitude, n_of_g, bit_budget, bit_balance) with retraining (needs torch)",
           needs_torch=True, options=TRAIN_OPTIONS, wraps=True)
@@ -194,7 +202,7 @@ def retrain(workload: Workload, *, layers: Sequence[str] | None = None, seed: in
     mine = METHODS["retrain"].bind({k: v for k, v in params.items() if k in train_names})
     if mine["method"] not in METHODS or METHODS[mine["method"]].needs_torch:
         raise PruningError(f"retrain: method ({mine['method']!r}) must be one of: magnitude, n_of_g, bit_budget, "
-                           f"bit_balance")
+                           f"bit_balance, swis")
     own = METHODS[mine["method"]]
     theirs = own.bind({k: v for k, v in params.items() if k not in train_names})
     pruned = own.function(workload, layers=layers, seed=seed, **theirs)

@@ -34,7 +34,8 @@ def _net(seed: int = 0, bits: int = 8) -> Workload:
 
 CASES = [("magnitude", {"sparsity": 0.6}), ("magnitude", {"sparsity": 0.3, "scope": "global"}),
          ("n_of_g", {"keep": 4, "group": 16}), ("bit_budget", {"max_terms": 2}),
-         ("bit_budget", {"max_terms": 1, "encoding": "csd"}), ("bit_balance", {"target": 0.85})]
+         ("bit_budget", {"max_terms": 1, "encoding": "csd"}), ("bit_balance", {"target": 0.85}),
+         ("swis", {"shared_terms": 2, "group_size": 8})]
 
 
 @pytest.mark.parametrize(("method", "params"), CASES)
@@ -49,7 +50,7 @@ def test_the_contract(method, params):
     for old, new in zip(wl, out, strict=True):
         assert new.weights.shape == old.weights.shape and new.weights.dtype == np.int32
         np.testing.assert_array_equal(new.activations, old.activations)
-        assert new.weight_bits == old.weight_bits and np.abs(new.weights).max() <= 127
+        assert new.weight_bits == old.weight_bits and -128 <= new.weights.min() and new.weights.max() <= 127
     rep = res.report
     assert list(rep["layer"]) == [layer.name for layer in wl]
     for col in ("weights", "nonzero", "density", "bit_sparsity", "mean_terms", "rel_error"):

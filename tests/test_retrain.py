@@ -80,6 +80,14 @@ def test_admm_ends_projected_and_bitpruner_reaches_its_target(r20):
         w = np.pad(w, [(0, 0)] * (w.ndim - 1) + [(0, -c % 16)]).reshape(-1, 16) if layer.name != "conv1" else w
         if layer.name != "conv1":
             assert (np.count_nonzero(w, axis=1) <= 8).all(), layer.name
+    sw = pruning.prune(r20, "retrain", method="swis", shared_terms=2, group_size=8, epochs=1, final_epochs=0,
+                       limit=128, threads=2)
+    for layer in sw.workload:  # retrained weights still use at most 2 shared positions per group of 8
+        from workloads.bricks import layer_channel_groups
+
+        groups = layer_channel_groups(layer, 8)
+        vals = np.where(groups >= 0, np.abs(layer.weights.ravel()[np.maximum(groups, 0)]), 0)
+        assert (np.bitwise_count(np.bitwise_or.reduce(vals, axis=1)) <= 2).all(), layer.name
     bp = pruning.prune(r20, "bitpruner", target=0.8, epochs=1, final_epochs=0, limit=128, threads=2)
     assert bp.totals()["bit_sparsity"] >= 0.8 - 1e-9
     assert bp.params["history"]["stage"][-1] == pytest.approx(0.8)

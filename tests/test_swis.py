@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pruning import decompose, decompose_workload
-from pruning.swis import DECOMPOSITIONS
+from pruning import decompose, swis
+from pruning.swis_decomposition import DECOMPOSITIONS
 from simulator import effective_weights, load_arch, simulate_layer
 from simulator.config import Design
 from simulator.designs import MODELS, Operand
@@ -251,7 +251,8 @@ def _small_workload(rng) -> Workload:
 def test_decomposed_workload_runs_losslessly_on_swis(n):
     arch = _arch(tiles=2, rows=3, columns=2, lanes=8, group_size=4, shared_terms=n)
     wl = _small_workload(np.random.default_rng(n))
-    new, report = decompose_workload(wl, shared_terms=n, group_size=4)
+    res = swis(wl, shared_terms=n, group_size=4)
+    new, report = res.workload, res.report
     assert new.meta["origin"] == "test" and new.meta["pruning"][-1]["shared_terms"] == n
     assert list(report["layer"]) == [layer.name for layer in wl.layers]
     for old, layer in zip(wl.layers, new.layers, strict=True):
@@ -272,9 +273,9 @@ def test_space_to_depth_grouping_must_match_the_simulator():
     rng = np.random.default_rng(5)
     wl = Workload("first", [_random_layer(rng, "first")])
     arch = _arch(tiles=1, rows=2, columns=2, lanes=8, group_size=8, shared_terms=2)
-    matched, _ = decompose_workload(wl, shared_terms=2, group_size=8)
+    matched = swis(wl, shared_terms=2, group_size=8).workload
     np.testing.assert_array_equal(effective_weights(arch, matched.layers[0]), matched.layers[0].weights)
-    plain, _ = decompose_workload(wl, shared_terms=2, group_size=8, first_layer_space_to_depth=False)
+    plain = swis(wl, shared_terms=2, group_size=8, first_layer_space_to_depth=False).workload
     off = arch.replace(first_layer_space_to_depth=False)
     np.testing.assert_array_equal(effective_weights(off, plain.layers[0]), plain.layers[0].weights)
 

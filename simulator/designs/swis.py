@@ -11,7 +11,7 @@ brick costs 1).
 When a group's OR has more than N positions, the hardware applies the N most significant ones and drops
 the rest (the project's reading; the sources we could reach do not state a rule): ``effective_weights``
 are the weights restricted to those positions, sign kept. Weights decomposed offline by
-``pruning.swis.decompose`` use at most N positions per group and run losslessly.
+``pruning.swis`` use at most N positions per group and run losslessly.
 
 ``value_cost`` (ideal work) is the number of one bits of |w| capped at N: what the weight costs alone in
 its own group (zero costs 0). ``terms`` counts the one bits of the effective weights.

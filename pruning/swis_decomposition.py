@@ -5,7 +5,7 @@ A *group* is ``group_size`` consecutive weights along the input-channel axis of 
 position: for conv weights (K, C, R, S) the groups run along C at every (k, r, s), for fc / GEMM weights
 (K, C) along C; the last group of a channel range is zero-padded. That is the grouping the ``swis`` design
 applies to the lanes of a weight brick when its ``group_size`` is the same G (G divides the lanes, so groups
-never straddle bricks). ``decompose_workload`` also follows the simulator's space-to-depth rewrite of a
+never straddle bricks). ``swis`` (the pruning method) also follows the simulator's space-to-depth rewrite of a
 3-channel strided conv (docs/design.md §3), whose channels are re-ordered before they are cut into bricks.
 
 Methods (each weight keeps its sign; magnitudes are approximated):
@@ -45,12 +45,13 @@ from dataclasses import dataclass
 from math import comb
 
 import numpy as np
-import pandas as pd
 from numba import njit
 
-from workloads import Workload
+from workloads import Layer, Workload
 from workloads.bits import msb_index, popcount, top_bits
 from workloads.bricks import channel_groups, layer_channel_groups
+
+from .base import METHODS, Param, PruneResult, assemble, check_layers_param, register, selected
 
 DECOMPOSITIONS = ("swis", "truncate", "shared_msb", "fixed")
 EXACT_TABLE_LIMIT = 1 << 21  # exhaustive search when C(B, N) position sets x 2^B magnitudes fit this table
@@ -311,39 +312,61 @@ def decompose(weights: np.ndarray, *, shared_terms: int, group_size: int, method
     return _decompose_groups(weights, groups, int(shared_terms), method, weight_bits, signed)
 
 
-def decompose_workload(workload: Workload, *, shared_terms: int, group_size: int, method: str = "swis",
-                       first_layer_space_to_depth: bool = True) -> tuple[Workload, pd.DataFrame]:
-    """Every layer's weights decomposed with ``method``; returns the new workload and a per-layer report of
-    the error of every method (``mse_<method>_lsb2``: mean squared error in weight LSBs squared;
-    ``rel_mse_<method>``: that over the mean squared weight; ``max_abs_error_<method>_lsb``;
-    ``positions_per_group_<method>``: mean distinct positions a group uses = its cycles on ``swis``).
-
-    ``group_size`` must equal the ``swis`` design's; ``first_layer_space_to_depth`` must match the
-    simulator's knob of the same name (a 3-channel strided conv is re-ordered before it is cut into groups).
-    """
-    _check_knobs(shared_terms, group_size, method)
-    layers, rows = [], []
-    for layer in workload.layers:
-        groups = layer_channel_groups(layer, int(group_size), first_layer_space_to_depth)
-        results = {m: _decompose_groups(layer.weights, groups, int(shared_terms), m, layer.weight_bits,
+@register("swis",
+          Param("shared_terms", int, "shift positions a group shares (N)", 3, lo=1),
+          Param("group_size", int, "consecutive input channels per group (the swis design's group_size)", 8, lo=1),
+          Param("decomposition", str, "swis (shared positions, exact search), truncate, shared_msb or fixed",
+                "swis", choices=DECOMPOSITIONS),
+          Param("first_layer_space_to_depth", bool, "group a strided 3-channel first conv as the simulator does",
+                True),
+          summary="SWIS: N shift positions shared per group of weights (offline decomposition)")
+def swis(workload: Workload, *, shared_terms: int = 3, group_size: int = 8, decomposition: str = "swis",
+         first_layer_space_to_depth: bool = True, layers=None, seed: int = 0) -> PruneResult:
+    """Every selected layer's weights decomposed with ``decomposition``; the report gives, per layer, the error of
+    every decomposition (``mse_<d>_lsb2``: mean squared error in weight LSBs squared; ``rel_mse_<d>``: that over
+    the mean squared weight; ``max_abs_error_<d>_lsb``; ``positions_per_group_<d>``: mean distinct positions a group
+    uses = its cycles on the ``swis`` design). ``group_size`` must equal the ``swis`` design's and
+    ``first_layer_space_to_depth`` the simulator's knob of the same name."""
+    check_layers_param(layers)
+    params = METHODS["swis"].bind({"shared_terms": shared_terms, "group_size": group_size,
+                                   "decomposition": decomposition,
+                                   "first_layer_space_to_depth": first_layer_space_to_depth})
+    new, extra = {}, {}
+    for layer in selected(workload, layers, "swis"):
+        groups = layer_channel_groups(layer, params["group_size"], params["first_layer_space_to_depth"])
+        results = {m: _decompose_groups(layer.weights, groups, params["shared_terms"], m, layer.weight_bits,
                                         layer.weight_signed) for m in DECOMPOSITIONS}
-        layers.append(layer.with_values(weights=results[method].weights))
+        new[layer.name] = results[params["decomposition"]].weights
         mean_sq = float((layer.weights.astype(np.float64) ** 2).mean())
-        row = {"layer": layer.name, "kind": str(layer.kind), "weights": int(layer.weights.size),
-               "groups": int(len(groups)), "weight_bits": layer.weight_bits}
+        row = {"groups": int(len(groups))}
         for m, res in results.items():
             row[f"mse_{m}_lsb2"] = res.mse
             row[f"rel_mse_{m}"] = res.mse / mean_sq if mean_sq else 0.0
             row[f"max_abs_error_{m}_lsb"] = res.max_abs_error
-            used = np.array([bin(int(p)).count("1") for p in res.positions])
+            used = np.bitwise_count(res.positions.astype(np.uint64))
             row[f"positions_per_group_{m}"] = float(used.mean()) if used.size else 0.0
-        rows.append(row)
-    step = {"transform": "swis_decomposition", "method": method, "shared_terms": int(shared_terms),
-            "group_size": int(group_size), "first_layer_space_to_depth": bool(first_layer_space_to_depth)}
-    meta = dict(workload.meta)
-    meta["pruning"] = [*meta.get("pruning", []), step]
-    name = f"{workload.name}+swis-{method}-n{shared_terms}-g{group_size}"
-    report = pd.DataFrame(rows)
-    report.insert(0, "method", method)
-    return Workload(name, layers, meta), report
+        extra[layer.name] = row
+    return assemble(workload, "swis", params, new, extra)
 
+
+def swis_layer(layer: Layer, weights: np.ndarray, shared_terms: int, group_size: int,
+               first_layer_space_to_depth: bool = True) -> np.ndarray:
+    """``weights`` (shaped like the layer's) decomposed with SWIS's shared positions (the retraining projection)."""
+    groups = layer_channel_groups(layer, group_size, first_layer_space_to_depth)
+    return _decompose_groups(weights, groups, shared_terms, "swis", layer.weight_bits, layer.weight_signed).weights
+
+
+def swis_tables(layer: Layer, weights: np.ndarray, shared_terms: int, group_size: int,
+                first_layer_space_to_depth: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """SWIS's decomposition of ``weights`` as nearest-value tables: one table (over magnitudes 0 .. cap + 1) per
+    distinct position set the groups chose, and the table of every weight (shaped like the weights; the
+    retraining projection, which keeps the groups' position sets between refreshes)."""
+    groups = layer_channel_groups(layer, group_size, first_layer_space_to_depth)
+    res = _decompose_groups(weights, groups, shared_terms, "swis", layer.weight_bits, layer.weight_signed)
+    cap_pos, cap_neg, nbits = _range_of(weights, layer.weight_bits, layer.weight_signed)
+    sets, index = np.unique(res.positions, return_inverse=True)
+    tables = _tables(sets.astype(np.int64), max(cap_pos, cap_neg) + 1, cap_pos, cap_neg, nbits)[0]
+    which = np.zeros(weights.size, dtype=np.int64)
+    real = groups >= 0
+    which[groups[real]] = np.broadcast_to(index.reshape(-1, 1), groups.shape)[real]
+    return tables, which.reshape(weights.shape)
