@@ -5,6 +5,7 @@
     bitserial demo [--out DIR] [--workload W]
     bitserial stats W [--out DIR]
     bitserial import MODEL_FILE --out W.npz [--images N] [--image PATH ...] [--arch resnet20|resnet56]
+    bitserial prune METHOD --workload W --out PRUNED.npz [--set k=v ...] [--evaluate N] [--arch PRESET ...]
 
 A workload W is a .npz file (Workload.save), a synthetic network (alexnet, ...) or a built-in real workload
 (resnet8-cifar10-int8, ...; see ``bitserial list``), imported on first use and cached.
@@ -315,6 +316,112 @@ def cmd_stats(args: argparse.Namespace, command: str) -> int:
     return 0
 
 
+def parse_params(items: Sequence[str]) -> dict[str, Any]:
+    """``["target=0.85", "rates=[0.7,0.9]"]`` -> typed values (YAML scalars and lists), for a pruning method."""
+    import yaml
+
+    params: dict[str, Any] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise CliError(f"--set {item!r}: expected parameter=value")
+        if name in params:
+            raise CliError(f"--set {name} is given twice")
+        try:
+            params[name] = yaml.safe_load(text.strip())
+        except yaml.YAMLError:
+            params[name] = text.strip()
+    return params
+
+
+def _accuracy_subset(workload: Workload) -> str:
+    """Where pruned workloads are scored: the CIFAR-10 copy's holdout half (retraining never sees it), or all."""
+    name = workload.meta.get("builtin")
+    entry = registry.BUILTINS.get(name) if isinstance(name, str) else None
+    if entry is None or entry.image_set not in ("cifar10", "imagenet"):
+        raise CliError(f"--evaluate needs a built-in real workload with a labelled set (resnet20-cifar10, ...); "
+                       f"{workload.name!r} has none")
+    return "holdout" if entry.image_set == "cifar10" else "all"
+
+
+def cmd_prune(args: argparse.Namespace, command: str) -> int:
+    import pruning
+    from workloads import evaluate
+
+    method = args.method
+    if method not in pruning.METHODS and method != "pareto":
+        raise CliError(f"unknown pruning method {method!r}; methods: {', '.join([*pruning.METHODS, 'pareto'])}")
+    params = parse_params(args.set or [])
+    out = check_output(args.out if str(args.out).endswith(".npz") else f"{args.out}.npz")
+    archs: list[ArchConfig] = []
+    for spec in args.arch or []:
+        _add_arch(archs, load_arch(spec))
+    if method == "pareto" and (not archs or not args.evaluate):
+        raise CliError("pareto measures cycles and accuracy: give --arch PRESET (its cycles are searched) and "
+                       "--evaluate N (images scored per point)")
+    workload = load_workload(args.workload, images=args.images, data_dir=args.data_dir, precision=args.precision)
+    subset = _accuracy_subset(workload) if args.evaluate else None
+    layers = args.layers.split(",") if args.layers else None
+    with CompileWatch() as watch, ProgressBar(1, watch=watch, unit="steps") as bar:
+        if method == "pareto":
+            from .engine import simulate_layer
+
+            search = "train" if subset == "holdout" else "all"  # never the images the result is scored on
+            result = pruning.pareto(
+                workload, layer_cycles=lambda layer: simulate_layer(archs[0], layer)["cycles"],
+                accuracy=lambda w: evaluate(w, subset=search, limit=args.evaluate, data_dir=args.data_dir)["top1"],
+                layers=layers, seed=args.seed, progress=bar.steps(), **params)
+        else:
+            extra = {"progress": bar.steps(), "data_dir": args.data_dir} if pruning.METHODS[method].needs_torch else {}
+            result = pruning.prune(workload, method, layers=layers, seed=args.seed, **extra, **params)
+        accuracy = {}
+        if args.evaluate:
+            for label, wl in (("before", workload), ("after", result.workload)):
+                accuracy[label] = evaluate(wl, limit=args.evaluate, subset=subset, data_dir=args.data_dir)
+        before = [simulate(a, workload) for a in archs]
+        after = [simulate(a, result.workload) for a in archs]
+    path = result.workload.save(out)
+    csv = out.with_suffix(".csv")
+    totals_before = pruning.prune(workload, "magnitude", sparsity=0.0, layers=layers).totals()
+    totals = result.totals()
+    speedups = {a.name: b.cycles / c.cycles if c.cycles else float("inf")
+                for a, b, c in zip(archs, before, after, strict=True)}
+    run_extra = {"command": command, "workload_source": args.workload, "method": method,
+                 "params": {k: v for k, v in result.params.items() if k not in ("history",)},
+                 "workload_digest": workload.digest(), "pruned_digest": result.workload.digest(),
+                 "totals_before": totals_before, "totals_after": totals,
+                 "accuracy": {k: {**v, "subset": subset} for k, v in accuracy.items()},
+                 "cycles": {a.name: {"before": b.cycles, "after": c.cycles} for a, b, c in zip(archs, before, after,
+                                                                                               strict=True)}}
+    if "history" in result.params:
+        run_extra["training"] = result.params["history"]
+    _, run = _write_table(result.report, csv, after, run_extra)
+    if isinstance(result, pruning.ParetoResult):
+        frontier = out.with_name(out.stem + ".frontier.csv")
+        _write_table(result.frontier, frontier, after, {"command": command, "of": path.name})
+
+    print(f"workload: {describe_workload(workload)}")
+    shown = {k: v for k, v in result.params.items() if k not in ("history", "rates")}
+    print(f"method: {method}  " + "  ".join(f"{k}={v}" for k, v in shown.items()))
+    rows = [["density", f"{totals_before['density']:.3f}", f"{totals['density']:.3f}"],
+            ["bit sparsity (sign-magnitude)", f"{totals_before['bit_sparsity']:.3f}", f"{totals['bit_sparsity']:.3f}"],
+            ["mean terms per weight", f"{totals_before['mean_terms']:.3f}", f"{totals['mean_terms']:.3f}"],
+            ["relative weight error", "", f"{totals['rel_error']:.3f}"]]
+    for label in ("top1", "top5"):
+        if accuracy:
+            n = accuracy["after"]["n"]
+            rows.append([f"{label} ({subset}, {n} images)", f"{100 * accuracy['before'][label]:.2f} %",
+                         f"{100 * accuracy['after'][label]:.2f} %"])
+    for a, b, c in zip(archs, before, after, strict=True):
+        rows.append([f"cycles: {a.name}", str(b.cycles), f"{c.cycles}  ({speedups[a.name]:.2f}x)"])
+    print(format_table(["", "before", "after"], rows, left=1))
+    if subset == "holdout":
+        print("accuracy: the CIFAR-10 test copy's holdout half (retraining uses the other half, 500 images per class)")
+    print(f"wrote {path}, {csv} and {run}")
+    return 0
+
+
 def _image_paths(args: argparse.Namespace, kind: str) -> list[Path]:
     """--image files, or the first --images foolbox images of ``kind`` ("cifar10" | "imagenet")."""
     if args.image:
@@ -413,6 +520,24 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--layers", type=_positive_int, default=None, metavar="N",
                     help="keep only the first N layers of the workload (default: all)")
     st.set_defaults(func=cmd_stats)
+
+    pr = sub.add_parser("prune", parents=[common, images], help="prune a workload's weights; report, accuracy, speedup",
+                        description="Run a pruning method (pruning.METHODS, or pareto) on a workload; write the "
+                                    "pruned workload (.npz), its per-layer report (.csv) and provenance (.run.json); "
+                                    "print bit sparsity, accuracy (--evaluate) and the speedup on presets (--arch).")
+    pr.add_argument("method", metavar="METHOD", help="magnitude, n_of_g, bit_budget, bit_balance, swis, bitpruner, "
+                                                    "retrain or pareto")
+    pr.add_argument("--workload", "-w", required=True, metavar="W", help="a workload .npz file or a built-in name")
+    pr.add_argument("--set", action="append", metavar="PARAM=VALUE",
+                    help="a method parameter (repeatable), e.g. --set target=0.85; lists as --set rates=[0.7,0.9]")
+    pr.add_argument("--out", "-o", required=True, metavar="PRUNED.npz", help="the pruned workload to write")
+    pr.add_argument("--evaluate", type=_positive_int, metavar="N",
+                    help="score N images before and after (CIFAR-10: the holdout half retraining never sees)")
+    pr.add_argument("--arch", action="append", metavar="PRESET",
+                    help="simulate before and after on this preset (repeatable); pareto searches the first")
+    pr.add_argument("--layers", metavar="L1,L2", help="prune only these layers (comma-separated names)")
+    pr.add_argument("--seed", type=_non_negative_int, default=0, help="seed of every random choice (default 0)")
+    pr.set_defaults(func=cmd_prune)
 
     imp = sub.add_parser("import", parents=[common], help="import a trained model into a workload file",
                          description="Import a .tflite, .onnx or CIFAR ResNet .th checkpoint (with --arch) on real "

@@ -71,8 +71,9 @@ class ProgressBar:
 
     def __init__(self, total: int, stream: TextIO | None = None, *, delay: float = 1.0, width: int = 20,
                  tty: bool | None = None, watch: CompileWatch | None = None, tick: float = 0.5,
-                 line_every: float = 10.0, clock: Callable[[], float] = time.monotonic):
+                 line_every: float = 10.0, clock: Callable[[], float] = time.monotonic, unit: str = "layers"):
         self.total = max(int(total), 1)
+        self.unit = unit
         self.stream = stream if stream is not None else sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)()) if tty is None else tty
         self.delay, self.width, self.tick, self.line_every = delay, width, tick, line_every
@@ -103,11 +104,26 @@ class ProgressBar:
 
         return progress
 
+    def steps(self) -> Callable[[str, int, int, dict], None]:
+        """A ``progress=`` callback for step-wise work (retraining, searches): (phase, step, steps, figures); the
+        bar's total follows ``steps``, and the figures (e.g. the loss) are shown beside the phase."""
+
+        def progress(phase: str, step: int, steps: int, figures: dict) -> None:
+            with self._lock:
+                self.total = max(int(steps), 1)
+                self.completed = step
+                self._label = phase
+                self._layer = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                        for k, v in figures.items())
+            self.update()
+
+        return progress
+
     def update(self) -> None:
         """Show the state now if it is time to."""
         with self._lock:
             now = self.clock()
-            if now - self.start < self.delay:
+            if now - self.start < self.delay or not self._label:  # quiet at first, and until something reports
                 return
             if self.tty:
                 self._draw()
@@ -117,7 +133,7 @@ class ProgressBar:
     # ----------------------------------------------------------------- display
     def _status(self) -> str:
         done = min(self.completed, self.total)
-        text = f"{done}/{self.total} layers  {self._label}  {self._layer}".rstrip()
+        text = f"{done}/{self.total} {self.unit}  {self._label}  {self._layer}".rstrip()
         if self.watch is not None and self.watch.compiling:
             text += f"  (compiling numba kernels: {self.watch.running_seconds():.0f} s; first run only)"
         return text

@@ -480,3 +480,38 @@ def test_python_dash_m_simulator(tmp_path):
                           timeout=120, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "dadiannao" in proc.stdout
+
+
+# ----------------------------------------------------------------------------- prune
+def test_prune_writes_the_workload_report_and_provenance(capsys, tiny, tmp_path):
+    out = run_ok(capsys, "prune", "magnitude", "-w", tiny, "--set", "sparsity=0.875", "--out", tmp_path / "p.npz",
+                 "--arch", "cambricon_x", "--arch", "stripes")
+    pruned = Workload.load(tmp_path / "p.npz")
+    original = Workload.load(tiny)
+    for a, b in zip(original, pruned, strict=True):
+        assert np.count_nonzero(b.weights) == a.weights.size - round(0.875 * a.weights.size)
+    report = pd.read_csv(tmp_path / "p.csv")
+    assert list(report["layer"]) == ["conv", "fc"] and (report["density"] == 0.125).all()
+    run = json.loads((tmp_path / "p.run.json").read_text())
+    assert run["method"] == "magnitude" and run["params"] == {"sparsity": 0.875, "scope": "layer"}
+    assert run["pruned_digest"] == pruned.digest() and run["workload_digest"] == original.digest()
+    cyc = run["cycles"]["cambricon_x"]
+    assert cyc["after"] < cyc["before"] and run["cycles"]["stripes"]["after"] == run["cycles"]["stripes"]["before"]
+    assert "bit sparsity" in out and "cycles: cambricon_x" in out and f"({cyc['before'] / cyc['after']:.2f}x)" in out
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["prune", "lottery", "-w", "{tiny}", "--out", "{out}"], "unknown pruning method 'lottery'"),
+    (["prune", "magnitude", "-w", "{tiny}", "--out", "{out}"], "magnitude: parameter sparsity is required"),
+    (["prune", "n_of_g", "-w", "{tiny}", "--set", "keep=20", "--out", "{out}"], "keep (20) must not exceed group"),
+    (["prune", "magnitude", "-w", "{tiny}", "--set", "sparsity=0.5", "--evaluate", "10", "--out", "{out}"],
+     "--evaluate needs a built-in real workload"),
+    (["prune", "pareto", "-w", "{tiny}", "--out", "{out}"], "pareto measures cycles and accuracy"),
+    (["prune", "magnitude", "-w", "{tiny}", "--set", "sparsity=0.5", "--layers", "nope", "--out", "{out}"],
+     "has no layer 'nope'"),
+])
+def test_prune_errors_are_one_line(capsys, tiny, tmp_path, argv, needle):
+    code = main([a.format(tiny=tiny, out=tmp_path / "o.npz") for a in argv])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and needle in err, err
+    assert not (tmp_path / "o.npz").exists()
