@@ -17,7 +17,7 @@ every epoch (each group keeps its shared positions in between).
 
 Retraining data and scoring: the CIFAR-10 test copy's ``train`` half (5,000 images, 500 per class, drawn with
 ``split_seed``); score the result on the other half with ``workloads.evaluate(subset="holdout")`` (see
-``pruning.retrain``).
+``pruning.finetune``).
 """
 
 from __future__ import annotations
@@ -52,9 +52,9 @@ TRAIN_PARAMS = (
 def _retraining():
     if importlib.util.find_spec("torch") is None:
         raise PruningError(f"retraining needs torch: {TORCH_INSTALL}")
-    from . import retrain
+    from . import finetune
 
-    return retrain
+    return finetune
 
 
 def _config(params: dict[str, Any], seed: int, limit: int | None):

@@ -1,4 +1,4 @@
-"""Retraining with the weights projected in the loop (pruning/retrain.py, pruning/bitpruner.py): short runs on the
+"""Retraining with the weights projected in the loop (pruning/finetune.py, pruning/bitpruner.py): short runs on the
 real ResNet-20 and the CIFAR-10 test copy's train half."""
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def test_progressive_targets_follow_the_third_of_the_remaining_way():
 def test_the_network_starts_exactly_at_the_workload(r20):
     import torch
 
-    from pruning.retrain import QuantNet
+    from pruning.finetune import QuantNet
     from workloads.datasets import dataset_dir, load_cifar10_test
     from workloads.models.cifar_resnet import cifar_preprocess
 
