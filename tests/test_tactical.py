@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 from numba import njit
 
 from simulator import load_arch, simulate, simulate_layer
+from simulator.designs.tactical.schedule import reference_schedule, schedule_layer, search_map, weight_buffers
 from simulator.encodings import ENCODING_CODE, bit_tables, mask_table, pra_cycles
 from simulator.mapping import lower
 from simulator.reference import simulate_layer_reference, simulate_reference
-from simulator.tactical_schedule import reference_schedule, schedule_layer, search_map, weight_buffers
 from workloads import Layer, layer_output
 
 MACHINE = {"tiles": 16, "rows": 16, "lanes": 16, "pe_width": 16, "search_shape": "T", "lookahead": 2, "lookaside": 5}

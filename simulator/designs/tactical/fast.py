@@ -1,46 +1,17 @@
-"""Bit-Tactical (Delmas Lascorz et al., ASPLOS 2019): a static weight schedule skips zero weights in front of a
-DaDianNao (TCL), Pragmatic (TCLe) or Dynamic Stripes (TCLp) back end.
-
-Front end (``simulator.tactical_schedule``): every filter set's weights are scheduled once, offline; a tile
-holding filter set s runs its issued steps in order. All rows (filters) of a tile share the step sequence (a
-step is skipped only if it is zero for every filter of the set) while each filter's lanes are filled by its own
-promotions; a slot multiplies the activation its weight came with (up to h steps ahead, d lanes aside). Tiles
-hold different sets, so they issue different numbers of steps: call i of a (window set, pass) gives every tile
-its i-th issued step (a tile already done idles) and lasts as long as its slowest column, DNNsim's model.
-
-Back ends (cost of one PE on one step, over the ``lanes`` activations its slots select; a slot without a
-weight keeps its lane's own activation of the current step, the multiplexer's default, which the
-activation-serial back ends process like any other: zero weights are not gated. DNNsim processes those too,
-except the empty slots a promotion leaves behind in a later step, which it drops; DNNsim's conv1 TCLe row is 662
-either way, the least_flexible one is 563 here and 562 with DNNsim's rule):
-- ``dadiannao`` (TCL): 1 cycle;
-- ``pragmatic`` (TCLe): PRA(term masks of the selected activations, first_stage_bits) with ``encoding``;
-- ``dynamic_stripes`` (TCLp): the detected precision of the selected activations, shared by every PE of the
-  tile in the column group (max msb - min lsb over their union, as Dynamic Stripes).
-A column group (``group_size`` columns, spanning every tile) costs the max over its PEs; column groups run in
-lockstep or with ``run_ahead`` registers (DESIGN §4). FC layers issue the scheduled steps to the columns round
-robin (DESIGN §3) at the cost of the step's slowest PE; TCL's FC cycles are its steps.
-"""
+"""Bit-Tactical's fast engine: the cost kernels over the compact schedule (see the package docstring)."""
 
 from __future__ import annotations
 
 import numpy as np
-from numba import get_num_threads, njit, prange
+from numba import njit, prange
 from numba.cpython.unsafe.numbers import trailing_zeros
 
 from workloads import LayerKind
 
-from ..config import ArchConfig, Backend, Design, Encoding, Promotion
-from ..encodings import ENCODING_CODE, bit_tables, brick_msb_lsb, mask_table, value_terms, value_widths
-from ..sync import MODE_PRECISION, fc_pipeline, run_ahead_step, unit_cost
-from ..tactical_schedule import _rotr, reference_schedule, schedule_compact
-from .base import Cycle, DesignModel, Operand, run_in_parallel
-from .dadiannao import DaDianNao
-from .dynamic_stripes import DynamicStripes
-from .pragmatic import Pragmatic
+from ...sync import MODE_PRECISION, run_ahead_step, unit_cost
+from .schedule import _rotr
 
 TCL, TCLE, TCLP = 0, 1, 2
-BACKEND_CODE = {Backend.DADIANNAO: TCL, Backend.PRAGMATIC: TCLE, Backend.DYNAMIC_STRIPES: TCLP}
 BIG = 1 << 30
 
 
@@ -761,8 +732,6 @@ def _nonzero_per_input(w2, groups):
     return out
 
 
-# --------------------------------------------------------------------------------------------------- the model
-
 def _geometry(low, lanes: int) -> tuple[np.ndarray, np.ndarray]:
     """Brick offsets inside a sub-conv's (Hp, Wp, channel bricks) activations: of each window's origin, and of each
     buffer row (r, s, brick) from its window's origin."""
@@ -813,217 +782,3 @@ def _nonzero_counts(layer) -> np.ndarray:
     """(groups, weights per filter): filters of each group with a non-zero weight at each input position."""
     w = np.ascontiguousarray(layer.weights)
     return _nonzero_per_input(w.reshape(w.shape[0], -1), layer.groups if layer.kind == LayerKind.CONV else 1)
-
-
-class Tactical(DesignModel):
-    design = Design.TACTICAL
-
-    # ----------------------------------------------------------------- fast engine
-    def fast_layer(self, arch: ArchConfig, layer, low, passes: int) -> tuple[int, int, int]:
-        lanes, tiles = arch.lanes, arch.tiles
-        sched = schedule_compact(low.weights, arch, low.filters, low.channels, low.diagonal)
-        sets = sched.sets_per_group
-        backend = BACKEND_CODE[arch.backend]
-        wbase, rowoff = _geometry(low, lanes)
-        values = _act_values(low, lanes)
-        n_sub = values.shape[0]
-        wpr = (lanes + 63) // 64
-        full = np.array([-1 if lanes - 64 * k >= 64 else (1 << (lanes - 64 * k)) - 1 for k in range(wpr)],
-                        dtype=np.int64)
-        dts, dlm = sched.smap[:, 0].copy(), sched.smap[:, 1] % lanes
-        pop = bit_tables()[2]
-        window = (1 << arch.first_stage_bits) - 1
-        spread = low.spread_tiles
-        n_batches = n_sub if spread == 1 else -(-n_sub // spread)
-        held, step, first = _call_table(n_batches, passes, tiles, spread, n_sub, sets, sched.steps)
-        rows_on, lanes_on = _call_activity(held, step, sched.filters, sched.slot_busy)
-        n_ws, n_win, columns, group = (1, 1, 1, 1) if low.is_fc else (
-            -(-low.windows // arch.columns), low.windows, arch.columns, arch.group_size)  # FC: the units are the calls
-        jobs = _job_table(first, n_ws, columns // group, 64)
-        n_units = n_ws * int(first[-1]) * (columns // group)
-        if backend == TCLE:
-            masks = mask_table(ENCODING_CODE[arch.encoding])[np.abs(values)]
-            nb = max(1, int(np.bitwise_or.reduce(masks, axis=None)).bit_length())
-            planes, most = _brick_tables(masks.ravel(), lanes, nb, pop)
-            bound = _row_bounds(planes, planes.shape[0] // n_sub, wbase, rowoff, sched.dense_steps, lanes,
-                                arch.lookahead, window)
-            rowinfo = _call_rows(held, step, sets, sched.rows, sched.smaxdt, sched.ident, sched.cov, sched.filters)
-            if low.is_fc:  # one window: every filter is costed at most once anyway
-                rep = np.empty(sched.fmaxdt.shape, np.int16)
-                rep[:] = np.arange(arch.rows)
-            else:
-                words = sched.opt.view(np.int64) if lanes % 8 == 0 else sched.opt  # rows compared 8 slots at a time
-                rep = _duplicates(words, sched.steps, sched.filters)
-            args = (jobs, held, step, n_win, columns, group, sets, sched.rows, sched.opt, sched.fmaxdt, sched.smaxdt,
-                    sched.filters, rep, sched.cov, *rowinfo, masks, most.reshape(n_sub, -1), bound, pop, planes,
-                    planes.shape[0] // n_sub, wbase, rowoff, dts, dlm, full, window)
-            driver = _unit_costs_tcle
-        elif backend == TCLP:
-            hi, lo = brick_msb_lsb(values.reshape(-1, 1), arch.minor_bit)
-            bhi, blo = _brick_extremes(hi, lo, lanes)
-            args = (jobs, held, step, n_win, columns, group, sets, sched.rows, sched.smaxdt, sched.cov, sched.filters,
-                    *(a.reshape(n_sub, -1) for a in (hi, lo, bhi, blo)), wbase, rowoff, full, lanes,
-                    int(layer.act_signed))
-            driver = _unit_costs_tclp
-        else:
-            args = (jobs, held, n_win, columns, group)
-            driver = _unit_costs_tcl
-        k = driver(8 * get_num_threads(), n_units, args)  # jobs dealt in turn to 8 parts a thread
-        if low.is_fc:
-            return int(fc_pipeline(k, arch.columns)), int(k @ rows_on), int(k @ lanes_on)
-        cyc, busy_pe, busy_lane = _conv_reduce(k, first, rows_on, lanes_on, n_ws, n_win, columns, group,
-                                               arch.run_ahead)
-        return int(cyc), int(busy_pe), int(busy_lane)
-
-    def ideal_and_terms(self, arch: ArchConfig, layer) -> tuple[float, int]:
-        """Only MACs with a non-zero weight count: 1 each (TCL), the activation's terms (TCLe) or its own width
-        (TCLp); ``terms`` counts effectual MACs (TCL) or the activation terms processed for them."""
-        nonzero = _nonzero_counts(layer)
-        if arch.backend == Backend.DADIANNAO:
-            work = _effectual_mac_sum(layer, np.ones(layer.activations.shape, np.int64), 1, nonzero)
-            return float(work), work
-        enc = ENCODING_CODE[arch.encoding if arch.backend == Backend.PRAGMATIC else Encoding.BINARY]
-        terms = _effectual_mac_sum(layer, value_terms(layer.activations, enc), 0, nonzero)
-        if arch.backend == Backend.PRAGMATIC:
-            return float(terms), terms
-        widths = value_widths(layer.activations, layer.act_signed, arch.minor_bit)
-        return float(_effectual_mac_sum(layer, widths, 0, nonzero)), terms
-
-    # ----------------------------------------------------------------- reference engine
-    def reference_layer(self, arch: ArchConfig, layer, low, passes: int) -> tuple[int, np.ndarray]:
-        return _Reference(arch, layer, low, passes).run()
-
-
-class _Reference:
-    """Cycle-by-cycle Bit-Tactical: plain-Python schedules, per-PE back-end cycles, real partial sums."""
-
-    def __init__(self, arch: ArchConfig, layer, low, passes: int) -> None:
-        self.arch, self.low, self.passes = arch, low, passes
-        self.op = Operand(layer.act_signed, layer.act_bits)
-        self.lanes, self.rows, self.tiles = arch.lanes, arch.rows, arch.tiles
-        n_sub, kg, cg, kr, ks = low.weights.shape
-        self.n_sub, self.cg, self.kr, self.ks = n_sub, cg, kr, ks
-        self.n_cb = -(-cg // self.lanes)
-        self.sets = -(-kg // self.rows)
-        self.schedules = {(g, fs): self._schedule(g, fs) for g in range(n_sub) for fs in range(self.sets)}
-        self.psum = np.zeros((n_sub, kg, low.windows), dtype=np.int64)
-
-    def _schedule(self, g: int, fs: int):
-        """Issued steps of filter set fs of sub-conv g: [step][row][lane] -> (weight, source step, source lane)."""
-        w = self.low.weights
-        dense = []
-        for r in range(self.kr):
-            for s in range(self.ks):
-                for cb in range(self.n_cb):
-                    dense.append([[int(w[g, f, cb * self.lanes + lane, r, s])
-                                   if f < w.shape[1] and cb * self.lanes + lane < self.cg else 0
-                                   for lane in range(self.lanes)]
-                                  for f in range(fs * self.rows, (fs + 1) * self.rows)])
-        arch = self.arch
-        return reference_schedule(dense, arch.lookahead, arch.lookaside, str(arch.search_shape),
-                                  arch.promotion == Promotion.LEAST_FLEXIBLE)
-
-    def _held(self, b: int, p: int, t: int) -> tuple[int, int] | None:
-        g, fs = (b, p * self.tiles + t) if self.low.spread_tiles == 1 else (b * self.low.spread_tiles + t, p)
-        return (g, fs) if g < self.n_sub and fs < self.sets else None
-
-    def _calls(self, b: int, p: int) -> int:
-        """Calls of a pass: the most steps any tile issues."""
-        held = [self._held(b, p, t) for t in range(self.tiles)]
-        return max((len(self.schedules[h]) for h in held if h is not None), default=0)
-
-    def _activation(self, g: int, window: int, step: int, lane: int) -> int:
-        """The activation at source (step, lane) for an output window."""
-        r, rest = divmod(step, self.ks * self.n_cb)
-        s, cb = divmod(rest, self.n_cb)
-        ch = cb * self.lanes + lane
-        if ch >= self.cg:
-            return 0
-        low = self.low
-        y = (window // low.out_w) * low.stride + r
-        x = (window % low.out_w) * low.stride + s
-        return int(low.acts[g, ch, y, x])
-
-    def _tile_cycles(self, members: list[tuple[int, int, int, list]]) -> list[Cycle]:
-        """One tile's PEs (g, filter, window, slots) on one step, side by side (TCLp: one shared precision)."""
-        arch, lanes = self.arch, self.lanes
-        selected = [[self._activation(g, w, st, sl) for (_, st, sl) in slots] for g, _, w, slots in members]
-        if arch.backend == Backend.DYNAMIC_STRIPES:
-            return DynamicStripes().reference_cycles(selected, self.op, arch)
-        pe = DaDianNao() if arch.backend == Backend.DADIANNAO else Pragmatic()
-        return run_in_parallel([pe.brick_cycles(v, self.op, arch) for v in selected], lanes)
-
-    def _unit(self, parts: list[list[tuple[int, int, int, list]]]) -> tuple[list[Cycle], list]:
-        """Tiles' member lists -> (cycles of the unit, flat member list); lanes numbered member * lanes + lane."""
-        sched: list[Cycle] = []
-        flat: list = []
-        for members in parts:
-            base = len(flat) * self.lanes
-            for c, cycle in enumerate(self._tile_cycles(members)):
-                if c == len(sched):
-                    sched.append([])
-                sched[c].extend((base + lane, coeff) for lane, coeff in cycle)
-            flat.extend(members)
-        return sched, flat
-
-    def _apply(self, flat: list, cycle: Cycle) -> None:
-        for lane, coeff in cycle:
-            g, f, w, slots = flat[lane // self.lanes]
-            weight = slots[lane % self.lanes][0]
-            if weight:
-                self.psum[g, f, w] += coeff * weight
-
-    def _parts(self, b: int, p: int, i: int, windows: range) -> list[list[tuple[int, int, int, list]]]:
-        parts = []
-        for t in range(self.tiles):
-            held = self._held(b, p, t)
-            if held is None or i >= len(self.schedules[held]):
-                continue
-            g, fs = held
-            step = self.schedules[held][i]
-            filters = range(fs * self.rows, min((fs + 1) * self.rows, int(self.low.filters[g])))
-            parts.append([(g, f, w, step[f - fs * self.rows]) for f in filters for w in windows])
-        return [members for members in parts if members]
-
-    def run(self) -> tuple[int, np.ndarray]:
-        from ..sync import run_column_pipeline, run_synchronized
-
-        low, arch = self.low, self.arch
-        if low.is_fc:
-            steps = [(p, i) for p in range(self.passes) for i in range(self._calls(0, p))]
-
-            def units_of(n: int):
-                p, i = steps[n]
-                out = []
-                for members in self._parts(0, p, i, range(1)):
-                    sched, flat = self._unit([members])
-                    out.append((sched, lambda cycle, flat=flat: self._apply(flat, cycle)))
-                return out
-
-            return run_column_pipeline(len(steps), arch.columns, units_of), self.psum
-
-        cols, group = arch.columns, arch.group_size
-        n_ws = -(-low.windows // cols)
-        n_batches = -(-self.n_sub // low.spread_tiles)
-        steps = []
-        for b in range(n_batches):
-            for ws in range(n_ws):
-                for p in range(self.passes):
-                    steps += [(b, ws, p, i) for i in range(self._calls(b, p))]
-        flats: dict[tuple[int, int], list] = {}
-
-        def schedule(n: int, u: int):
-            b, ws, p, i = steps[n]
-            w0 = ws * cols + u * group
-            windows = range(w0, min(w0 + group, low.windows))
-            parts = self._parts(b, p, i, windows) if windows else []
-            if not parts:
-                return None
-            sched, flats[(n, u)] = self._unit(parts)
-            return sched
-
-        def on_cycle(n: int, u: int, cycle: Cycle) -> None:
-            self._apply(flats[(n, u)], cycle)
-
-        cycles = run_synchronized(len(steps), cols // group, arch.run_ahead, schedule, on_cycle)
-        return cycles, self.psum

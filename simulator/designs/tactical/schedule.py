@@ -31,7 +31,7 @@ import numpy as np
 from numba import get_num_threads, njit, prange
 from numba.cpython.unsafe.numbers import trailing_zeros
 
-from .config import ArchConfig, Promotion, SearchShape
+from ...config import ArchConfig, Promotion, SearchShape
 
 MEMO_BITS = 16  # entries (2^) of each thread's table of row fillings
 
