@@ -25,7 +25,6 @@ robin (DESIGN §3) at the cost of the step's slowest PE; TCL's FC cycles are its
 from __future__ import annotations
 
 import numpy as np
-from numba import get_num_threads
 
 from ...config import ArchConfig, Backend, Design, Encoding
 from ...encodings import ENCODING_CODE, bit_tables, brick_msb_lsb, mask_table, value_terms, value_widths
@@ -36,24 +35,24 @@ from .fast import (
     TCLE,
     TCLP,
     _act_values,
-    _brick_extremes,
-    _brick_tables,
     _call_activity,
     _call_rows,
     _call_table,
     _conv_reduce,
-    _duplicates,
     _effectual_mac_sum,
     _geometry,
     _job_table,
     _nonzero_counts,
-    _row_bounds,
-    _unit_costs_tcl,
-    _unit_costs_tcle,
-    _unit_costs_tclp,
+    _units_tcl,
+    _units_tcle,
+    _units_tclp,
+    brick_tables,
+    duplicates,
+    row_bounds,
+    unit_costs,
 )
-from .reference import _Reference
-from .schedule import schedule_compact
+from .reference import Reference
+from .schedule import lane_words, schedule_compact
 
 BACKEND_CODE = {Backend.DADIANNAO: TCL, Backend.PRAGMATIC: TCLE, Backend.DYNAMIC_STRIPES: TCLP}
 
@@ -70,12 +69,9 @@ class Tactical(DesignModel):
         wbase, rowoff = _geometry(low, lanes)
         values = _act_values(low, lanes)
         n_sub = values.shape[0]
-        wpr = (lanes + 63) // 64
-        full = np.array([-1 if lanes - 64 * k >= 64 else (1 << (lanes - 64 * k)) - 1 for k in range(wpr)],
-                        dtype=np.int64)
+        full = tuple(int(x) for x in lane_words(lanes))  # the lanes of each word of 64
         dts, dlm = sched.smap[:, 0].copy(), sched.smap[:, 1] % lanes
         pop = bit_tables()[2]
-        window = (1 << arch.first_stage_bits) - 1
         spread = low.spread_tiles
         n_batches = n_sub if spread == 1 else -(-n_sub // spread)
         held, step, first = _call_table(n_batches, passes, tiles, spread, n_sub, sets, sched.steps)
@@ -86,32 +82,29 @@ class Tactical(DesignModel):
         n_units = n_ws * int(first[-1]) * (columns // group)
         if backend == TCLE:
             masks = mask_table(ENCODING_CODE[arch.encoding])[np.abs(values)]
-            nb = max(1, int(np.bitwise_or.reduce(masks, axis=None)).bit_length())
-            planes, most = _brick_tables(masks.ravel(), lanes, nb, pop)
-            bound = _row_bounds(planes, planes.shape[0] // n_sub, wbase, rowoff, sched.dense_steps, lanes,
-                                arch.lookahead, window)
+            planes, most = brick_tables(masks, lanes, pop)
+            bricks_per_sub = planes.shape[0] // n_sub
+            bound = row_bounds(planes, bricks_per_sub, wbase, rowoff, sched.dense_steps, lanes, arch.lookahead,
+                               arch.first_stage_bits)
             rowinfo = _call_rows(held, step, sets, sched.rows, sched.smaxdt, sched.ident, sched.cov, sched.filters)
             if low.is_fc:  # one window: every filter is costed at most once anyway
                 rep = np.empty(sched.fmaxdt.shape, np.int16)
                 rep[:] = np.arange(arch.rows)
             else:
-                words = sched.opt.view(np.int64) if lanes % 8 == 0 else sched.opt  # rows compared 8 slots at a time
-                rep = _duplicates(words, sched.steps, sched.filters)
-            args = (jobs, held, step, n_win, columns, group, sets, sched.rows, sched.opt, sched.fmaxdt, sched.smaxdt,
-                    sched.filters, rep, sched.cov, *rowinfo, masks, most.reshape(n_sub, -1), bound, pop, planes,
-                    planes.shape[0] // n_sub, wbase, rowoff, dts, dlm, full, window)
-            driver = _unit_costs_tcle
+                rep = duplicates(sched.opt, sched.steps, sched.filters)
+            k = unit_costs(_units_tcle, n_units, (
+                jobs, held, step, n_win, columns, group, sets, sched.rows, sched.opt, sched.fmaxdt, sched.smaxdt,
+                sched.filters, rep, sched.cov, *rowinfo, masks, most.reshape(n_sub, -1), bound, pop, planes,
+                bricks_per_sub, wbase, rowoff, dts, dlm, full, arch.first_stage_bits))
         elif backend == TCLP:
             hi, lo = brick_msb_lsb(values.reshape(-1, 1), arch.minor_bit)
-            bhi, blo = _brick_extremes(hi, lo, lanes)
-            args = (jobs, held, step, n_win, columns, group, sets, sched.rows, sched.smaxdt, sched.cov, sched.filters,
-                    *(a.reshape(n_sub, -1) for a in (hi, lo, bhi, blo)), wbase, rowoff, full, lanes,
-                    int(layer.act_signed))
-            driver = _unit_costs_tclp
+            bhi, blo = hi.reshape(-1, lanes).max(axis=1), lo.reshape(-1, lanes).min(axis=1)  # per brick
+            k = unit_costs(_units_tclp, n_units, (
+                jobs, held, step, n_win, columns, group, sets, sched.rows, sched.smaxdt, sched.cov, sched.filters,
+                *(a.reshape(n_sub, -1) for a in (hi, lo, bhi, blo)), wbase, rowoff, full, lanes,
+                int(layer.act_signed)))
         else:
-            args = (jobs, held, n_win, columns, group)
-            driver = _unit_costs_tcl
-        k = driver(8 * get_num_threads(), n_units, args)  # jobs dealt in turn to 8 parts a thread
+            k = unit_costs(_units_tcl, n_units, (jobs, held, n_win, columns, group))
         if low.is_fc:
             return int(fc_pipeline(k, arch.columns)), int(k @ rows_on), int(k @ lanes_on)
         cyc, busy_pe, busy_lane = _conv_reduce(k, first, rows_on, lanes_on, n_ws, n_win, columns, group,
@@ -134,5 +127,5 @@ class Tactical(DesignModel):
 
     # ----------------------------------------------------------------- reference engine
     def reference_layer(self, arch: ArchConfig, layer, low, passes: int) -> tuple[int, np.ndarray]:
-        return _Reference(arch, layer, low, passes).run()
+        return Reference(arch, layer, low, passes).run()
 

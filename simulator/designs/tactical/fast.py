@@ -1,156 +1,76 @@
-"""Bit-Tactical's fast engine: the cost kernels over the compact schedule (see the package docstring)."""
+"""Bit-Tactical's fast engine: the cost kernels over the compact schedule (:func:`.schedule.schedule_compact`).
+
+The schedule gives each slot's choice, per step and filter the farthest promotion, per step the lanes of each row
+some real filter selects. A unit (a column group on one call: its windows, every tile's real filters) costs the max
+over its PEs:
+- TCL: 1 if it has a PE.
+- TCLp: per tile, the precision of the union of the selected activations: the lanes each row supplies, taken from
+  brick-level max msb / min lsb where a row supplies all of them.
+- TCLe: bounded from brick-level tables before any PE is looked at. Every activation a PE of issued step i selects
+  lies in buffer rows r .. r + dt of its window (r = the step's row, dt its farthest promotion), and PRA never
+  decreases when lanes are added (each lane's progress is behind or equal, cycle by cycle), so PRA over all lanes
+  of those rows (``bound``, computed once per brick where the rows are consecutive bricks) bounds every PE; each
+  own lane a real filter keeps is a PE lane and PRA is at least one lane's terms (exact: the PRA of the own brick
+  when some filter promoted nothing). Only when the bounds differ are PEs costed one by one (bit planes: each term
+  position a word of lanes), first those that could reach the upper bound, each skipped if its bound (its farthest
+  promotion; its tile's selected lanes) cannot beat the best so far, filters choosing exactly what an earlier one
+  chooses skipped, until one reaches the upper bound.
+The units of a layer are costed by parallel parts (:func:`.schedule.in_threads`), then reduced in order (lockstep,
+run-ahead, or the FC pipeline). Lane sets are words of 64 lanes; ``full`` (a tuple, so that the number of words is
+known when compiling) holds the lanes of each word.
+"""
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import get_num_threads, njit
 from numba.cpython.unsafe.numbers import trailing_zeros
 
 from workloads import LayerKind
 
+from ...encodings import pra_planes
 from ...sync import MODE_PRECISION, run_ahead_step, unit_cost
-from .schedule import _rotr
+from .schedule import in_threads, rotated, rotated_word
 
 TCL, TCLE, TCLP = 0, 1, 2
 BIG = 1 << 30
 
 
-# --------------------------------------------------------------------------------------------------- fast engine
-#
-# The schedule comes in the compact form of ``schedule_compact`` (each slot's choice, per step and filter the
-# farthest promotion, per step the lanes of each row some real filter selects). A unit (a column group on one
-# call: its windows, every tile's real filters) costs the max over its PEs:
-# - TCL: 1 if it has a PE.
-# - TCLp: per tile, the precision of the union of the selected activations: the lanes each row supplies, taken from
-#   brick-level max msb / min lsb where a row supplies all of them.
-# - TCLe: bounded from brick-level tables before any PE is looked at. Every activation a PE of issued step i
-#   selects lies in buffer rows r .. r + dt of its window (r = the step's row, dt its farthest promotion), and PRA
-#   never decreases when lanes are added (each lane's progress is behind or equal, cycle by cycle), so PRA over all
-#   lanes of those rows (``bound``, computed once per brick where the rows are consecutive bricks) bounds every PE;
-#   each own lane a real filter keeps is a PE lane and PRA is at least one lane's terms (exact: the PRA of the own
-#   brick when some filter promoted nothing). Only when the bounds differ are PEs costed one by one (bit planes:
-#   each term position a word of lanes), first those that could reach the upper bound, each skipped if its bound
-#   (its farthest promotion; its tile's selected lanes) cannot beat the best so far, filters choosing exactly what
-#   an earlier one chooses skipped, until one reaches the upper bound.
-# The units of a layer are computed in parallel, then reduced in order (lockstep, run-ahead, or the FC pipeline).
+# --------------------------------------------------------------------------------------------------- brick tables
 
-
-@njit(cache=True)
-def _pra(masks, n, window):
-    """Pragmatic's two-stage shifting (DESIGN §4) over the first n (non-zero) term masks; mutates them."""
-    cycles = 0
-    while True:
-        lows = 0
-        for j in range(n):
-            m = masks[j]
-            lows |= m & -m
-        if lows == 0:
-            break
-        limit = (lows & -lows) << window  # lanes whose next term is within the first stage's reach of the offset
-        for j in range(n):
-            m = masks[j]
-            low = m & -m
-            if low != 0 and low <= limit:
-                masks[j] = m ^ low
-        cycles += 1
-    return max(cycles, 1)
-
-
-@njit(cache=True)
-def _pra_planes(q, nb, words, window, below):
-    """PRA over lanes held as bit planes: q[p, k] = the lanes (64 a word) with a term at position p (mutated).
-    Each cycle the lanes whose lowest term is within ``window`` positions of the lowest one clear it."""
-    cycles = 0
-    lo = 0
-    while True:
-        while lo < nb:
-            empty = True
-            for k in range(words):
-                if q[lo, k] != 0:
-                    empty = False
-                    break
-            if not empty:
-                break
-            lo += 1
-        if lo == nb:
-            break
-        for k in range(words):
-            below[k] = 0
-        for p in range(lo, min(lo + window + 1, nb)):
-            for k in range(words):
-                x = q[p, k]
-                q[p, k] = x & below[k]  # a lane clears p if p is its lowest term
-                below[k] |= x
-        cycles += 1
-    return max(cycles, 1)
-
-
-# Parallel loops below only deal out chunks to a sequential worker: numba compiles loops inside a prange body less
-# well (no vectorization), and must not inline functions into it (see _units_tcle).
-CHUNK = 512
-
-
-@njit(cache=True)
-def _brick_tables_of(lo, hi, masks, n_l, pop, planes, most):
-    nb = planes.shape[1]
-    for b in range(lo, hi):
+@njit(cache=True, nogil=True)
+def _brick_tables(part, parts, masks, n_l, pop, planes, most):
+    """Bricks part / parts of term masks (``masks`` reshaped (bricks, n_l)): bit planes (bricks, nb, words) and
+    the most terms of one lane."""
+    n, nb, words = planes.shape
+    for b in range(part * n // parts, (part + 1) * n // parts):
         top = 0
         for lane in range(n_l):
             top = max(top, pop[masks[b * n_l + lane]])
         most[b] = top
-        if n_l <= 64:  # a plane at a time (vectorized)
-            for p in range(nb):
+        for p in range(nb):
+            for k in range(words):
                 x = np.int64(0)
-                for lane in range(n_l):
-                    x |= ((masks[b * n_l + lane] >> p) & 1) << lane
-                planes[b, p, 0] = x
-            continue
-        for lane in range(n_l):
-            m = masks[b * n_l + lane]
-            bit = np.int64(1) << (lane & 63)
-            while m:
-                low = m & -m
-                m ^= low
-                planes[b, trailing_zeros(low), lane >> 6] |= bit
+                for lane in range(64 * k, min(64 * k + 64, n_l)):  # a plane at a time (vectorized)
+                    x |= ((masks[b * n_l + lane] >> p) & 1) << (lane - 64 * k)
+                planes[b, p, k] = x
 
 
-@njit(cache=True, parallel=True)
-def _brick_tables(masks, n_l, nb, pop):
-    """Per brick of term masks (rows of ``masks`` reshaped (bricks, n_l)): bit planes (bricks, nb, words) and the
-    most terms of one lane."""
-    n = masks.shape[0] // n_l
-    planes = np.zeros((n, nb, (n_l + 63) >> 6), dtype=np.int64)
+def brick_tables(masks: np.ndarray, lanes: int, pop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bit planes (bricks, term positions, words) of term masks (values * lanes, a brick's lanes adjacent), and per
+    brick the most terms of one lane (``pop``: popcount table)."""
+    nb = max(1, int(np.bitwise_or.reduce(masks, axis=None)).bit_length())
+    n = masks.size // lanes
+    planes = np.zeros((n, nb, (lanes + 63) // 64), dtype=np.int64)
     most = np.zeros(n, dtype=np.int8)
-    for job in prange((n + CHUNK - 1) // CHUNK):
-        _brick_tables_of(job * CHUNK, min(n, (job + 1) * CHUNK), masks, n_l, pop, planes, most)
+    in_threads(_brick_tables, 4 * get_num_threads(), masks.ravel(), lanes, pop, planes, most)
     return planes, most
 
 
-@njit(cache=True)
-def _brick_extremes_of(lo_b, hi_b, hi, lo, n_l, bh, bl):
-    for b in range(lo_b, hi_b):
-        h = -BIG
-        low = BIG
-        for lane in range(n_l):
-            h = max(h, hi[b * n_l + lane])
-            low = min(low, lo[b * n_l + lane])
-        bh[b] = h
-        bl[b] = low
-
-
-@njit(cache=True, parallel=True)
-def _brick_extremes(hi, lo, n_l):
-    """Per brick: max msb and min lsb over its lanes."""
-    n = hi.shape[0] // n_l
-    bh = np.empty(n, dtype=np.int32)
-    bl = np.empty(n, dtype=np.int32)
-    for job in prange((n + CHUNK - 1) // CHUNK):
-        _brick_extremes_of(job * CHUNK, min(n, (job + 1) * CHUNK), hi, lo, n_l, bh, bl)
-    return bh, bl
-
+# --------------------------------------------------------------------------------------------------- TCLe bounds
 
 @njit(cache=True)
-def _rows_pra(planes, bricks, d, n_l, window, q, below):
+def _rows_pra(planes, bricks, d, n_l, first_stage_bits, q, below):
     """PRA over every lane of bricks[0..d] (packed into one word per plane when they fit)."""
     nb, wpr = planes.shape[1], planes.shape[2]
     if wpr == 1 and (d + 1) * n_l <= 64:
@@ -159,47 +79,41 @@ def _rows_pra(planes, bricks, d, n_l, window, q, below):
             for dd in range(d + 1):
                 x |= planes[bricks[dd], p, 0] << (dd * n_l)
             q[p, 0] = x
-        return _pra_planes(q, nb, 1, window, below)
+        return pra_planes(q, 1, first_stage_bits, below)
     for dd in range(d + 1):
         for p in range(nb):
             for k in range(wpr):
                 q[p, dd * wpr + k] = planes[bricks[dd], p, k]
-    return _pra_planes(q, nb, (d + 1) * wpr, window, below)
+    return pra_planes(q, (d + 1) * wpr, first_stage_bits, below)
 
 
-@njit(cache=True)
-def _run_bounds_of(lo, hi, planes, n_l, h, window, out):
+@njit(cache=True, nogil=True)
+def _run_bounds(part, parts, planes, n_l, h, first_stage_bits, out):
+    """out[b, d] for bricks part / parts: PRA over every lane of bricks b .. b + d (those that exist)."""
     n, nb, wpr = planes.shape
     q = np.empty((nb, (h + 1) * wpr), dtype=np.int64)
     below = np.empty((h + 1) * wpr, dtype=np.int64)
     bricks = np.empty(h + 1, dtype=np.int64)
-    for b in range(lo, hi):
+    for b in range(part * n // parts, (part + 1) * n // parts):
         for d in range(h + 1):
             if b + d >= n:
                 out[b, d] = out[b, d - 1]
                 continue
             bricks[d] = b + d
-            out[b, d] = _rows_pra(planes, bricks, d, n_l, window, q, below)
+            out[b, d] = _rows_pra(planes, bricks, d, n_l, first_stage_bits, q, below)
 
 
-@njit(cache=True, parallel=True)
-def _run_bounds(planes, n_l, h, window):
-    """(bricks, h + 1): PRA over every lane of bricks b .. b + d (those that exist)."""
-    n = planes.shape[0]
-    out = np.empty((n, h + 1), dtype=np.int8)
-    for job in prange((n + CHUNK - 1) // CHUNK):
-        _run_bounds_of(job * CHUNK, min(n, (job + 1) * CHUNK), planes, n_l, h, window, out)
-    return out
-
-
-@njit(cache=True)
-def _row_bounds_of(lo, hi, run, planes, bricks_per_sub, wbase, rowoff, n_l, h, window, out):
-    n_win, n_t = out.shape[1], out.shape[2]
+@njit(cache=True, nogil=True)
+def _row_bounds(part, parts, run, planes, bricks_per_sub, wbase, rowoff, n_l, h, first_stage_bits, out):
+    """out[g, w, r, d] for (sub-conv, window) pairs part / parts: PRA over every lane of buffer rows r .. r + d
+    (those that exist) of the window; rows of one kernel row are consecutive bricks, whose bounds are in ``run``."""
+    n_sub, n_win, n_t = out.shape[0], out.shape[1], out.shape[2]
     nb, wpr = planes.shape[1], planes.shape[2]
     q = np.empty((nb, (h + 1) * wpr), dtype=np.int64)
     below = np.empty((h + 1) * wpr, dtype=np.int64)
     bricks = np.empty(h + 1, dtype=np.int64)
-    for job in range(lo, hi):
+    n = n_sub * n_win
+    for job in range(part * n // parts, (part + 1) * n // parts):
         g = job // n_win
         w = job - g * n_win
         base = g * bricks_per_sub + wbase[w]
@@ -210,26 +124,22 @@ def _row_bounds_of(lo, hi, run, planes, bricks_per_sub, wbase, rowoff, n_l, h, w
                 if rowoff[r + d] - rowoff[r] == d:  # consecutive bricks
                     out[g, w, r, d] = run[bricks[0], d]
                 else:
-                    out[g, w, r, d] = _rows_pra(planes, bricks, d, n_l, window, q, below)
+                    out[g, w, r, d] = _rows_pra(planes, bricks, d, n_l, first_stage_bits, q, below)
             for d in range(top + 1, h + 1):
                 out[g, w, r, d] = out[g, w, r, top]
 
 
-@njit(cache=True, parallel=True)
-def _row_bounds(planes, bricks_per_sub, wbase, rowoff, n_t, n_l, h, window):
-    """(G, windows, T, h + 1): PRA over every lane of buffer rows r .. r + d (those that exist) of each window.
-    Rows of one kernel row are consecutive bricks, whose bounds are computed once per brick."""
-    run = _run_bounds(planes, n_l, h, window)
-    n_sub = planes.shape[0] // bricks_per_sub
-    n_win = wbase.shape[0]
-    out = np.empty((n_sub, n_win, n_t, h + 1), dtype=np.int8)
-    step = max(1, CHUNK // max(n_t, 1))
-    n = n_sub * n_win
-    for job in prange((n + step - 1) // step):
-        _row_bounds_of(job * step, min(n, (job + 1) * step), run, planes, bricks_per_sub, wbase, rowoff, n_l, h,
-                       window, out)
+def row_bounds(planes, bricks_per_sub, wbase, rowoff, n_t, n_l, h, first_stage_bits) -> np.ndarray:
+    """(G, windows, T, h + 1): PRA over every lane of buffer rows r .. r + d (those that exist) of each window."""
+    parts = 4 * get_num_threads()
+    run = np.empty((planes.shape[0], h + 1), dtype=np.int8)
+    in_threads(_run_bounds, parts, planes, n_l, h, first_stage_bits, run)
+    out = np.empty((planes.shape[0] // bricks_per_sub, wbase.shape[0], n_t, h + 1), dtype=np.int8)
+    in_threads(_row_bounds, parts, run, planes, bricks_per_sub, wbase, rowoff, n_l, h, first_stage_bits, out)
     return out
 
+
+# --------------------------------------------------------------------------------------------------- calls
 
 @njit(cache=True)
 def _placement(b, p, t, tiles, spread, n_sub, sets):
@@ -321,104 +231,89 @@ def _call_rows(held, step, sets, rows, smaxdt, ident, cov, nfilt):
     return count, key, own
 
 
-@njit(cache=True)
-def _duplicates_of(opt, steps, nfilt, s, rep):
+@njit(cache=True, nogil=True)
+def _duplicates(part, parts, opt, steps, nfilt, rep):
+    """rep[s, i, f] for sets part, part + parts, ...: the first real filter of the set whose slots choose exactly
+    what this filter's do (itself if none); such filters cost the same on every window. ``opt`` may be viewed as
+    wider words (whole rows compared)."""
     n_l = opt.shape[3]
-    for i in range(steps[s]):
-        for f in range(nfilt[s]):
-            rep[s, i, f] = f
-            for f2 in range(f):
-                if rep[s, i, f2] != f2:
-                    continue
-                same = True
-                for lane in range(n_l):
-                    if opt[s, i, f, lane] != opt[s, i, f2, lane]:
-                        same = False
+    for s in range(part, opt.shape[0], parts):
+        for i in range(steps[s]):
+            for f in range(nfilt[s]):
+                rep[s, i, f] = f
+                for f2 in range(f):
+                    if rep[s, i, f2] != f2:
+                        continue
+                    same = True
+                    for lane in range(n_l):
+                        if opt[s, i, f, lane] != opt[s, i, f2, lane]:
+                            same = False
+                            break
+                    if same:
+                        rep[s, i, f] = f2
                         break
-                if same:
-                    rep[s, i, f] = f2
-                    break
 
 
-@njit(cache=True, parallel=True)
-def _duplicates(opt, steps, nfilt):
-    """(S, T, rows): the first real filter of the set whose slots choose exactly what this filter's do (itself if
-    none); such filters cost the same on every window. ``opt`` may be viewed as wider words (whole rows compared)."""
-    n_sets, n_t, n_rows = opt.shape[0], opt.shape[1], opt.shape[2]
-    rep = np.zeros((n_sets, n_t, n_rows), dtype=np.int16)  # rows <= 4096
-    for s in prange(n_sets):
-        _duplicates_of(opt, steps, nfilt, s, rep)
+def duplicates(opt: np.ndarray, steps: np.ndarray, nfilt: np.ndarray) -> np.ndarray:
+    """(S, T, rows): see :func:`_duplicates`."""
+    words = opt.view(np.int64) if opt.shape[3] % 8 == 0 else opt  # rows compared 8 slots at a time
+    rep = np.zeros(opt.shape[:3], dtype=np.int16)  # rows <= 4096
+    in_threads(_duplicates, 4 * get_num_threads(), words, steps, nfilt, rep)
     return rep
 
 
-@njit(cache=True)
-def _pe_cost(g, w, s, i, f, r, opt, masks, wbase, rowoff, dts, dlm, window, buf):
-    """Exact TCLe cost of one PE: PRA over the term masks of the activations its slots select."""
-    n_l = opt.shape[3]
-    n = 0
-    base = wbase[w]
-    for lane in range(n_l):
-        o = opt[s, i, f, lane]
-        row = r
-        src = lane
-        if o > 0:
-            row = r + dts[o - 1]
-            src = lane + dlm[o - 1]
-            if src >= n_l:
-                src -= n_l
-        m = masks[g, (base + rowoff[row]) * n_l + src]
-        if m != 0:
-            buf[n] = m
-            n += 1
-    return _pra(buf, n, window)
-
+# --------------------------------------------------------------------------------------------------- unit costs
 
 @njit(cache=True, inline="always")
-def _pe_cost_planes(g, w, s, i, f, r, opt, planes, bricks_per_sub, wbase, rowoff, dts, dlm, full, window, q, below,
-                    chosen):
-    """``_pe_cost`` when a brick's lanes fit one word: the PE's bit planes are its own brick's planes on the slots
-    keeping their own activation, plus, per map entry its slots chose, that row's planes rotated by the entry's
-    lane offset on those slots."""
+def _pe_cost(g, w, s, i, f, r, opt, planes, bricks_per_sub, wbase, rowoff, dts, dlm, full, first_stage_bits, q, below,
+             chosen):
+    """Exact TCLe cost of one PE: PRA over the term masks of the activations its slots select, as bit planes: its
+    own brick's planes on the slots keeping their own activation (chosen[0]), plus, per map entry m its slots chose
+    (chosen[m + 1]), that row's planes rotated by the entry's lane offset on those slots."""
     n_l = opt.shape[3]
     nb = planes.shape[1]
+    words = len(full)
     one = np.int64(1)
-    keep = np.int64(0)
-    used = np.int64(0)
+    used = one  # bit o: some slot chose o (0: its own activation)
+    for k in range(words):
+        chosen[0, k] = 0
     for lane in range(n_l):
-        o = opt[s, i, f, lane]
-        if o <= 0:
-            keep |= one << lane
-        else:
-            if (used >> o) & 1 == 0:
-                used |= one << o
-                chosen[o] = 0
-            chosen[o] |= one << lane
+        o = max(np.int64(opt[s, i, f, lane]), 0)
+        if (used >> o) & 1 == 0:
+            used |= one << o
+            for k in range(words):
+                chosen[o, k] = 0
+        chosen[o, lane >> 6] |= one << (lane & 63)
     base = g * bricks_per_sub + wbase[w]
     own = base + rowoff[r]
     for p in range(nb):
-        q[p, 0] = planes[own, p, 0] & keep
+        for k in range(words):
+            q[p, k] = planes[own, p, k] & chosen[0, k]
+    used ^= one
     while used:
         low = used & -used
         used ^= low
         o = trailing_zeros(low)
         b = base + rowoff[r + dts[o - 1]]
-        k = dlm[o - 1]
-        x = chosen[o]
+        shift = dlm[o - 1]
         for p in range(nb):
-            q[p, 0] |= _rotr(planes[b, p, 0], k, n_l, full) & x
-    return _pra_planes(q, nb, 1, window, below)
+            for k in range(words):
+                y = rotated(planes[b, p, 0], shift, n_l, full[0]) if words == 1 else \
+                    rotated_word(planes[b], p, shift, k, n_l)
+                q[p, k] |= y & chosen[o, k]
+    return pra_planes(q, words, first_stage_bits, below)
 
 
 @njit(cache=True, inline="always")
-def _unit_tcle(c, w_lo, w_hi, held, step, sets, sched, rowinfo, act, geo, window, scratch):
+def _unit_tcle(c, w_lo, w_hi, held, step, sets, sched, rowinfo, act, geo, first_stage_bits, scratch):
     """TCLe cost of a unit (windows w_lo..w_hi-1 on call c): bounds first, PEs only if they differ."""
     rows, opt, fmaxdt, smaxdt, nfilt, rep, cov = sched
     count, key, own = rowinfo
     masks, most, bound, pop, planes, bricks_per_sub = act
     wbase, rowoff, dts, dlm, full = geo
-    buf, tub, q, below, chosen, state, hint = scratch
+    tub, q, below, chosen, state, hint = scratch
     i = step[c]
-    wpr = full.shape[0]
+    wpr = len(full)
     n_l = opt.shape[3]
     if w_hi <= w_lo or count[c] == 0:
         return 0
@@ -474,7 +369,7 @@ def _unit_tcle(c, w_lo, w_hi, held, step, sets, sched, rowinfo, act, geo, window
                         for p in range(planes.shape[1]):
                             for k in range(wpr):
                                 q[p, d * wpr + k] = planes[base + rowoff[r + d], p, k] & cov[s, i, d, k]
-                    u = max(u, _pra_planes(q, planes.shape[1], (md + 1) * wpr, window, below))
+                    u = max(u, pra_planes(q, (md + 1) * wpr, first_stage_bits, below))
                 tub[t] = u
                 if u <= best or (first and u < ub):
                     continue
@@ -492,11 +387,8 @@ def _unit_tcle(c, w_lo, w_hi, held, step, sets, sched, rowinfo, act, geo, window
                 if u <= best or (first and u < ub) or (state[t] == 2 and u >= ub):
                     continue
                 for w in range(w_lo, w_hi):
-                    if wpr == 1:
-                        v = _pe_cost_planes(g, w, s, i, f, r, opt, planes, bricks_per_sub, wbase, rowoff, dts, dlm,
-                                            full[0], window, q, below, chosen)
-                    else:
-                        v = _pe_cost(g, w, s, i, f, r, opt, masks, wbase, rowoff, dts, dlm, window, buf)
+                    v = _pe_cost(g, w, s, i, f, r, opt, planes, bricks_per_sub, wbase, rowoff, dts, dlm, full,
+                                 first_stage_bits, q, below, chosen)
                     if v > best:
                         best = v
                         hint[s, i] = f
@@ -504,7 +396,6 @@ def _unit_tcle(c, w_lo, w_hi, held, step, sets, sched, rowinfo, act, geo, window
                             return best
             if first:
                 state[t] = 2
-    return best
     return best
 
 
@@ -517,7 +408,7 @@ def _unit_tclp(c, w_lo, w_hi, held, step, sets, sched, act, geo, extra):
     if w_hi <= w_lo:
         return 0
     i = step[c]
-    wpr = full.shape[0]
+    wpr = len(full)
     best = 0
     for t in range(held.shape[1]):
         s = held[c, t]
@@ -579,39 +470,38 @@ def _job_table(first, n_ws, cgroups, chunk):
     return jobs
 
 
-# The unit costs of jobs part, part + parts, ... for each back end. The unit functions are inlined into these
-# sequential workers (no call, with its array arguments, per unit); they must not be inlined into a prange body,
-# where numba 0.68 loses their writes to arrays unpacked from a tuple argument.
+# The unit costs of jobs part, part + parts, ... for each back end (``nogil`` workers run by :func:`unit_costs`).
+# The unit functions are inlined into them (no call, with its array arguments, per unit).
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _units_tcle(part, parts, k, args):
     (jobs, held, step, n_win, columns, group, sets, rows, opt, fmaxdt, smaxdt, nfilt, rep, cov, count, key, own, masks,
-     most, bound, pop, planes, bricks_per_sub, wbase, rowoff, dts, dlm, full, window) = args  # flat: a prange argument
+     most, bound, pop, planes, bricks_per_sub, wbase, rowoff, dts, dlm, full, first_stage_bits) = args
     sched = (rows, opt, fmaxdt, smaxdt, nfilt, rep, cov)
     rowinfo = (count, key, own)
     act = (masks, most, bound, pop, planes, bricks_per_sub)
     geo = (wbase, rowoff, dts, dlm, full)
     cgroups = columns // group
-    n_l, n_map, h = sched[1].shape[3], geo[2].shape[0], sched[6].shape[2] - 1
-    words = (h + 1) * ((n_l + 63) // 64)
-    scratch = (np.empty(n_l, dtype=np.int64), np.empty(held.shape[1], dtype=np.int64),  # lane masks, tile bounds,
-               np.empty((act[4].shape[1], words), dtype=np.int64), np.empty(words, dtype=np.int64),  # bit planes,
-               np.empty(n_map + 1, dtype=np.int64), np.empty(held.shape[1], dtype=np.int8),  # choices, tile states,
-               np.zeros(sched[3].shape, dtype=np.int16))  # per (set, step) the filter that cost most last
+    words = (cov.shape[2]) * len(full)  # the lanes of h + 1 rows
+    scratch = (np.empty(held.shape[1], dtype=np.int64),  # tile bounds,
+               np.empty((planes.shape[1], words), dtype=np.int64), np.empty(words, dtype=np.int64),  # bit planes,
+               np.empty((dts.shape[0] + 1, len(full)), dtype=np.int64),  # the slots choosing each map entry,
+               np.empty(held.shape[1], dtype=np.int8),  # tile states,
+               np.zeros(smaxdt.shape, dtype=np.int16))  # per (set, step) the filter that cost most last
     for jb in range(part, jobs.shape[0], parts):
         c0, c1, ws, j = jobs[jb, 0], jobs[jb, 1], jobs[jb, 2], jobs[jb, 3]
         for c in range(c0, c1):
             for u in range(cgroups):
                 w_lo = ws * columns + u * group
                 k[j] = _unit_tcle(c, w_lo, min(w_lo + group, n_win), held, step, sets, sched, rowinfo, act, geo,
-                                  window, scratch)
+                                  first_stage_bits, scratch)
                 j += 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _units_tclp(part, parts, k, args):
     jobs, held, step, n_win, columns, group, sets, rows, smaxdt, cov, nfilt, hi, lo, bhi, blo, wbase, rowoff, full, \
-        n_l, extra = args  # flat: a prange argument
+        n_l, extra = args
     sched = (rows, smaxdt, cov, nfilt)
     act = (hi, lo, bhi, blo)
     geo = (wbase, rowoff, full, n_l)
@@ -625,7 +515,7 @@ def _units_tclp(part, parts, k, args):
                 j += 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _units_tcl(part, parts, k, args):
     """TCL: a unit costs 1 if it has PEs (a window, and a tile with a step)."""
     jobs, held, n_win, columns, group = args
@@ -642,31 +532,12 @@ def _units_tcl(part, parts, k, args):
                 j += 1
 
 
-# One parallel driver per back end (a worker passed as an argument would break numba's on-disk cache). Each returns
-# the cost of every unit, flat in loop order (batch, window set, call, column group) (FC: one window, one column
-# group: the units are the calls); jobs are dealt to ``parts`` parallel parts in turn, each writing its own units.
-
-@njit(cache=True, parallel=True)
-def _unit_costs_tcle(parts, n_units, args):
+def unit_costs(worker, n_units: int, args: tuple) -> np.ndarray:
+    """The cost of every unit, flat in loop order (batch, window set, call, column group) (FC: one window, one column
+    group: the units are the calls), by ``worker`` (``_units_tcl``, ``_units_tcle`` or ``_units_tclp``); jobs are
+    dealt in turn to 8 parts a thread, each writing its own units."""
     k = np.zeros(n_units, dtype=np.int64)
-    for part in prange(parts):
-        _units_tcle(part, parts, k, args)
-    return k
-
-
-@njit(cache=True, parallel=True)
-def _unit_costs_tclp(parts, n_units, args):
-    k = np.zeros(n_units, dtype=np.int64)
-    for part in prange(parts):
-        _units_tclp(part, parts, k, args)
-    return k
-
-
-@njit(cache=True, parallel=True)
-def _unit_costs_tcl(parts, n_units, args):
-    k = np.zeros(n_units, dtype=np.int64)
-    for part in prange(parts):
-        _units_tcl(part, parts, k, args)
+    in_threads(worker, 8 * get_num_threads(), k, args)
     return k
 
 
@@ -705,6 +576,8 @@ def _conv_reduce(k, first, rows_on, lanes_on, n_ws, n_win, columns, group, run_a
     return cycles, busy_pe, busy_lane
 
 
+# --------------------------------------------------------------------------------------------------- layer data
+
 @njit(cache=True)
 def _count_nonzero_rows(w2, f_lo, f_hi, lo, hi, out):
     """out[lo:hi] += how many rows f_lo..f_hi-1 of w2 are non-zero in each column."""
@@ -717,19 +590,18 @@ def _count_nonzero_rows(w2, f_lo, f_hi, lo, hi, out):
         out[lo + c] += acc[c]
 
 
-@njit(cache=True, parallel=True)
-def _nonzero_per_input(w2, groups):
-    """(groups, X): how many filters of each group have a non-zero weight at each input position; w2 (K, X)."""
+@njit(cache=True, nogil=True)
+def _nonzero_per_input(part, parts, w2, groups, out):
+    """out (groups, X) for jobs part, part + parts, ... (each: its own columns of one group): how many filters of
+    each group have a non-zero weight at each input position; w2 (K, X)."""
     k, x = w2.shape
     kg = k // groups
-    out = np.zeros((groups, x), dtype=np.int64)
     chunk = 2048
     n_chunks = (x + chunk - 1) // chunk
-    for job in prange(groups * n_chunks):  # each job: its own columns of one group
+    for job in range(part, groups * n_chunks, parts):
         g = job // n_chunks
         lo = (job - g * n_chunks) * chunk
         _count_nonzero_rows(w2, g * kg, (g + 1) * kg, lo, min(lo + chunk, x), out[g])
-    return out
 
 
 def _geometry(low, lanes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -781,4 +653,8 @@ def _effectual_mac_sum(layer, act_cost: np.ndarray, pad_value: int = 0, nonzero:
 def _nonzero_counts(layer) -> np.ndarray:
     """(groups, weights per filter): filters of each group with a non-zero weight at each input position."""
     w = np.ascontiguousarray(layer.weights)
-    return _nonzero_per_input(w.reshape(w.shape[0], -1), layer.groups if layer.kind == LayerKind.CONV else 1)
+    w2 = w.reshape(w.shape[0], -1)
+    groups = layer.groups if layer.kind == LayerKind.CONV else 1
+    out = np.zeros((groups, w2.shape[1]), dtype=np.int64)
+    in_threads(_nonzero_per_input, 4 * get_num_threads(), w2, groups, out)
+    return out

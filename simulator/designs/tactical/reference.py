@@ -12,7 +12,7 @@ from ..pragmatic import Pragmatic
 from .schedule import reference_schedule
 
 
-class _Reference:
+class Reference:
     """Cycle-by-cycle Bit-Tactical: plain-Python schedules, per-PE back-end cycles, real partial sums."""
 
     def __init__(self, arch: ArchConfig, layer, low, passes: int) -> None:

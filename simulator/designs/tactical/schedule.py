@@ -25,10 +25,11 @@ filter's next h rows, so (16 lanes or fewer) each thread remembers recent fillin
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-from numba import get_num_threads, njit, prange
+from numba import config, get_num_threads, njit
 from numba.cpython.unsafe.numbers import trailing_zeros
 
 from ...config import ArchConfig, Promotion, SearchShape
@@ -65,6 +66,17 @@ def _map_tables(dts, dls, n_l):
     return dlm, dup
 
 
+# ------------------------------------------------------------------------------------------------ lane sets
+#
+# A set of lanes is held in words of 64 lanes (lane l: bit l % 64 of word l // 64); ``full[k]`` holds the lanes
+# of word k that exist.
+
+def lane_words(lanes: int) -> np.ndarray:
+    """``full`` of ``lanes`` lanes: every lane of each word of 64."""
+    return np.array([-1 if lanes - 64 * k >= 64 else (1 << (lanes - 64 * k)) - 1 for k in range(-(-lanes // 64))],
+                    dtype=np.int64)
+
+
 @njit(cache=True)
 def _popcount(x):
     """Set bits of a 64-bit word."""
@@ -75,47 +87,101 @@ def _popcount(x):
 
 
 @njit(cache=True)
-def _schedule_set(flat, kg, cg, kr, ks, g, fs, n_rows, n_l, n_cb, dts, dlm, dup, lookahead, most, nfilt, channels,
-                  diagonal, rows_out, opt_out, fmaxdt_out, smaxdt_out, ident_out, cov_out, busy_out):
-    """Schedule filter set fs of sub-conv g of lowered weights (G, Kg, Cg, R, S), given as ``flat`` (G * Kg,
-    Cg * R * S); returns its issued steps.
+def _bits(rows, d, s, n):
+    """Bits s .. s + n - 1 (n <= 64) of the words rows[d], as one word."""
+    w = s >> 6
+    r = s & 63
+    x = rows[d, w]
+    if r:
+        x = (x >> r) & ((np.int64(1) << (64 - r)) - 1)
+        if r + n > 64:
+            x |= rows[d, w + 1] << (64 - r)
+    return x if n == 64 else x & ((np.int64(1) << n) - 1)
 
-    The buffer is held as non-zero lane bitsets (filters, rows, words of 64 lanes): only which slots hold a weight
+
+@njit(cache=True)
+def rotated(y, shift, n_l, full):
+    """A lane set of one word (n_l <= 64 lanes) rotated by ``shift`` lanes: lane l of the result is lane
+    (l + shift) mod n_l of y."""
+    if shift == 0:
+        return y
+    return (((y >> shift) & ((np.int64(1) << (n_l - shift)) - 1)) | (y << (n_l - shift))) & full
+
+
+@njit(cache=True)
+def rotated_word(rows, d, shift, k, n_l):
+    """Word k of the lane set rows[d] (any number of words) rotated by ``shift`` lanes. Hot loops take
+    :func:`rotated` for one word (passing arrays to a function costs reference counting)."""
+    n = min(64, n_l - 64 * k)
+    s = 64 * k + shift
+    s -= n_l * (s >= n_l)
+    if s + n <= n_l:
+        return _bits(rows, d, s, n)
+    a = n_l - s  # lanes before the wrap
+    return _bits(rows, d, s, a) | (_bits(rows, d, 0, n - a) << a)
+
+
+# ------------------------------------------------------------------------------------------------ the scheduler
+
+@njit(cache=True)
+def _nonzero_rows(flat, kg, cg, taps, g, fs, n_rows, n_l, n_cb, words):
+    """(filters, T, words): the buffer rows of set fs of sub-conv g, each filter's as non-zero lane sets."""
+    nz = np.zeros((n_rows, taps * n_cb, words), dtype=np.int64)
+    for f in range(min(n_rows, kg - fs * n_rows)):
+        row = flat[g * kg + fs * n_rows + f]  # (tap, channel) in order
+        for tap in range(taps):
+            for cb in range(n_cb):
+                for k in range(words):
+                    c0 = cb * n_l + 64 * k
+                    x = np.int64(0)
+                    for c in range(min(64, n_l - 64 * k, cg - c0)):  # branch-free: the compiler vectorizes it
+                        x |= np.int64(row[tap * cg + c0 + c] != 0) << c
+                    nz[f, tap * n_cb + cb, k] = x
+    return nz
+
+
+@njit(cache=True)
+def _schedule_set(flat, kg, cg, kr, ks, g, fs, n_rows, n_l, full, n_cb, dts, dlm, dup, lookahead, most, nfilt,
+                  channels, diagonal, rows_out, opt_out, fmaxdt_out, smaxdt_out, ident_out, cov_out, busy_out, memo):
+    """Schedule filter set fs of sub-conv g of lowered weights (G, Kg, Cg, R, S), given as ``flat`` (G * Kg,
+    R * S * Cg); returns its issued steps.
+
+    The buffer is held as non-zero lane sets (filters, rows, words of 64 lanes): only which slots hold a weight
     matters to the scheduler, and a promoted weight always comes from its own position (a buffer row gains weights
     only while it is the current one). For issued step i, writes the buffer row (rows_out), each slot's choice
     (opt_out: 0 its own weight, -1 empty (its own activation), m + 1 the weight of map entry m), each filter's
     farthest promotion dt (fmaxdt_out) and, over the set's ``nfilt`` real filters: the farthest dt (smaxdt_out),
     whether one of them promoted nothing (ident_out), the lanes each row r + dt supplies to some real filter
     (cov_out[i, dt]: dt = 0 the slots keeping their own position) and the lanes doing a real MAC (busy_out: a slot
-    with a weight, or an empty slot at a real channel of the layer; depthwise: its own channel only)."""
-    n_t = kr * ks * n_cb
-    wpr = (n_l + 63) >> 6
-    n_map = dts.shape[0]
+    with a weight, or an empty slot at a real channel of the layer; depthwise: its own channel only).
+
+    How a row's zero slots are filled depends only on them and the filter's next ``lookahead`` rows; when those fit
+    one word (and the choices another) the filling is remembered in a direct-mapped table (memo rows: key, choices,
+    rows ahead after, slots filled; shared by the sets one thread schedules; one row: no table)."""
+    words = len(full)  # a compile-time constant: the one-word case compiles to one-word code
+    nz = _nonzero_rows(flat, kg, cg, kr * ks, g, fs, n_rows, n_l, n_cb, words)
+    n_t = nz.shape[1]
     one = np.int64(1)
-    taps = kr * ks
-    nz = np.zeros((n_rows, n_t, wpr), dtype=np.int64)
-    for f in range(min(n_rows, kg - fs * n_rows)):
-        k = g * kg + fs * n_rows + f
-        for c in range(cg):
-            cb = c // n_l
-            lane = c - cb * n_l
-            bit = one << (lane & 63)
-            for tap in range(taps):
-                if flat[k, c * taps + tap] != 0:
-                    nz[f, tap * n_cb + cb, lane >> 6] |= bit
-    full = np.empty(wpr, dtype=np.int64)
-    for k in range(wpr):
-        nbits = min(64, n_l - 64 * k)
-        full[k] = -1 if nbits == 64 else (one << nbits) - 1
-    cnt = np.zeros(n_l, dtype=np.int64)  # candidates of each unfilled zero slot of the current row (0 otherwise)
-    bucket = np.zeros((n_map + 1, wpr), dtype=np.int64)  # bucket[c]: the unfilled zero slots with c candidates
-    promoted = np.zeros(wpr, dtype=np.int64)
+    n_map = dts.shape[0]
+    flip = np.int64(0) if most else np.int64(-1)  # the count search keeps 1 bits (most) or 0 bits (fewest)
+    wide = n_map > 7  # counts need more than three slices
+    remember = memo.shape[0] > 1
+    memo_mask = memo.shape[0] - 1
+    seen_by = np.zeros((lookahead + 1, words), dtype=np.int64)  # seen_by[dt] lane j: the slot idx - j sees (dt, idx)
+    for m in range(dts.shape[0]):
+        if not dup[m]:
+            j = (n_l - dlm[m]) % n_l
+            seen_by[dts[m], j >> 6] |= one << (j & 63)
+    ahead = np.zeros((lookahead + 1, words), dtype=np.int64)  # the filter's rows t + dt
+    holes = np.empty(words, dtype=np.int64)
+    own = np.empty(words, dtype=np.int64)
+    cnt = np.empty((words, 6), dtype=np.int64)
     issued = 0
     skipped = 0
     for t in range(n_t):
         zero = True
         for f in range(n_rows):
-            for k in range(wpr):
+            for k in range(words):
                 if nz[f, t, k] != 0:
                     zero = False
         if zero and skipped < lookahead and not (t == n_t - 1 and issued == 0):
@@ -124,103 +190,160 @@ def _schedule_set(flat, kg, cg, kr, ks, g, fs, n_rows, n_l, n_cb, dts, dlm, dup,
         skipped = 0
         i = issued
         rows_out[i] = t
-        cb_own = t % n_cb
+        lo_ch = (t % n_cb) * n_l  # the channel of the row's lane 0
         smax = 0
         ident = False
         busy = 0
+        for k in range(words):
+            own[k] = 0
         for f in range(n_rows):
             real = f < nfilt
             fmax = 0
-            holes = False
-            for k in range(wpr):
-                promoted[k] = 0
-                if ~nz[f, t, k] & full[k]:
-                    holes = True
-            if holes:
-                for k in range(wpr):
-                    z = ~nz[f, t, k] & full[k]
-                    while z:
-                        low = z & -z
-                        z ^= low
-                        lane = 64 * k + trailing_zeros(low)
-                        c = 0
+            some = False
+            for k in range(words):
+                holes[k] = ~nz[f, t, k] & full[k]
+                some |= holes[k] != 0
+            if some:
+                for d in range(1, lookahead + 1):
+                    for k in range(words):
+                        ahead[d, k] = nz[f, t + d, k] if t + d < n_t else 0
+                key = holes[0]
+                slot = 0
+                if remember:  # one word; the row and the rows ahead fit one word (shifts stay below 64)
+                    for d in range(1, lookahead + 1):
+                        key |= ahead[d, 0] << (d * n_l)
+                    slot = ((key * np.int64(-7046029254386353131)) >> 40) & memo_mask
+                if remember and memo[slot, 0] == key:
+                    choice = memo[slot, 1]
+                    for lane in range(n_l):  # 0 for the slots it leaves as they are
+                        opt_out[i, f, lane] = (choice >> (4 * lane)) & 15
+                    holes[0] &= ~memo[slot, 3]
+                    rest = memo[slot, 2]
+                    for d in range(1, lookahead + 1):
+                        ahead[d, 0] = (rest >> ((d - 1) * n_l)) & full[0]
+                else:
+                    for k in range(words):  # count every zero slot's candidates
+                        h = holes[k]
+                        c0 = c1 = c2 = c3 = c4 = c5 = np.int64(0)
                         for m in range(n_map):
-                            th = t + dts[m]
-                            if dup[m] or th >= n_t:
+                            if dup[m] or h == 0:
                                 continue
-                            idx = lane + dlm[m]
-                            if idx >= n_l:
-                                idx -= n_l
-                            c += (nz[f, th, idx >> 6] >> (idx & 63)) & 1
-                        cnt[lane] = c
-                        bucket[c, k] |= low
-                while True:  # fill the least flexible (or most candidates) slot, lowest lane first
-                    c = 0
-                    if most:
-                        for cc in range(n_map, 0, -1):
-                            for k in range(wpr):
-                                if bucket[cc, k]:
-                                    c = cc
-                                    break
-                            if c:
+                            carry = h & (rotated(ahead[dts[m], 0], dlm[m], n_l, full[0]) if words == 1 else
+                                         rotated_word(ahead, dts[m], dlm[m], k, n_l))
+                            nxt = c0 & carry
+                            c0 ^= carry
+                            carry = nxt
+                            nxt = c1 & carry
+                            c1 ^= carry
+                            carry = nxt
+                            if wide:
+                                nxt = c2 & carry
+                                c2 ^= carry
+                                carry = nxt
+                                nxt = c3 & carry
+                                c3 ^= carry
+                                carry = nxt
+                                nxt = c4 & carry
+                                c4 ^= carry
+                                c5 ^= nxt
+                            else:
+                                c2 ^= carry
+                        cnt[k, 0], cnt[k, 1], cnt[k, 2], cnt[k, 3], cnt[k, 4], cnt[k, 5] = c0, c1, c2, c3, c4, c5
+                    choice = np.int64(0)
+                    while True:
+                        lane = -1  # the fewest (most) candidates, then the lowest lane
+                        best = 0
+                        for k in range(words):
+                            c0, c1, c2, c3, c4, c5 = cnt[k, 0], cnt[k, 1], cnt[k, 2], cnt[k, 3], cnt[k, 4], cnt[k, 5]
+                            cand = (c0 | c1 | c2 | c3 | c4 | c5) & holes[k]
+                            if cand == 0:
+                                continue
+                            if wide:
+                                y = cand & (c5 ^ flip)
+                                cand = y if y else cand
+                                y = cand & (c4 ^ flip)
+                                cand = y if y else cand
+                                y = cand & (c3 ^ flip)
+                                cand = y if y else cand
+                            y = cand & (c2 ^ flip)
+                            cand = y if y else cand
+                            y = cand & (c1 ^ flip)
+                            cand = y if y else cand
+                            y = cand & (c0 ^ flip)
+                            cand = y if y else cand
+                            b = trailing_zeros(cand)
+                            if words == 1:
+                                lane = b
                                 break
-                    else:
-                        for cc in range(1, n_map + 1):
-                            for k in range(wpr):
-                                if bucket[cc, k]:
-                                    c = cc
-                                    break
-                            if c:
-                                break
-                    if c == 0:
-                        break
-                    lane = 0
-                    for k in range(wpr):
-                        if bucket[c, k]:
-                            lane = 64 * k + trailing_zeros(bucket[c, k])
+                            v = (((c0 >> b) & 1) | (((c1 >> b) & 1) << 1) | (((c2 >> b) & 1) << 2)
+                                 | (((c3 >> b) & 1) << 3) | (((c4 >> b) & 1) << 4) | (((c5 >> b) & 1) << 5))
+                            if lane < 0 or (v > best if most else v < best):
+                                lane = 64 * k + b
+                                best = v
+                        if lane < 0:
                             break
-                    th = 0
-                    idx = 0
-                    m = 0
-                    for m in range(n_map):  # its first candidate in map order
-                        th = t + dts[m]
-                        if th < n_t:
+                        m = 0
+                        idx = 0
+                        for m in range(n_map):  # its first candidate in map order
                             idx = lane + dlm[m]
-                            if idx >= n_l:
-                                idx -= n_l
-                            if (nz[f, th, idx >> 6] >> (idx & 63)) & 1:
+                            idx -= n_l * (idx >= n_l)
+                            if (ahead[dts[m], idx >> 6] >> (idx & 63)) & 1:
                                 break
-                    lb = one << (lane & 63)
-                    ib = one << (idx & 63)
-                    nz[f, t, lane >> 6] |= lb
-                    nz[f, th, idx >> 6] &= ~ib
-                    promoted[lane >> 6] |= lb
-                    bucket[c, lane >> 6] &= ~lb
-                    cnt[lane] = 0
-                    opt_out[i, f, lane] = m + 1
-                    dt = dts[m]
-                    if dt > fmax:
-                        fmax = dt
-                    if real:
-                        cov_out[i, dt, idx >> 6] |= ib
-                    for m2 in range(n_map):  # (th, idx) is empty now: the slots that saw it lose a candidate
-                        if dup[m2] or dts[m2] != dt:
-                            continue
-                        other = idx - dlm[m2]
-                        if other < 0:
-                            other += n_l
-                        co = cnt[other]
-                        if co > 0:
-                            ob = one << (other & 63)
-                            bucket[co, other >> 6] &= ~ob
-                            cnt[other] = co - 1
-                            bucket[co - 1, other >> 6] |= ob
-                for k in range(wpr):  # slots left empty (their counts are 0 now)
-                    bucket[0, k] = 0
-                    z = ~nz[f, t, k] & full[k]
-                    while z:
-                        low = z & -z
-                        z ^= low
+                        dt = dts[m]
+                        ahead[dt, idx >> 6] &= ~(one << (idx & 63))
+                        holes[lane >> 6] ^= one << (lane & 63)
+                        opt_out[i, f, lane] = m + 1
+                        choice |= np.int64(m + 1) << ((4 * lane) & 63)
+                        shift = n_l - idx if idx else 0
+                        # (t + dt, idx) is empty now: the zero slots that saw it lose a candidate
+                        for k in range(words):
+                            borrow = holes[k] & (rotated(seen_by[dt, 0], shift, n_l, full[0]) if words == 1 else
+                                                 rotated_word(seen_by, dt, shift, k, n_l))
+                            if borrow == 0:
+                                continue
+                            c0, c1, c2 = cnt[k, 0], cnt[k, 1], cnt[k, 2]
+                            nxt = borrow & ~c0
+                            c0 ^= borrow
+                            borrow = nxt
+                            nxt = borrow & ~c1
+                            c1 ^= borrow
+                            borrow = nxt
+                            if wide:
+                                c3, c4 = cnt[k, 3], cnt[k, 4]
+                                nxt = borrow & ~c2
+                                c2 ^= borrow
+                                borrow = nxt
+                                nxt = borrow & ~c3
+                                c3 ^= borrow
+                                borrow = nxt
+                                nxt = borrow & ~c4
+                                c4 ^= borrow
+                                cnt[k, 5] ^= nxt
+                                cnt[k, 3], cnt[k, 4] = c3, c4
+                            else:
+                                c2 ^= borrow
+                            cnt[k, 0], cnt[k, 1], cnt[k, 2] = c0, c1, c2
+                    if remember:
+                        rest = np.int64(0)
+                        for d in range(1, lookahead + 1):
+                            rest |= ahead[d, 0] << ((d - 1) * n_l)
+                        memo[slot, 0] = key
+                        memo[slot, 1] = choice
+                        memo[slot, 2] = rest
+                        memo[slot, 3] = key & full[0] & ~holes[0]
+                for d in range(1, min(lookahead, n_t - 1 - t) + 1):
+                    for k in range(words):
+                        taken = nz[f, t + d, k] & ~ahead[d, k]  # the weights promoted from row t + d
+                        if taken:
+                            fmax = d
+                            if real:
+                                cov_out[i, d, k] |= taken
+                        nz[f, t + d, k] = ahead[d, k]
+                for k in range(words):
+                    x = holes[k]
+                    while x:  # slots left empty
+                        low = x & -x
+                        x ^= low
                         opt_out[i, f, 64 * k + trailing_zeros(low)] = -1
             fmaxdt_out[i, f] = fmax
             if real:
@@ -228,257 +351,20 @@ def _schedule_set(flat, kg, cg, kr, ks, g, fs, n_rows, n_l, n_cb, dts, dlm, dup,
                     smax = fmax
                 if fmax == 0:
                     ident = True
-                own_filter = fs * n_rows + f
-                for k in range(wpr):
-                    cov_out[i, 0, k] |= full[k] & ~promoted[k]
-                    lo_ch = cb_own * n_l + 64 * k  # channel of the word's lane 0
-                    n_real = min(max(channels - lo_ch, 0), min(64, n_l - 64 * k))
+                for k in range(words):
+                    promoted = ~nz[f, t, k] & full[k] & ~holes[k]  # (no zero slot: none)
+                    x = nz[f, t, k] | promoted
+                    own[k] |= full[k] & ~promoted
+                    lo = lo_ch + 64 * k  # the channel of the word's lane 0
+                    n_real = min(max(channels - lo, 0), min(64, n_l - 64 * k))
                     if diagonal:
-                        d = own_filter - lo_ch
-                        real_ch = one << d if 0 <= d < n_real else 0
+                        d = fs * n_rows + f - lo
+                        real_ch = one << d if 0 <= d < n_real else np.int64(0)
                     else:
-                        real_ch = -1 if n_real == 64 else (one << n_real) - 1
-                    busy += _popcount(nz[f, t, k] | real_ch)
-        smaxdt_out[i] = smax
-        ident_out[i] = ident
-        busy_out[i] = busy
-        issued += 1
-    return issued
-
-
-@njit(cache=True)
-def _rotr(y, k, n_l, full):
-    """Lane l of the result = lane (l + k) mod n_l of y (n_l <= 64 lanes in one word)."""
-    if k == 0:
-        return y
-    one = np.int64(1)
-    return (((y >> k) & ((one << (n_l - k)) - 1)) | (y << (n_l - k))) & full
-
-
-@njit(cache=True, inline="always")
-def _fill_row(holes, ahead, opt_row, n_l, full, n_map, dts, dlm, dup, seen_by, most):
-    """Fill a row's zero slots (``holes``) from the filter's rows ahead (ahead[dt], mutated) and write each filled
-    slot's choice m + 1 to opt_row; returns (the slots left empty, the choices 4 bits a lane (0 if n_map > 14)).
-    The slots' candidate counts are bit-sliced: c0..c5 hold bit b of every slot's count (at most 33 entries)."""
-    one = np.int64(1)
-    flip = np.int64(0) if most else np.int64(-1)  # the count search keeps 1 bits (most) or 0 bits (fewest)
-    wide = n_map > 7  # counts need more than three slices
-    c0 = c1 = c2 = c3 = c4 = c5 = np.int64(0)
-    for m in range(n_map):  # count every zero slot's candidates
-        if dup[m]:
-            continue
-        carry = _rotr(ahead[dts[m]], dlm[m], n_l, full) & holes
-        nxt = c0 & carry
-        c0 ^= carry
-        carry = nxt
-        nxt = c1 & carry
-        c1 ^= carry
-        carry = nxt
-        if wide:
-            nxt = c2 & carry
-            c2 ^= carry
-            carry = nxt
-            nxt = c3 & carry
-            c3 ^= carry
-            carry = nxt
-            nxt = c4 & carry
-            c4 ^= carry
-            c5 ^= nxt
-        else:
-            c2 ^= carry
-    choice = np.int64(0)
-    while True:
-        cand = (c0 | c1 | c2 | c3 | c4 | c5) & holes
-        if cand == 0:
-            break
-        if wide:  # the fewest (most) candidates, then the lowest lane
-            y = cand & (c5 ^ flip)
-            cand = y if y else cand
-            y = cand & (c4 ^ flip)
-            cand = y if y else cand
-            y = cand & (c3 ^ flip)
-            cand = y if y else cand
-        y = cand & (c2 ^ flip)
-        cand = y if y else cand
-        y = cand & (c1 ^ flip)
-        cand = y if y else cand
-        y = cand & (c0 ^ flip)
-        cand = y if y else cand
-        lane = trailing_zeros(cand)
-        m = 0
-        idx = 0
-        for m in range(n_map):  # its first candidate in map order
-            idx = lane + dlm[m]
-            idx -= n_l * (idx >= n_l)
-            if (ahead[dts[m]] >> idx) & 1:
-                break
-        dt = dts[m]
-        ahead[dt] &= ~(one << idx)
-        # (t + dt, idx) is empty now: the zero slots that saw it lose a candidate
-        lost = _rotr(seen_by[dt], n_l - idx, n_l, full) if idx else seen_by[dt]
-        holes ^= one << lane
-        opt_row[lane] = m + 1
-        choice |= np.int64(m + 1) << ((4 * lane) & 63)  # meaningful for n_l <= 16 only
-        borrow = lost & holes
-        nxt = borrow & ~c0
-        c0 ^= borrow
-        borrow = nxt
-        nxt = borrow & ~c1
-        c1 ^= borrow
-        borrow = nxt
-        if wide:
-            nxt = borrow & ~c2
-            c2 ^= borrow
-            borrow = nxt
-            nxt = borrow & ~c3
-            c3 ^= borrow
-            borrow = nxt
-            nxt = borrow & ~c4
-            c4 ^= borrow
-            c5 ^= nxt
-        else:
-            c2 ^= borrow
-    return holes, choice
-
-
-@njit(cache=True)
-def _nonzero_rows(flat, kg, cg, taps, g, fs, n_rows, n_l, n_cb):
-    """(filters, T): the buffer rows of set fs of sub-conv g, each filter's as non-zero lane masks (n_l <= 64);
-    filter-major, a filter's rows adjacent."""
-    if n_l == 16 and taps == 1 and cg % 16 == 0:
-        return _nonzero_rows_16(flat, kg, g, fs, n_rows, n_cb)
-    nz = np.zeros((n_rows, taps * n_cb), dtype=np.int64)
-    for f in range(min(n_rows, kg - fs * n_rows)):
-        row = flat[g * kg + fs * n_rows + f]
-        for cb in range(n_cb):
-            c0 = cb * n_l
-            for tap in range(taps):
-                word = 0
-                for c in range(c0, min(c0 + n_l, cg)):
-                    if row[c * taps + tap] != 0:
-                        word |= 1 << (c - c0)
-                nz[f, tap * n_cb + cb] = word
-    return nz
-
-
-@njit(cache=True)
-def _nonzero_rows_16(flat, kg, g, fs, n_rows, n_cb):
-    """``_nonzero_rows`` of 16 lanes, 1x1 kernels and whole bricks: a loop the compiler vectorizes."""
-    nz = np.zeros((n_rows, n_cb), dtype=np.int64)
-    for f in range(min(n_rows, kg - fs * n_rows)):
-        row = flat[g * kg + fs * n_rows + f]
-        for cb in range(n_cb):
-            word = 0
-            for lane in range(16):
-                if row[cb * 16 + lane] != 0:
-                    word |= 1 << lane
-            nz[f, cb] = word
-    return nz
-
-
-@njit(cache=True)
-def _schedule_set_word(flat, kg, cg, kr, ks, g, fs, n_rows, n_l, n_cb, dts, dlm, dup, lookahead, most, nfilt,
-                       channels, diagonal, rows_out, opt_out, fmaxdt_out, smaxdt_out, ident_out, cov_out, busy_out,
-                       memo):
-    """``_schedule_set`` for n_l <= 64 (a filter's row is one word), the same schedule. How a row's zero slots are
-    filled depends only on them and the filter's next ``lookahead`` rows; when those fit one word (and the choices
-    another) the filling is remembered in a direct-mapped table (memo rows: key, choices, rows ahead after, slots
-    filled; shared by the sets one thread schedules; one row: no table)."""
-    nz = _nonzero_rows(flat, kg, cg, kr * ks, g, fs, n_rows, n_l, n_cb)
-    n_t = nz.shape[1]
-    n_map = dts.shape[0]
-    one = np.int64(1)
-    full = np.int64(-1) if n_l == 64 else (one << n_l) - 1
-    remember = memo.shape[0] > 1
-    memo_mask = memo.shape[0] - 1
-    seen_by = np.zeros(lookahead + 1, dtype=np.int64)  # seen_by[dt] lane j: the slot idx - j sees (dt, idx)
-    for m in range(n_map):
-        if not dup[m]:
-            seen_by[dts[m]] |= one << ((n_l - dlm[m]) % n_l)
-    ahead = np.zeros(lookahead + 1, dtype=np.int64)  # the filter's rows t + dt
-    issued = 0
-    skipped = 0
-    for t in range(n_t):
-        zero = True
-        for f in range(n_rows):
-            if nz[f, t] != 0:
-                zero = False
-                break
-        if zero and skipped < lookahead and not (t == n_t - 1 and issued == 0):
-            skipped += 1
-            continue
-        skipped = 0
-        i = issued
-        rows_out[i] = t
-        lo_ch = (t % n_cb) * n_l  # the channel of the row's lane 0
-        n_real = min(max(channels - lo_ch, 0), n_l)
-        real_ch = full if n_real == n_l else (one << n_real) - 1
-        smax = 0
-        ident = False
-        busy = 0
-        own = np.int64(0)
-        for f in range(n_rows):
-            real = f < nfilt
-            fmax = 0
-            x = nz[f, t]
-            holes = ~x & full
-            promoted = np.int64(0)
-            if holes:
-                for d in range(1, lookahead + 1):
-                    ahead[d] = nz[f, t + d] if t + d < n_t else 0
-                key = holes
-                slot = 0
-                if remember:  # the row and the rows ahead fit one word (shifts stay below 64)
-                    for d in range(1, lookahead + 1):
-                        key |= ahead[d] << (d * n_l)
-                    slot = ((key * np.int64(-7046029254386353131)) >> 40) & memo_mask
-                if remember and memo[slot, 0] == key:
-                    choice = memo[slot, 1]
-                    for lane in range(n_l):  # 0 for the slots it leaves as they are
-                        opt_out[i, f, lane] = (choice >> (4 * lane)) & 15
-                    holes &= ~memo[slot, 3]
-                    rest = memo[slot, 2]
-                    for d in range(1, lookahead + 1):
-                        ahead[d] = (rest >> ((d - 1) * n_l)) & full
-                else:
-                    holes, choice = _fill_row(holes, ahead, opt_out[i, f], n_l, full, n_map, dts, dlm, dup, seen_by,
-                                              most)
-                    if remember:
-                        rest = np.int64(0)
-                        for d in range(1, lookahead + 1):
-                            rest |= ahead[d] << ((d - 1) * n_l)
-                        memo[slot, 0] = key
-                        memo[slot, 1] = choice
-                        memo[slot, 2] = rest
-                        memo[slot, 3] = key & full & ~holes
-                promoted = ~x & full & ~holes
-                x |= promoted
-                nz[f, t] = x
-                for d in range(1, lookahead + 1):
-                    if t + d < n_t:
-                        taken = nz[f, t + d] & ~ahead[d]  # the weights promoted from row t + d
-                        if taken:
-                            fmax = d
-                            if real:
-                                cov_out[i, d, 0] |= taken
-                        nz[f, t + d] = ahead[d]
-                while holes:  # slots left empty
-                    low = holes & -holes
-                    holes ^= low
-                    opt_out[i, f, trailing_zeros(low)] = -1
-            fmaxdt_out[i, f] = fmax
-            if real:
-                if fmax > smax:
-                    smax = fmax
-                if fmax == 0:
-                    ident = True
-                own |= full & ~promoted
-                if diagonal:
-                    d = fs * n_rows + f - lo_ch
-                    busy += _popcount(x | (one << d if 0 <= d < n_real else np.int64(0)))
-                else:
+                        real_ch = np.int64(-1) if n_real == 64 else (one << n_real) - 1
                     busy += _popcount(x | real_ch)
-        cov_out[i, 0, 0] = own
+        for k in range(words):
+            cov_out[i, 0, k] = own[k]
         smaxdt_out[i] = smax
         ident_out[i] = ident
         busy_out[i] = busy
@@ -486,54 +372,35 @@ def _schedule_set_word(flat, kg, cg, kr, ks, g, fs, n_rows, n_l, n_cb, dts, dlm,
     return issued
 
 
-@njit(cache=True)
-def _schedule_part(part, parts, flat, kg, cg, kr, ks, sets, n_rows, n_l, n_cb, dts, dlm, dup, lookahead, most, nfilt,
-                   channels, diagonal, memo_bits, steps, rows_out, opt_out, fmaxdt_out, smaxdt_out, ident_out, cov_out,
-                   busy_out):
-    """Sets part, part + parts, ... (n_l <= 64), with one table of row fillings."""
+@njit(cache=True, nogil=True)
+def _schedule_part(part, parts, flat, kg, cg, kr, ks, sets, n_rows, n_l, full, n_cb, dts, dls, lookahead, most,
+                   nfilt, channels, diagonal, memo_bits, steps, rows_out, opt_out, fmaxdt_out, smaxdt_out, ident_out,
+                   cov_out, busy_out):
+    """Schedule sets part, part + parts, ... of lowered weights (``flat``), with one table of row fillings."""
+    dlm, dup = _map_tables(dts, dls, n_l)
     memo = np.zeros((1 << memo_bits, 4), dtype=np.int64)  # key 0 (no zero slot) is never looked up
     for s in range(part, steps.shape[0], parts):
         g = s // sets
-        steps[s] = _schedule_set_word(flat, kg, cg, kr, ks, g, s - g * sets, n_rows, n_l, n_cb, dts, dlm, dup,
-                                      lookahead, most, nfilt[s], channels[g], diagonal, rows_out[s], opt_out[s],
-                                      fmaxdt_out[s], smaxdt_out[s], ident_out[s], cov_out[s], busy_out[s], memo)
+        steps[s] = _schedule_set(flat, kg, cg, kr, ks, g, s - g * sets, n_rows, n_l, full, n_cb, dts, dlm, dup,
+                                 lookahead, most, nfilt[s], channels[g], diagonal, rows_out[s], opt_out[s],
+                                 fmaxdt_out[s], smaxdt_out[s], ident_out[s], cov_out[s], busy_out[s], memo)
 
 
-@njit(cache=True)
-def _schedule_part_wide(part, parts, flat, kg, cg, kr, ks, sets, n_rows, n_l, n_cb, dts, dlm, dup, lookahead, most,
-                        nfilt, channels, diagonal, memo_bits, steps, rows_out, opt_out, fmaxdt_out, smaxdt_out,
-                        ident_out, cov_out, busy_out):
-    """Sets part, part + parts, ... (n_l > 64)."""
-    for s in range(part, steps.shape[0], parts):
-        g = s // sets
-        steps[s] = _schedule_set(flat, kg, cg, kr, ks, g, s - g * sets, n_rows, n_l, n_cb, dts, dlm, dup, lookahead,
-                                 most, nfilt[s], channels[g], diagonal, rows_out[s], opt_out[s], fmaxdt_out[s],
-                                 smaxdt_out[s], ident_out[s], cov_out[s], busy_out[s])
+_POOL: list[ThreadPoolExecutor] = []
 
 
-@njit(cache=True, parallel=True)
-def _schedule_sets(flat, kg, cg, kr, ks, sets, n_rows, n_l, n_cb, dts, dls, lookahead, most, nfilt, channels,
-                   diagonal, parts, memo_bits, steps, rows_out, opt_out, fmaxdt_out, smaxdt_out, ident_out, cov_out,
-                   busy_out):
-    """Every filter set of lowered weights (``flat``, n_l <= 64); the sets are independent, dealt in turn to
-    ``parts`` parallel parts."""
-    dlm, dup = _map_tables(dts, dls, n_l)
-    for part in prange(parts):
-        _schedule_part(part, parts, flat, kg, cg, kr, ks, sets, n_rows, n_l, n_cb, dts, dlm, dup, lookahead, most,
-                       nfilt, channels, diagonal, memo_bits, steps, rows_out, opt_out, fmaxdt_out, smaxdt_out,
-                       ident_out, cov_out, busy_out)
-
-
-@njit(cache=True, parallel=True)
-def _schedule_sets_wide(flat, kg, cg, kr, ks, sets, n_rows, n_l, n_cb, dts, dls, lookahead, most, nfilt, channels,
-                        diagonal, parts, memo_bits, steps, rows_out, opt_out, fmaxdt_out, smaxdt_out, ident_out,
-                        cov_out, busy_out):
-    """``_schedule_sets`` for n_l > 64."""
-    dlm, dup = _map_tables(dts, dls, n_l)
-    for part in prange(parts):
-        _schedule_part_wide(part, parts, flat, kg, cg, kr, ks, sets, n_rows, n_l, n_cb, dts, dlm, dup, lookahead,
-                            most, nfilt, channels, diagonal, memo_bits, steps, rows_out, opt_out, fmaxdt_out,
-                            smaxdt_out, ident_out, cov_out, busy_out)
+def in_threads(worker, parts: int, *args) -> None:
+    """``worker(part, parts, *args)`` for every part, on numba's number of threads. The workers are ``nogil``
+    kernels, each writing its own part of the outputs: cheaper to compile than a ``parallel=True`` driver each."""
+    threads = min(get_num_threads(), parts)
+    if threads <= 1:
+        for part in range(parts):
+            worker(part, parts, *args)
+        return
+    if not _POOL:
+        _POOL.append(ThreadPoolExecutor(max_workers=config.NUMBA_NUM_THREADS))
+    for done in [_POOL[0].submit(worker, part, parts, *args) for part in range(parts)]:
+        done.result()
 
 
 @dataclass(frozen=True)
@@ -586,11 +453,12 @@ def schedule_compact(weights: np.ndarray, arch: ArchConfig, filters: np.ndarray 
     w = weights if weights.dtype == np.int32 else weights.astype(np.int32)
     # a row's filling is remembered when it and the rows ahead fit one word, and its choices another (4 bits a lane)
     memo = lanes * (arch.lookahead + 1) <= 64 and lanes <= 16 and len(smap) <= 14 and arch.lookahead > 0
-    flat = np.ascontiguousarray(w).reshape(g * kg, cg * kr * ks)  # a filter's weights, (channel, tap) in order
-    driver = _schedule_sets if lanes <= 64 else _schedule_sets_wide
-    driver(flat, kg, cg, kr, ks, sets, rows, lanes, n_cb, smap[:, 0].copy(), smap[:, 1].copy(),
-                   arch.lookahead, most, per_set, chans, diagonal, get_num_threads(), MEMO_BITS if memo else 0,
-                   steps, rows_out, opt, fmaxdt, smaxdt, ident, cov, busy)
+    # a filter's weights, (tap, channel) in order: a brick's channels are adjacent
+    flat = np.ascontiguousarray(w.reshape(g * kg, cg, kr * ks).transpose(0, 2, 1)).reshape(g * kg, kr * ks * cg)
+    in_threads(_schedule_part, get_num_threads(), flat, kg, cg, kr, ks, sets, rows, lanes,
+               tuple(int(x) for x in lane_words(lanes)), n_cb, smap[:, 0].copy(),
+               smap[:, 1].copy(), arch.lookahead, most, per_set, chans, diagonal, MEMO_BITS if memo else 0, steps,
+               rows_out, opt, fmaxdt, smaxdt, ident, cov, busy)
     return CompactSchedule(steps, rows_out, opt, fmaxdt, smaxdt, ident, cov, busy, per_set, smap, sets, n_t)
 
 
