@@ -79,7 +79,7 @@ def _rows_pra(planes, bricks, d, n_l, first_stage_bits, q, below):
             for dd in range(d + 1):
                 x |= planes[bricks[dd], p, 0] << (dd * n_l)
             q[p, 0] = x
-        return pra_planes(q, 1, first_stage_bits, below)
+        return pra_planes(q, wpr, first_stage_bits, below)  # one word
     for dd in range(d + 1):
         for p in range(nb):
             for k in range(wpr):
@@ -139,64 +139,26 @@ def row_bounds(planes, bricks_per_sub, wbase, rowoff, n_t, n_l, h, first_stage_b
     return out
 
 
-# --------------------------------------------------------------------------------------------------- calls
-
-@njit(cache=True)
-def _placement(b, p, t, tiles, spread, n_sub, sets):
-    """Schedule-set index held by tile t in pass p of batch b, or -1 (DESIGN §3, depthwise 'spread')."""
-    if spread == 1:
-        g = b
-        fs = p * tiles + t
-    else:
-        g = b * spread + t
-        fs = p
-    if g >= n_sub or fs >= sets:
-        return -1
-    return g * sets + fs
-
-
-@njit(cache=True)
 def _call_table(n_batches, passes, tiles, spread, n_sub, sets, steps):
     """Every call in loop order (batch, pass, call): the set each tile issues a step of (-1: none, or finished),
-    the step index, and where each batch's calls start."""
-    n_calls = np.zeros((n_batches, passes), dtype=np.int64)  # a pass lasts as long as the most steps a tile issues
-    for b in range(n_batches):
-        for p in range(passes):
-            for t in range(tiles):
-                s = _placement(b, p, t, tiles, spread, n_sub, sets)
-                if s >= 0 and steps[s] > n_calls[b, p]:
-                    n_calls[b, p] = steps[s]
-    first = np.zeros(n_batches + 1, dtype=np.int64)
-    for b in range(n_batches):
-        first[b + 1] = first[b] + n_calls[b].sum()
-    held = np.full((first[n_batches], tiles), -1, dtype=np.int64)
-    step = np.zeros(first[n_batches], dtype=np.int64)
-    c = 0
-    for b in range(n_batches):
-        for p in range(passes):
-            for i in range(n_calls[b, p]):
-                step[c] = i
-                for t in range(tiles):
-                    s = _placement(b, p, t, tiles, spread, n_sub, sets)
-                    if s >= 0 and i < steps[s]:
-                        held[c, t] = s
-                c += 1
+    the step index, and where each batch's calls start. A pass lasts as long as the most steps a tile issues."""
+    b, p, t = np.ix_(np.arange(n_batches), np.arange(passes), np.arange(tiles))
+    g, fs = np.broadcast_arrays(*((b, p * tiles + t) if spread == 1 else (b * spread + t, p)))  # DESIGN §3
+    placed = np.where((g < n_sub) & (fs < sets), g * sets + fs, -1).reshape(-1, tiles)  # (batch, pass), tile
+    issued = np.where(placed >= 0, steps[np.maximum(placed, 0)], 0)
+    n_calls = issued.max(axis=1)
+    first = np.concatenate([[0], np.cumsum(n_calls.reshape(n_batches, passes).sum(axis=1))])
+    of = np.repeat(np.arange(n_calls.size), n_calls)  # the (batch, pass) of each call
+    step = np.arange(of.size) - np.repeat(np.cumsum(n_calls) - n_calls, n_calls)
+    held = np.where(step[:, None] < issued[of], placed[of], -1)
     return held, step, first
 
 
-@njit(cache=True)
 def _call_activity(held, step, nfilt, slot_busy):
     """Per call: real filters and lanes doing a real MAC over its tiles (each per window)."""
-    n = held.shape[0]
-    rows_on = np.zeros(n, dtype=np.int64)
-    lanes_on = np.zeros(n, dtype=np.int64)
-    for c in range(n):
-        for t in range(held.shape[1]):
-            s = held[c, t]
-            if s >= 0:
-                rows_on[c] += nfilt[s]
-                lanes_on[c] += slot_busy[s, step[c]]
-    return rows_on, lanes_on
+    on = held >= 0
+    s = np.maximum(held, 0)
+    return (nfilt[s] * on).sum(axis=1), (slot_busy[s, step[:, None]] * on).sum(axis=1)
 
 
 @njit(cache=True)
@@ -572,7 +534,8 @@ def _conv_reduce(k, first, rows_on, lanes_on, n_ws, n_win, columns, group, run_a
                 else:
                     run_ahead_step(finish, ku, ring, state)
     if run_ahead > 0:
-        cycles = finish.max()
+        for u in range(cgroups):
+            cycles = max(cycles, finish[u])
     return cycles, busy_pe, busy_lane
 
 

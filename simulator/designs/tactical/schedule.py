@@ -51,18 +51,12 @@ def search_map(shape: SearchShape | str, lookahead: int, lookaside: int) -> np.n
     return np.array(sorted(offsets), dtype=np.int64).reshape(-1, 2)
 
 
-@njit(cache=True)
-def _map_tables(dts, dls, n_l):
-    """Per map entry: its lane offset reduced to 0..n_l-1, and whether it names the same position as an earlier
-    entry once lanes wrap (small n_l); such an entry is not a candidate twice."""
-    n_map = dts.shape[0]
-    dlm = np.empty(n_map, dtype=np.int64)
-    dup = np.zeros(n_map, dtype=np.bool_)
-    for m in range(n_map):
-        dlm[m] = dls[m] % n_l
-        for m2 in range(m):
-            if dts[m2] == dts[m] and (dls[m2] - dls[m]) % n_l == 0:
-                dup[m] = True
+def map_tables(smap: np.ndarray, lanes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per map entry: its lane offset reduced to 0..lanes-1, and whether it names the same position as an earlier
+    entry once lanes wrap (few lanes); such an entry is not a candidate twice."""
+    dlm = smap[:, 1] % lanes
+    dup = np.array([any(smap[m2, 0] == smap[m, 0] and dlm[m2] == dlm[m] for m2 in range(m)) for m in range(len(smap))],
+                   dtype=np.bool_)
     return dlm, dup
 
 
@@ -140,32 +134,32 @@ def _nonzero_rows(flat, kg, cg, taps, g, fs, n_rows, n_l, n_cb, words):
     return nz
 
 
-@njit(cache=True)
-def _schedule_set(flat, kg, cg, kr, ks, g, fs, n_rows, n_l, full, n_cb, dts, dlm, dup, lookahead, most, nfilt,
-                  channels, diagonal, rows_out, opt_out, fmaxdt_out, smaxdt_out, ident_out, cov_out, busy_out, memo):
-    """Schedule filter set fs of sub-conv g of lowered weights (G, Kg, Cg, R, S), given as ``flat`` (G * Kg,
-    R * S * Cg); returns its issued steps.
+@njit(cache=True, nogil=True)
+def _schedule_part(part, parts, flat, kg, cg, kr, ks, sets, n_rows, n_l, full, n_cb, dts, dlm, dup, lookahead, most,
+                   nfilt, channels, diagonal, memo_bits, steps, rows_out, opt_out, fmaxdt_out, smaxdt_out, ident_out,
+                   cov_out, busy_out):
+    """Schedule filter sets part, part + parts, ... (set s: filter set fs of sub-conv g) of lowered weights
+    (G, Kg, Cg, R, S), given as ``flat`` (G * Kg, R * S * Cg); writes each set's issued steps to steps[s].
 
     The buffer is held as non-zero lane sets (filters, rows, words of 64 lanes): only which slots hold a weight
     matters to the scheduler, and a promoted weight always comes from its own position (a buffer row gains weights
-    only while it is the current one). For issued step i, writes the buffer row (rows_out), each slot's choice
+    only while it is the current one). For issued step i of set s, writes the buffer row (rows_out), each slot's choice
     (opt_out: 0 its own weight, -1 empty (its own activation), m + 1 the weight of map entry m), each filter's
-    farthest promotion dt (fmaxdt_out) and, over the set's ``nfilt`` real filters: the farthest dt (smaxdt_out),
+    farthest promotion dt (fmaxdt_out) and, over the set's nfilt[s] real filters: the farthest dt (smaxdt_out),
     whether one of them promoted nothing (ident_out), the lanes each row r + dt supplies to some real filter
-    (cov_out[i, dt]: dt = 0 the slots keeping their own position) and the lanes doing a real MAC (busy_out: a slot
+    (cov_out[s, i, dt]: dt = 0 the slots keeping their own position) and the lanes doing a real MAC (busy_out: a slot
     with a weight, or an empty slot at a real channel of the layer; depthwise: its own channel only).
 
     How a row's zero slots are filled depends only on them and the filter's next ``lookahead`` rows; when those fit
     one word (and the choices another) the filling is remembered in a direct-mapped table (memo rows: key, choices,
-    rows ahead after, slots filled; shared by the sets one thread schedules; one row: no table)."""
+    rows ahead after, slots filled; 2^memo_bits rows, one: no table)."""
     words = len(full)  # a compile-time constant: the one-word case compiles to one-word code
-    nz = _nonzero_rows(flat, kg, cg, kr * ks, g, fs, n_rows, n_l, n_cb, words)
-    n_t = nz.shape[1]
     one = np.int64(1)
     n_map = dts.shape[0]
     flip = np.int64(0) if most else np.int64(-1)  # the count search keeps 1 bits (most) or 0 bits (fewest)
     wide = n_map > 7  # counts need more than three slices
-    remember = memo.shape[0] > 1
+    memo = np.zeros((1 << memo_bits, 4), dtype=np.int64)  # key 0 (no zero slot) is never looked up
+    remember = memo_bits > 0
     memo_mask = memo.shape[0] - 1
     seen_by = np.zeros((lookahead + 1, words), dtype=np.int64)  # seen_by[dt] lane j: the slot idx - j sees (dt, idx)
     for m in range(dts.shape[0]):
@@ -176,214 +170,206 @@ def _schedule_set(flat, kg, cg, kr, ks, g, fs, n_rows, n_l, full, n_cb, dts, dlm
     holes = np.empty(words, dtype=np.int64)
     own = np.empty(words, dtype=np.int64)
     cnt = np.empty((words, 6), dtype=np.int64)
-    issued = 0
-    skipped = 0
-    for t in range(n_t):
-        zero = True
-        for f in range(n_rows):
-            for k in range(words):
-                if nz[f, t, k] != 0:
-                    zero = False
-        if zero and skipped < lookahead and not (t == n_t - 1 and issued == 0):
-            skipped += 1
-            continue
-        skipped = 0
-        i = issued
-        rows_out[i] = t
-        lo_ch = (t % n_cb) * n_l  # the channel of the row's lane 0
-        smax = 0
-        ident = False
-        busy = 0
-        for k in range(words):
-            own[k] = 0
-        for f in range(n_rows):
-            real = f < nfilt
-            fmax = 0
-            some = False
-            for k in range(words):
-                holes[k] = ~nz[f, t, k] & full[k]
-                some |= holes[k] != 0
-            if some:
-                for d in range(1, lookahead + 1):
-                    for k in range(words):
-                        ahead[d, k] = nz[f, t + d, k] if t + d < n_t else 0
-                key = holes[0]
-                slot = 0
-                if remember:  # one word; the row and the rows ahead fit one word (shifts stay below 64)
-                    for d in range(1, lookahead + 1):
-                        key |= ahead[d, 0] << (d * n_l)
-                    slot = ((key * np.int64(-7046029254386353131)) >> 40) & memo_mask
-                if remember and memo[slot, 0] == key:
-                    choice = memo[slot, 1]
-                    for lane in range(n_l):  # 0 for the slots it leaves as they are
-                        opt_out[i, f, lane] = (choice >> (4 * lane)) & 15
-                    holes[0] &= ~memo[slot, 3]
-                    rest = memo[slot, 2]
-                    for d in range(1, lookahead + 1):
-                        ahead[d, 0] = (rest >> ((d - 1) * n_l)) & full[0]
-                else:
-                    for k in range(words):  # count every zero slot's candidates
-                        h = holes[k]
-                        c0 = c1 = c2 = c3 = c4 = c5 = np.int64(0)
-                        for m in range(n_map):
-                            if dup[m] or h == 0:
-                                continue
-                            carry = h & (rotated(ahead[dts[m], 0], dlm[m], n_l, full[0]) if words == 1 else
-                                         rotated_word(ahead, dts[m], dlm[m], k, n_l))
-                            nxt = c0 & carry
-                            c0 ^= carry
-                            carry = nxt
-                            nxt = c1 & carry
-                            c1 ^= carry
-                            carry = nxt
-                            if wide:
-                                nxt = c2 & carry
-                                c2 ^= carry
-                                carry = nxt
-                                nxt = c3 & carry
-                                c3 ^= carry
-                                carry = nxt
-                                nxt = c4 & carry
-                                c4 ^= carry
-                                c5 ^= nxt
-                            else:
-                                c2 ^= carry
-                        cnt[k, 0], cnt[k, 1], cnt[k, 2], cnt[k, 3], cnt[k, 4], cnt[k, 5] = c0, c1, c2, c3, c4, c5
-                    choice = np.int64(0)
-                    while True:
-                        lane = -1  # the fewest (most) candidates, then the lowest lane
-                        best = 0
-                        for k in range(words):
-                            c0, c1, c2, c3, c4, c5 = cnt[k, 0], cnt[k, 1], cnt[k, 2], cnt[k, 3], cnt[k, 4], cnt[k, 5]
-                            cand = (c0 | c1 | c2 | c3 | c4 | c5) & holes[k]
-                            if cand == 0:
-                                continue
-                            if wide:
-                                y = cand & (c5 ^ flip)
-                                cand = y if y else cand
-                                y = cand & (c4 ^ flip)
-                                cand = y if y else cand
-                                y = cand & (c3 ^ flip)
-                                cand = y if y else cand
-                            y = cand & (c2 ^ flip)
-                            cand = y if y else cand
-                            y = cand & (c1 ^ flip)
-                            cand = y if y else cand
-                            y = cand & (c0 ^ flip)
-                            cand = y if y else cand
-                            b = trailing_zeros(cand)
-                            if words == 1:
-                                lane = b
-                                break
-                            v = (((c0 >> b) & 1) | (((c1 >> b) & 1) << 1) | (((c2 >> b) & 1) << 2)
-                                 | (((c3 >> b) & 1) << 3) | (((c4 >> b) & 1) << 4) | (((c5 >> b) & 1) << 5))
-                            if lane < 0 or (v > best if most else v < best):
-                                lane = 64 * k + b
-                                best = v
-                        if lane < 0:
-                            break
-                        m = 0
-                        idx = 0
-                        for m in range(n_map):  # its first candidate in map order
-                            idx = lane + dlm[m]
-                            idx -= n_l * (idx >= n_l)
-                            if (ahead[dts[m], idx >> 6] >> (idx & 63)) & 1:
-                                break
-                        dt = dts[m]
-                        ahead[dt, idx >> 6] &= ~(one << (idx & 63))
-                        holes[lane >> 6] ^= one << (lane & 63)
-                        opt_out[i, f, lane] = m + 1
-                        choice |= np.int64(m + 1) << ((4 * lane) & 63)
-                        shift = n_l - idx if idx else 0
-                        # (t + dt, idx) is empty now: the zero slots that saw it lose a candidate
-                        for k in range(words):
-                            borrow = holes[k] & (rotated(seen_by[dt, 0], shift, n_l, full[0]) if words == 1 else
-                                                 rotated_word(seen_by, dt, shift, k, n_l))
-                            if borrow == 0:
-                                continue
-                            c0, c1, c2 = cnt[k, 0], cnt[k, 1], cnt[k, 2]
-                            nxt = borrow & ~c0
-                            c0 ^= borrow
-                            borrow = nxt
-                            nxt = borrow & ~c1
-                            c1 ^= borrow
-                            borrow = nxt
-                            if wide:
-                                c3, c4 = cnt[k, 3], cnt[k, 4]
-                                nxt = borrow & ~c2
-                                c2 ^= borrow
-                                borrow = nxt
-                                nxt = borrow & ~c3
-                                c3 ^= borrow
-                                borrow = nxt
-                                nxt = borrow & ~c4
-                                c4 ^= borrow
-                                cnt[k, 5] ^= nxt
-                                cnt[k, 3], cnt[k, 4] = c3, c4
-                            else:
-                                c2 ^= borrow
-                            cnt[k, 0], cnt[k, 1], cnt[k, 2] = c0, c1, c2
-                    if remember:
-                        rest = np.int64(0)
-                        for d in range(1, lookahead + 1):
-                            rest |= ahead[d, 0] << ((d - 1) * n_l)
-                        memo[slot, 0] = key
-                        memo[slot, 1] = choice
-                        memo[slot, 2] = rest
-                        memo[slot, 3] = key & full[0] & ~holes[0]
-                for d in range(1, min(lookahead, n_t - 1 - t) + 1):
-                    for k in range(words):
-                        taken = nz[f, t + d, k] & ~ahead[d, k]  # the weights promoted from row t + d
-                        if taken:
-                            fmax = d
-                            if real:
-                                cov_out[i, d, k] |= taken
-                        nz[f, t + d, k] = ahead[d, k]
-                for k in range(words):
-                    x = holes[k]
-                    while x:  # slots left empty
-                        low = x & -x
-                        x ^= low
-                        opt_out[i, f, 64 * k + trailing_zeros(low)] = -1
-            fmaxdt_out[i, f] = fmax
-            if real:
-                if fmax > smax:
-                    smax = fmax
-                if fmax == 0:
-                    ident = True
-                for k in range(words):
-                    promoted = ~nz[f, t, k] & full[k] & ~holes[k]  # (no zero slot: none)
-                    x = nz[f, t, k] | promoted
-                    own[k] |= full[k] & ~promoted
-                    lo = lo_ch + 64 * k  # the channel of the word's lane 0
-                    n_real = min(max(channels - lo, 0), min(64, n_l - 64 * k))
-                    if diagonal:
-                        d = fs * n_rows + f - lo
-                        real_ch = one << d if 0 <= d < n_real else np.int64(0)
-                    else:
-                        real_ch = np.int64(-1) if n_real == 64 else (one << n_real) - 1
-                    busy += _popcount(x | real_ch)
-        for k in range(words):
-            cov_out[i, 0, k] = own[k]
-        smaxdt_out[i] = smax
-        ident_out[i] = ident
-        busy_out[i] = busy
-        issued += 1
-    return issued
-
-
-@njit(cache=True, nogil=True)
-def _schedule_part(part, parts, flat, kg, cg, kr, ks, sets, n_rows, n_l, full, n_cb, dts, dls, lookahead, most,
-                   nfilt, channels, diagonal, memo_bits, steps, rows_out, opt_out, fmaxdt_out, smaxdt_out, ident_out,
-                   cov_out, busy_out):
-    """Schedule sets part, part + parts, ... of lowered weights (``flat``), with one table of row fillings."""
-    dlm, dup = _map_tables(dts, dls, n_l)
-    memo = np.zeros((1 << memo_bits, 4), dtype=np.int64)  # key 0 (no zero slot) is never looked up
     for s in range(part, steps.shape[0], parts):
         g = s // sets
-        steps[s] = _schedule_set(flat, kg, cg, kr, ks, g, s - g * sets, n_rows, n_l, full, n_cb, dts, dlm, dup,
-                                 lookahead, most, nfilt[s], channels[g], diagonal, rows_out[s], opt_out[s],
-                                 fmaxdt_out[s], smaxdt_out[s], ident_out[s], cov_out[s], busy_out[s], memo)
+        fs = s - g * sets
+        nz = _nonzero_rows(flat, kg, cg, kr * ks, g, fs, n_rows, n_l, n_cb, words)
+        n_t = nz.shape[1]
+        issued = 0
+        skipped = 0
+        for t in range(n_t):
+            zero = True
+            for f in range(n_rows):
+                for k in range(words):
+                    if nz[f, t, k] != 0:
+                        zero = False
+            if zero and skipped < lookahead and not (t == n_t - 1 and issued == 0):
+                skipped += 1
+                continue
+            skipped = 0
+            i = issued
+            rows_out[s, i] = t
+            lo_ch = (t % n_cb) * n_l  # the channel of the row's lane 0
+            smax = 0
+            ident = False
+            busy = 0
+            for k in range(words):
+                own[k] = 0
+            for f in range(n_rows):
+                real = f < nfilt[s]
+                fmax = 0
+                some = False
+                for k in range(words):
+                    holes[k] = ~nz[f, t, k] & full[k]
+                    some |= holes[k] != 0
+                if some:
+                    for d in range(1, lookahead + 1):
+                        for k in range(words):
+                            ahead[d, k] = nz[f, t + d, k] if t + d < n_t else 0
+                    key = holes[0]
+                    slot = 0
+                    if remember:  # one word; the row and the rows ahead fit one word (shifts stay below 64)
+                        for d in range(1, lookahead + 1):
+                            key |= ahead[d, 0] << (d * n_l)
+                        slot = ((key * np.int64(-7046029254386353131)) >> 40) & memo_mask
+                    if remember and memo[slot, 0] == key:
+                        choice = memo[slot, 1]
+                        for lane in range(n_l):  # 0 for the slots it leaves as they are
+                            opt_out[s, i, f, lane] = (choice >> (4 * lane)) & 15
+                        holes[0] &= ~memo[slot, 3]
+                        rest = memo[slot, 2]
+                        for d in range(1, lookahead + 1):
+                            ahead[d, 0] = (rest >> ((d - 1) * n_l)) & full[0]
+                    else:
+                        for k in range(words):  # count every zero slot's candidates
+                            h = holes[k]
+                            c0 = c1 = c2 = c3 = c4 = c5 = np.int64(0)
+                            for m in range(n_map):
+                                if dup[m] or h == 0:
+                                    continue
+                                carry = h & (rotated(ahead[dts[m], 0], dlm[m], n_l, full[0]) if words == 1 else
+                                             rotated_word(ahead, dts[m], dlm[m], k, n_l))
+                                nxt = c0 & carry
+                                c0 ^= carry
+                                carry = nxt
+                                nxt = c1 & carry
+                                c1 ^= carry
+                                carry = nxt
+                                if wide:
+                                    nxt = c2 & carry
+                                    c2 ^= carry
+                                    carry = nxt
+                                    nxt = c3 & carry
+                                    c3 ^= carry
+                                    carry = nxt
+                                    nxt = c4 & carry
+                                    c4 ^= carry
+                                    c5 ^= nxt
+                                else:
+                                    c2 ^= carry
+                            cnt[k, 0], cnt[k, 1], cnt[k, 2], cnt[k, 3], cnt[k, 4], cnt[k, 5] = c0, c1, c2, c3, c4, c5
+                        choice = np.int64(0)
+                        while True:
+                            lane = -1  # the fewest (most) candidates, then the lowest lane
+                            best = 0
+                            for k in range(words):
+                                c0, c1, c2 = cnt[k, 0], cnt[k, 1], cnt[k, 2]
+                                c3, c4, c5 = cnt[k, 3], cnt[k, 4], cnt[k, 5]
+                                cand = (c0 | c1 | c2 | c3 | c4 | c5) & holes[k]
+                                if cand == 0:
+                                    continue
+                                if wide:
+                                    y = cand & (c5 ^ flip)
+                                    cand = y if y else cand
+                                    y = cand & (c4 ^ flip)
+                                    cand = y if y else cand
+                                    y = cand & (c3 ^ flip)
+                                    cand = y if y else cand
+                                y = cand & (c2 ^ flip)
+                                cand = y if y else cand
+                                y = cand & (c1 ^ flip)
+                                cand = y if y else cand
+                                y = cand & (c0 ^ flip)
+                                cand = y if y else cand
+                                b = trailing_zeros(cand)
+                                if words == 1:
+                                    lane = b
+                                    break
+                                v = (((c0 >> b) & 1) | (((c1 >> b) & 1) << 1) | (((c2 >> b) & 1) << 2)
+                                     | (((c3 >> b) & 1) << 3) | (((c4 >> b) & 1) << 4) | (((c5 >> b) & 1) << 5))
+                                if lane < 0 or (v > best if most else v < best):
+                                    lane = 64 * k + b
+                                    best = v
+                            if lane < 0:
+                                break
+                            m = 0
+                            idx = 0
+                            for m in range(n_map):  # its first candidate in map order
+                                idx = lane + dlm[m]
+                                idx -= n_l * (idx >= n_l)
+                                if (ahead[dts[m], idx >> 6] >> (idx & 63)) & 1:
+                                    break
+                            dt = dts[m]
+                            ahead[dt, idx >> 6] &= ~(one << (idx & 63))
+                            holes[lane >> 6] ^= one << (lane & 63)
+                            opt_out[s, i, f, lane] = m + 1
+                            choice |= np.int64(m + 1) << ((4 * lane) & 63)
+                            shift = n_l - idx if idx else 0
+                            # (t + dt, idx) is empty now: the zero slots that saw it lose a candidate
+                            for k in range(words):
+                                borrow = holes[k] & (rotated(seen_by[dt, 0], shift, n_l, full[0]) if words == 1 else
+                                                     rotated_word(seen_by, dt, shift, k, n_l))
+                                if borrow == 0:
+                                    continue
+                                c0, c1, c2 = cnt[k, 0], cnt[k, 1], cnt[k, 2]
+                                nxt = borrow & ~c0
+                                c0 ^= borrow
+                                borrow = nxt
+                                nxt = borrow & ~c1
+                                c1 ^= borrow
+                                borrow = nxt
+                                if wide:
+                                    c3, c4 = cnt[k, 3], cnt[k, 4]
+                                    nxt = borrow & ~c2
+                                    c2 ^= borrow
+                                    borrow = nxt
+                                    nxt = borrow & ~c3
+                                    c3 ^= borrow
+                                    borrow = nxt
+                                    nxt = borrow & ~c4
+                                    c4 ^= borrow
+                                    cnt[k, 5] ^= nxt
+                                    cnt[k, 3], cnt[k, 4] = c3, c4
+                                else:
+                                    c2 ^= borrow
+                                cnt[k, 0], cnt[k, 1], cnt[k, 2] = c0, c1, c2
+                        if remember:
+                            rest = np.int64(0)
+                            for d in range(1, lookahead + 1):
+                                rest |= ahead[d, 0] << ((d - 1) * n_l)
+                            memo[slot, 0] = key
+                            memo[slot, 1] = choice
+                            memo[slot, 2] = rest
+                            memo[slot, 3] = key & full[0] & ~holes[0]
+                    for d in range(1, min(lookahead, n_t - 1 - t) + 1):
+                        for k in range(words):
+                            taken = nz[f, t + d, k] & ~ahead[d, k]  # the weights promoted from row t + d
+                            if taken:
+                                fmax = d
+                                if real:
+                                    cov_out[s, i, d, k] |= taken
+                            nz[f, t + d, k] = ahead[d, k]
+                    for k in range(words):
+                        x = holes[k]
+                        while x:  # slots left empty
+                            low = x & -x
+                            x ^= low
+                            opt_out[s, i, f, 64 * k + trailing_zeros(low)] = -1
+                fmaxdt_out[s, i, f] = fmax
+                if real:
+                    if fmax > smax:
+                        smax = fmax
+                    if fmax == 0:
+                        ident = True
+                    for k in range(words):
+                        promoted = ~nz[f, t, k] & full[k] & ~holes[k]  # (no zero slot: none)
+                        x = nz[f, t, k] | promoted
+                        own[k] |= full[k] & ~promoted
+                        lo = lo_ch + 64 * k  # the channel of the word's lane 0
+                        n_real = min(max(channels[g] - lo, 0), min(64, n_l - 64 * k))
+                        if diagonal:
+                            d = fs * n_rows + f - lo
+                            real_ch = one << d if 0 <= d < n_real else np.int64(0)
+                        else:
+                            real_ch = np.int64(-1) if n_real == 64 else (one << n_real) - 1
+                        busy += _popcount(x | real_ch)
+            for k in range(words):
+                cov_out[s, i, 0, k] = own[k]
+            smaxdt_out[s, i] = smax
+            ident_out[s, i] = ident
+            busy_out[s, i] = busy
+            issued += 1
+        steps[s] = issued
 
 
 _POOL: list[ThreadPoolExecutor] = []
@@ -455,10 +441,11 @@ def schedule_compact(weights: np.ndarray, arch: ArchConfig, filters: np.ndarray 
     memo = lanes * (arch.lookahead + 1) <= 64 and lanes <= 16 and len(smap) <= 14 and arch.lookahead > 0
     # a filter's weights, (tap, channel) in order: a brick's channels are adjacent
     flat = np.ascontiguousarray(w.reshape(g * kg, cg, kr * ks).transpose(0, 2, 1)).reshape(g * kg, kr * ks * cg)
+    dlm, dup = map_tables(smap, lanes)
     in_threads(_schedule_part, get_num_threads(), flat, kg, cg, kr, ks, sets, rows, lanes,
-               tuple(int(x) for x in lane_words(lanes)), n_cb, smap[:, 0].copy(),
-               smap[:, 1].copy(), arch.lookahead, most, per_set, chans, diagonal, MEMO_BITS if memo else 0, steps,
-               rows_out, opt, fmaxdt, smaxdt, ident, cov, busy)
+               tuple(int(x) for x in lane_words(lanes)), n_cb, smap[:, 0].copy(), dlm, dup, arch.lookahead, most,
+               per_set, chans, diagonal, MEMO_BITS if memo else 0, steps, rows_out, opt, fmaxdt, smaxdt, ident, cov,
+               busy)
     return CompactSchedule(steps, rows_out, opt, fmaxdt, smaxdt, ident, cov, busy, per_set, smap, sets, n_t)
 
 
