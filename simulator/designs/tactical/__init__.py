@@ -1,7 +1,7 @@
 """Bit-Tactical (Delmas Lascorz et al., ASPLOS 2019): a static weight schedule skips zero weights in front of a
 DaDianNao (TCL), Pragmatic (TCLe) or Dynamic Stripes (TCLp) back end.
 
-Front end (``simulator.tactical_schedule``): every filter set's weights are scheduled once, offline; a tile
+Front end (:mod:`.schedule`): every filter set's weights are scheduled once, offline; a tile
 holding filter set s runs its issued steps in order. All rows (filters) of a tile share the step sequence (a
 step is skipped only if it is zero for every filter of the set) while each filter's lanes are filled by its own
 promotions; a slot multiplies the activation its weight came with (up to h steps ahead, d lanes aside). Tiles
@@ -20,6 +20,9 @@ either way, the least_flexible one is 563 here and 562 with DNNsim's rule):
 A column group (``group_size`` columns, spanning every tile) costs the max over its PEs; column groups run in
 lockstep or with ``run_ahead`` registers (DESIGN §4). FC layers issue the scheduled steps to the columns round
 robin (DESIGN §3) at the cost of the step's slowest PE; TCL's FC cycles are its steps.
+
+The package: this model, ``schedule`` (the numba weight scheduler and the independent plain-Python one the
+reference engine uses), ``fast`` (the fast engine's cost kernels), ``reference`` (the cycle-by-cycle model).
 """
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ def brick_tables(masks: np.ndarray, lanes: int, pop: np.ndarray) -> tuple[np.nda
     n = masks.size // lanes
     planes = np.zeros((n, nb, (lanes + 63) // 64), dtype=np.int64)
     most = np.zeros(n, dtype=np.int8)
-    in_threads(_brick_tables, 4 * get_num_threads(), masks.ravel(), lanes, pop, planes, most)
+    in_threads(_brick_tables, get_num_threads(), masks.ravel(), lanes, pop, planes, most)
     return planes, most
 
 
@@ -131,7 +131,7 @@ def _row_bounds(part, parts, run, planes, bricks_per_sub, wbase, rowoff, n_l, h,
 
 def row_bounds(planes, bricks_per_sub, wbase, rowoff, n_t, n_l, h, first_stage_bits) -> np.ndarray:
     """(G, windows, T, h + 1): PRA over every lane of buffer rows r .. r + d (those that exist) of each window."""
-    parts = 4 * get_num_threads()
+    parts = get_num_threads()
     run = np.empty((planes.shape[0], h + 1), dtype=np.int8)
     in_threads(_run_bounds, parts, planes, n_l, h, first_stage_bits, run)
     out = np.empty((planes.shape[0] // bricks_per_sub, wbase.shape[0], n_t, h + 1), dtype=np.int8)
@@ -220,7 +220,7 @@ def duplicates(opt: np.ndarray, steps: np.ndarray, nfilt: np.ndarray) -> np.ndar
     """(S, T, rows): see :func:`_duplicates`."""
     words = opt.view(np.int64) if opt.shape[3] % 8 == 0 else opt  # rows compared 8 slots at a time
     rep = np.zeros(opt.shape[:3], dtype=np.int16)  # rows <= 4096
-    in_threads(_duplicates, 4 * get_num_threads(), words, steps, nfilt, rep)
+    in_threads(_duplicates, get_num_threads(), words, steps, nfilt, rep)
     return rep
 
 
@@ -497,9 +497,9 @@ def _units_tcl(part, parts, k, args):
 def unit_costs(worker, n_units: int, args: tuple) -> np.ndarray:
     """The cost of every unit, flat in loop order (batch, window set, call, column group) (FC: one window, one column
     group: the units are the calls), by ``worker`` (``_units_tcl``, ``_units_tcle`` or ``_units_tclp``); jobs are
-    dealt in turn to 8 parts a thread, each writing its own units."""
+    dealt in turn to 4 parts a thread, each writing its own units."""
     k = np.zeros(n_units, dtype=np.int64)
-    in_threads(worker, 8 * get_num_threads(), k, args)
+    in_threads(worker, 4 * get_num_threads(), k, args)
     return k
 
 
@@ -619,5 +619,5 @@ def _nonzero_counts(layer) -> np.ndarray:
     w2 = w.reshape(w.shape[0], -1)
     groups = layer.groups if layer.kind == LayerKind.CONV else 1
     out = np.zeros((groups, w2.shape[1]), dtype=np.int64)
-    in_threads(_nonzero_per_input, 4 * get_num_threads(), w2, groups, out)
+    in_threads(_nonzero_per_input, get_num_threads(), w2, groups, out)
     return out

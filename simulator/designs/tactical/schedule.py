@@ -18,9 +18,11 @@ can be promoted (and no row skipped): the dense schedule.
 
 ``schedule_compact`` is the numba scheduler the fast engine uses (``schedule_layer`` writes its result out slot by
 slot); ``reference_schedule`` is a plain-Python one written independently for the reference engine (the two are
-checked against each other by the tests). The numba scheduler holds a filter's rows as lane bitsets and counts the
-candidates of a row's zero slots bit-sliced; how a row's zero slots get filled depends only on them and the
-filter's next h rows, so (16 lanes or fewer) each thread remembers recent fillings in a small table.
+checked against each other by the tests). The numba scheduler holds a filter's rows as lane sets (words of 64 lanes,
+any number of lanes; the word count is a compile-time constant, so one word compiles to one-word code) and counts
+the candidates of a row's zero slots bit-sliced; how a row's zero slots get filled depends only on them and the
+filter's next h rows, so (16 lanes or fewer) each thread remembers recent fillings in a small table. The filter sets
+are independent: parallel parts schedule every ``parts``-th set (:func:`in_threads`).
 """
 
 from __future__ import annotations
@@ -181,8 +183,9 @@ def _schedule_part(part, parts, flat, kg, cg, kr, ks, sets, n_rows, n_l, full, n
             zero = True
             for f in range(n_rows):
                 for k in range(words):
-                    if nz[f, t, k] != 0:
-                        zero = False
+                    zero &= nz[f, t, k] == 0
+                if not zero:
+                    break
             if zero and skipped < lookahead and not (t == n_t - 1 and issued == 0):
                 skipped += 1
                 continue
@@ -378,8 +381,7 @@ _POOL: list[ThreadPoolExecutor] = []
 def in_threads(worker, parts: int, *args) -> None:
     """``worker(part, parts, *args)`` for every part, on numba's number of threads. The workers are ``nogil``
     kernels, each writing its own part of the outputs: cheaper to compile than a ``parallel=True`` driver each."""
-    threads = min(get_num_threads(), parts)
-    if threads <= 1:
+    if min(get_num_threads(), parts) <= 1:
         for part in range(parts):
             worker(part, parts, *args)
         return
