@@ -410,26 +410,16 @@ def _unit_tclp(c, w_lo, w_hi, held, step, sets, sched, act, geo, extra):
     return best
 
 
-@njit(cache=True)
 def _job_table(first, n_ws, cgroups, chunk):
     """Jobs of up to ``chunk`` calls of one (batch, window set): rows (first call, end call, window set, index of
     the job's first unit in the flat loop order (batch, window set, call, column group))."""
-    n_batches = first.shape[0] - 1
-    n = 0
-    for b in range(n_batches):
-        n += n_ws * ((first[b + 1] - first[b] + chunk - 1) // chunk)
-    jobs = np.empty((n, 4), dtype=np.int64)
-    j = 0
-    for b in range(n_batches):
-        n_calls = first[b + 1] - first[b]
-        for ws in range(n_ws):
-            for lo in range(0, n_calls, chunk):
-                jobs[j, 0] = first[b] + lo
-                jobs[j, 1] = first[b] + min(lo + chunk, n_calls)
-                jobs[j, 2] = ws
-                jobs[j, 3] = (n_ws * first[b] + ws * n_calls + lo) * cgroups
-                j += 1
-    return jobs
+    n_calls = np.diff(first)
+    per = -(-n_calls // chunk)  # jobs of each (batch, window set)
+    b = np.repeat(np.arange(n_calls.size), per * n_ws)
+    j = np.arange(b.size) - np.repeat(np.cumsum(per * n_ws) - per * n_ws, per * n_ws)  # the job in its batch
+    ws, lo = j // per[b], (j % per[b]) * chunk
+    return np.stack([first[b] + lo, first[b] + np.minimum(lo + chunk, n_calls[b]), ws,
+                     (n_ws * first[b] + ws * n_calls[b] + lo) * cgroups], axis=1).astype(np.int64)
 
 
 # The unit costs of jobs part, part + parts, ... for each back end (``nogil`` workers run by :func:`unit_costs`).
