@@ -125,7 +125,8 @@ class Tactical(DesignModel):
         terms = _effectual_mac_sum(layer, value_terms(layer.activations, enc), 0, nonzero)
         if arch.backend == Backend.PRAGMATIC:
             return float(terms), terms
-        widths = value_widths(layer.activations, layer.act_signed, arch.minor_bit)
+        acts = layer.activations  # flat: one compiled kernel for conv and fc layers
+        widths = value_widths(acts.ravel(), layer.act_signed, arch.minor_bit).reshape(acts.shape)
         return float(_effectual_mac_sum(layer, widths, 0, nonzero)), terms
 
     # ----------------------------------------------------------------- reference engine
