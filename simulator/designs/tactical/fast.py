@@ -79,7 +79,7 @@ def _rows_pra(planes, bricks, d, n_l, first_stage_bits, q, below):
             for dd in range(d + 1):
                 x |= planes[bricks[dd], p, 0] << (dd * n_l)
             q[p, 0] = x
-        return pra_planes(q, wpr, first_stage_bits, below)  # one word
+        return pra_planes(q, 1, first_stage_bits, below)  # one word (compiled for it)
     for dd in range(d + 1):
         for p in range(nb):
             for k in range(wpr):
@@ -263,6 +263,8 @@ def _pe_cost(g, w, s, i, f, r, opt, planes, bricks_per_sub, wbase, rowoff, dts, 
                 y = rotated(planes[b, p, 0], shift, n_l, full[0]) if words == 1 else \
                     rotated_word(planes[b], p, shift, k, n_l)
                 q[p, k] |= y & chosen[o, k]
+    if words == 1:  # the one-word specialization
+        return pra_planes(q, 1, first_stage_bits, below)
     return pra_planes(q, words, first_stage_bits, below)
 
 
