@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 from numba import njit
 
 from simulator import load_arch, simulate, simulate_layer
-from simulator.encodings import ENCODING_CODE, bit_tables, mask_table, pra_cycles
+from simulator.designs.tactical.schedule import reference_schedule, schedule_layer, search_map, weight_buffers
+from simulator.encodings import ENCODING_CODE, mask_table, pra_cycles, pra_planes
 from simulator.plan import plan_layer
 from simulator.reference import simulate_layer_reference, simulate_reference
-from simulator.tactical_schedule import reference_schedule, schedule_layer, search_map, weight_buffers
 from workloads import Layer, layer_output
 
 MACHINE = {"tiles": 16, "rows": 16, "lanes": 16, "pe_width": 16, "search_shape": "T", "lookahead": 2, "lookaside": 5}
@@ -244,12 +244,26 @@ def tcle_convs(draw):
     return load_arch("tactical", backend="pragmatic", run_ahead=0, **knobs), layer
 
 
+@given(st.lists(st.integers(0, (1 << 17) - 1), min_size=1, max_size=150), st.integers(0, 4))
+def test_pra_bit_plane_layout_agrees_with_the_lane_layout(masks, first_stage_bits):
+    """The bounds and PE costs run Pragmatic's two-stage shifter on bit planes (any number of words of lanes)."""
+    lanes = np.array(masks, dtype=np.int64)
+    words = -(-len(masks) // 64)
+    planes = np.zeros((17, words), dtype=np.int64)
+    for lane, m in enumerate(masks):
+        for p in range(17):
+            if (m >> p) & 1:
+                planes[p, lane // 64] |= np.int64(1) << np.int64(lane % 64)
+    expected = pra_cycles(lanes, first_stage_bits)
+    assert pra_planes(planes, words, first_stage_bits, np.empty(words, np.int64)) == expected
+
+
 @njit
-def _most_pra(pes, first_stage_bits, lsb):
+def _most_pra(pes, first_stage_bits):
     """The largest PRA cycles of the rows (PEs) of a (PEs, lanes) array of term masks."""
     most = 0
     for pe in pes:
-        most = max(most, pra_cycles(pe.copy(), first_stage_bits, lsb))
+        most = max(most, pra_cycles(pe.copy(), first_stage_bits))
     return most
 
 
@@ -264,7 +278,6 @@ def _every_pe_cycles(arch, layer) -> int:
     acts = np.zeros((n_cb * lanes, hp, wp), dtype=np.int64)
     acts[:cg] = low.acts[0]
     masks = mask_table(ENCODING_CODE[arch.encoding])[np.abs(acts)]
-    lsb = bit_tables()[1]
     t, lane = sched.src // lanes, sched.src % lanes  # (sets, steps, rows, lanes): the selected activations
     channel, dy, dx = (t % n_cb) * lanes + lane, (t // n_cb) // low.kernel[1], (t // n_cb) % low.kernel[1]
     sets = sched.steps.shape[0]
@@ -282,7 +295,7 @@ def _every_pe_cycles(arch, layer) -> int:
                     for w in windows:
                         y, x = (w // low.out_w) * low.stride, (w % low.out_w) * low.stride
                         sel = masks[channel[s, i, :n], y + dy[s, i, :n], x + dx[s, i, :n]]
-                        step_max = max(step_max, _most_pra(sel, arch.first_stage_bits, lsb))
+                        step_max = max(step_max, _most_pra(sel, arch.first_stage_bits))
                 total += step_max
     return total
 
