@@ -18,13 +18,13 @@ import os
 import shlex
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 from workloads import Workload, WorkloadError, importers, registry, synthetic
 
-from .config import KNOBS, ArchConfig, ConfigError, Design, load_arch, parse_knob_value, preset_names
+from .config import ArchConfig, ConfigError, Design, load_arch, parse_knob_value, preset_names
 from .designs import MODELS
 from .engine import simulate
 from .plan import LayerTooLargeError
@@ -76,18 +76,23 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def assignments(items: Sequence[str], parse: Callable[[str, str], Any], what: str = "knob") -> dict[str, Any]:
+    """``--set`` items ``name=value`` -> {name: parse(name, value)}; a name given twice is an error."""
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise CliError(f"--set {item!r}: expected {what}=value")
+        if name in out:
+            raise CliError(f"--set {name} is given twice ({out[name]!r} and {text.strip()!r})")
+        out[name] = parse(name, text.strip())
+    return out
+
+
 def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     """``["columns=1", "run_ahead=2"]`` -> ``{"columns": 1, "run_ahead": 2}`` (values typed by parse_knob_value)."""
-    overrides: dict[str, Any] = {}
-    for item in items:
-        knob, sep, text = item.partition("=")
-        knob = knob.strip()
-        if not sep or not knob:
-            raise CliError(f"--set {item!r}: expected knob=value (knobs: {', '.join(KNOBS)})")
-        if knob in overrides:
-            raise CliError(f"--set {knob} is given twice ({overrides[knob]!r} and {text.strip()!r})")
-        overrides[knob] = parse_knob_value(knob, text.strip())
-    return overrides
+    return assignments(items, parse_knob_value)
 
 
 def load_workload(spec: str, *, seed: int | None = None, layers: int | None = None, images: int = 1,
@@ -320,19 +325,13 @@ def parse_params(items: Sequence[str]) -> dict[str, Any]:
     """``["target=0.85", "rates=[0.7,0.9]"]`` -> typed values (YAML scalars and lists), for a pruning method."""
     import yaml
 
-    params: dict[str, Any] = {}
-    for item in items:
-        name, sep, text = item.partition("=")
-        name = name.strip()
-        if not sep or not name:
-            raise CliError(f"--set {item!r}: expected parameter=value")
-        if name in params:
-            raise CliError(f"--set {name} is given twice")
+    def parse(_name: str, text: str) -> Any:
         try:
-            params[name] = yaml.safe_load(text.strip())
+            return yaml.safe_load(text)
         except yaml.YAMLError:
-            params[name] = text.strip()
-    return params
+            return text
+
+    return assignments(items, parse, "parameter")
 
 
 def _accuracy_subset(workload: Workload) -> str:

@@ -189,6 +189,14 @@ def stats_rows(table: pd.DataFrame, totals: dict[str, float], baseline: str) -> 
 
 
 # ----------------------------------------------------------------------------- plots
+def _save(fig, path: Path, dpi: int) -> Path:
+    """Lay out and write a figure atomically as PNG."""
+    fig.tight_layout()
+    with atomic_write(path) as fh:
+        fig.savefig(fh, format="png", dpi=dpi)
+    return path
+
+
 def _pyplot():
     import matplotlib
 
@@ -214,12 +222,9 @@ def plot_speedup(results: Sequence[Results], baseline: Results, title: str, path
         ax.set_title(title)
         finite = [v for v in values if np.isfinite(v)] or [1.0]
         ax.set_ylim(0, max(finite) * 1.15)
-        fig.tight_layout()
-        with atomic_write(path) as fh:
-            fig.savefig(fh, format="png", dpi=120)
+        return _save(fig, path, 120)
     finally:
         plt.close(fig)
-    return path
 
 
 def plot_bit_sparsity(workload: Workload, path: str | os.PathLike) -> Path:
@@ -240,9 +245,6 @@ def plot_bit_sparsity(workload: Workload, path: str | os.PathLike) -> Path:
         ax.set_yticklabels([layer.name for layer in workload], fontsize=max(4, min(9, 400 // max(n, 1))))
         ax.set_title(f"Activation bit sparsity: {workload.name}")
         fig.colorbar(im, ax=ax, label="share of the layer's activations")
-        fig.tight_layout()
-        with atomic_write(path) as fh:
-            fig.savefig(fh, format="png", dpi=110)
+        return _save(fig, path, 110)
     finally:
         plt.close(fig)
-    return path
