@@ -8,11 +8,12 @@ the precision range of a brick, all-zero bricks.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from workloads.bits import ENC_BINARY, NO_LSB, TERM_ENCODINGS, bit_tables, mask_table
 
 from .knobs import Encoding
+from .parallel import in_threads, parts
 
 # the numba code of every encoding's terms (fixed and dynamic precisions count binary terms)
 ENCODING_CODE = {**{Encoding(name): code for name, code in TERM_ENCODINGS.items()},
@@ -79,7 +80,6 @@ def pra_planes(planes: np.ndarray, words: int, first_stage_bits: int, below: np.
     return max(cycles, 1)
 
 
-CHUNKS = 64  # parallel loops over bricks / values run in this many contiguous chunks (scratch allocated per chunk)
 
 
 @njit(cache=True)
@@ -101,28 +101,25 @@ def _brick_pra_cost(brick, table, first_stage_bits, pop, masks):
     return pra_cycles(masks, first_stage_bits)
 
 
-@njit(cache=True, parallel=True)
-def _brick_pra_costs(bricks, table, first_stage_bits, pop):
+@njit(cache=True, nogil=True)
+def _brick_pra_costs(part, parts, bricks, table, first_stage_bits, pop, out):
     n, lanes = bricks.shape
-    out = np.empty(n, dtype=np.int32)
-    for chunk in prange(CHUNKS):
-        masks = np.empty(lanes, dtype=np.int64)
-        for b in range(chunk * n // CHUNKS, (chunk + 1) * n // CHUNKS):
-            out[b] = _brick_pra_cost(bricks[b], table, first_stage_bits, pop, masks)
-    return out
+    masks = np.empty(lanes, dtype=np.int64)
+    for b in range(part * n // parts, (part + 1) * n // parts):
+        out[b] = _brick_pra_cost(bricks[b], table, first_stage_bits, pop, masks)
 
 
 def brick_pra_costs(bricks: np.ndarray, enc: int, first_stage_bits: int) -> np.ndarray:
     """PRA cycles of every brick (row) of ``bricks`` under encoding ``enc``."""
-    return _brick_pra_costs(bricks, mask_table(enc), first_stage_bits, bit_tables()[2])
+    out = np.empty(bricks.shape[0], dtype=np.int32)
+    in_threads(_brick_pra_costs, parts(len(out)), bricks, mask_table(enc), first_stage_bits, bit_tables()[2], out)
+    return out
 
 
-@njit(cache=True, parallel=True)
-def _brick_msb_lsb(bricks, minor_bit, msb, lsb):
+@njit(cache=True, nogil=True)
+def _brick_msb_lsb(part, parts, bricks, minor_bit, msb, lsb, hi, lo):
     n, lanes = bricks.shape
-    hi = np.empty(n, dtype=np.int32)
-    lo = np.empty(n, dtype=np.int32)
-    for b in prange(n):
+    for b in range(part * n // parts, (part + 1) * n // parts):
         h = -1
         low = NO_LSB
         for i in range(lanes):
@@ -136,24 +133,18 @@ def _brick_msb_lsb(bricks, minor_bit, msb, lsb):
                     low = t
         hi[b] = h
         lo[b] = low
-    return hi, lo
 
 
 def brick_msb_lsb(bricks: np.ndarray, minor_bit: bool) -> tuple[np.ndarray, np.ndarray]:
     """Per brick: max msb over lanes of v (a, or ~a for negative a), -1 if all zero;
     min lsb over non-zero lanes if ``minor_bit`` else 0 (NO_LSB if all zero)."""
     msb, lsb, _ = bit_tables()
-    return _brick_msb_lsb(bricks, minor_bit, msb, lsb)
+    n = bricks.shape[0]
+    hi, lo = np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int32)
+    in_threads(_brick_msb_lsb, parts(n), bricks, bool(minor_bit), msb, lsb, hi, lo)
+    return hi, lo
 
 
-@njit(cache=True, parallel=True)
 def zero_bricks(bricks: np.ndarray) -> np.ndarray:
     """True for every all-zero brick (row)."""
-    n, lanes = bricks.shape
-    out = np.ones(n, dtype=np.bool_)
-    for b in prange(n):
-        for i in range(lanes):
-            if bricks[b, i] != 0:
-                out[b] = False
-                break
-    return out
+    return ~bricks.any(axis=1)

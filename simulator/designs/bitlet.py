@@ -29,7 +29,7 @@ import math
 from collections import deque
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from workloads import Layer
 from workloads.bricks import channels_are_bricked_in_order, weight_brick_index
@@ -38,6 +38,7 @@ from workloads.layer import WeightFormat
 from .. import kernels
 from ..config import ArchConfig
 from ..knobs import ENCODING, GROUP_SIZE, RUN_AHEAD, SERIAL, ConfigError, Design, Encoding, Knob, Serial
+from ..parallel import in_threads, parts
 from ..plan import LayerPlan, Operand
 from ..sync import MODE_MAX, run_column_pipeline, run_synchronized
 from .base import BrickStats, Cycle, DesignModel
@@ -52,11 +53,10 @@ FP32_UNIT_EXP = FP32_MIN_EXP - (FP32_MANTISSA_BITS - 1)  # -149: float32's small
 SPREAD = np.array([sum(((x >> i) & 1) << (8 * i) for i in range(8)) for x in range(256)], dtype=np.uint64)
 
 
-@njit(cache=True, parallel=True)
-def _column_costs(mags, group, kept, spread):
+@njit(cache=True, nogil=True)
+def _column_costs(part, parts, mags, group, kept, spread, out):
     n, lanes = mags.shape
-    out = np.empty(n, dtype=np.int32)
-    for b in prange(n):
+    for b in range(part * n // parts, (part + 1) * n // parts):
         worst = 1
         for g0 in range(0, lanes, group):
             union = 0
@@ -81,7 +81,6 @@ def _column_costs(mags, group, kept, spread):
                 if count > worst:
                     worst = count
         out[b] = worst
-    return out
 
 
 def column_costs(mags: np.ndarray, group: int, kept: int) -> np.ndarray:
@@ -90,16 +89,25 @@ def column_costs(mags: np.ndarray, group: int, kept: int) -> np.ndarray:
     1; a brick costs its slowest group. Column counts are accumulated bytewise (``group`` <= 255)."""
     if group > 255:
         raise ValueError(f"group_size ({group}) must be at most 255 for Bitlet / BitX column counters")
-    return _column_costs(mags, group, kept, SPREAD)
+    out = np.empty(mags.shape[0], dtype=np.int32)
+    in_threads(_column_costs, parts(len(out)), mags, group, kept, SPREAD, out)
+    return out
 
 
-@njit(cache=True, parallel=True)
 def pruned_popcount(rows: np.ndarray, group: int, kept: int) -> int:
     """Set bits left in |rows| (int, channels on the last axis) after keeping, per group of ``group`` consecutive
     channels, only the columns >= group msb - kept + 1 (every column if ``kept`` <= 0)."""
+    n = parts(rows.shape[0])
+    totals = np.zeros(n, dtype=np.int64)
+    in_threads(_pruned_popcount, n, rows, group, kept, totals)
+    return int(totals.sum())
+
+
+@njit(cache=True, nogil=True)
+def _pruned_popcount(part, parts, rows, group, kept, totals):
     total = 0
     n, c = rows.shape
-    for b in prange(n):
+    for b in range(part * n // parts, (part + 1) * n // parts):
         for g0 in range(0, c, group):
             g1 = min(g0 + group, c)
             union = 0
@@ -118,7 +126,7 @@ def pruned_popcount(rows: np.ndarray, group: int, kept: int) -> int:
                 while m:
                     m &= m - 1
                     total += 1
-    return total
+    totals[part] = total
 
 
 def _msb(values: np.ndarray) -> np.ndarray:

@@ -23,23 +23,29 @@ is its own unit.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from workloads.bits import popcount, top_bits
 from workloads.bricks import channels_are_bricked_in_order, weight_brick_index
 
 from ..config import ArchConfig
 from ..knobs import ENCODING, GROUP_SIZE, RUN_AHEAD, SERIAL, Design, Encoding, Knob, Serial
+from ..parallel import in_threads, parts
 from ..plan import LayerPlan, Operand
 from .base import BrickStats, Cycle, DesignModel
 
 
-@njit(cache=True, parallel=True)
 def brick_swis_costs(bricks: np.ndarray, group: int, n: int) -> np.ndarray:
     """Cycles of every brick (row of ``bricks``): max over lane groups of min(popcount(OR |w|), n), at least 1."""
+    out = np.empty(bricks.shape[0], dtype=np.int32)
+    in_threads(_brick_swis_costs, parts(len(out)), bricks, group, n, out)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _brick_swis_costs(part, parts, bricks, group, n, out):
     nb, lanes = bricks.shape
-    out = np.empty(nb, dtype=np.int32)
-    for b in prange(nb):
+    for b in range(part * nb // parts, (part + 1) * nb // parts):
         cost = 1
         for g0 in range(0, lanes, group):
             union = 0
@@ -50,7 +56,6 @@ def brick_swis_costs(bricks: np.ndarray, group: int, n: int) -> np.ndarray:
             if c > cost:
                 cost = c
         out[b] = cost
-    return out
 
 
 @njit(cache=True)
@@ -82,14 +87,22 @@ def _capped_popcounts(values: np.ndarray, n: int) -> np.ndarray:
     return out.reshape(values.shape)
 
 
-@njit(cache=True, parallel=True)
 def swis_work(rows: np.ndarray, group: int, n: int) -> tuple[int, int]:
     """(sum of min(popcount |w|, n), set bits kept by the group rule) over ``rows`` (channels on the last axis,
     lane groups = ``group`` consecutive channels)."""
+    k = parts(rows.shape[0])
+    totals = np.zeros((k, 2), dtype=np.int64)
+    in_threads(_swis_work, k, rows, group, n, totals)
+    ideal, kept_bits = totals.sum(axis=0)
+    return int(ideal), int(kept_bits)
+
+
+@njit(cache=True, nogil=True)
+def _swis_work(part, parts, rows, group, n, totals):
     ideal = 0
     kept_bits = 0
     nr, c = rows.shape
-    for b in prange(nr):
+    for b in range(part * nr // parts, (part + 1) * nr // parts):
         for g0 in range(0, c, group):
             g1 = min(g0 + group, c)
             union = 0
@@ -102,7 +115,8 @@ def swis_work(rows: np.ndarray, group: int, n: int) -> tuple[int, int]:
             for i in range(g0, g1):
                 v = rows[b, i]
                 kept_bits += popcount((v if v >= 0 else -v) & keep)
-    return ideal, kept_bits
+    totals[part, 0] = ideal
+    totals[part, 1] = kept_bits
 
 
 class Swis(DesignModel):

@@ -22,20 +22,20 @@ checked against each other by the tests). The numba scheduler holds a filter's r
 any number of lanes; the word count is a compile-time constant, so one word compiles to one-word code) and counts
 the candidates of a row's zero slots bit-sliced; how a row's zero slots get filled depends only on them and the
 filter's next h rows, so (16 lanes or fewer) each thread remembers recent fillings in a small table. The filter sets
-are independent: parallel parts schedule every ``parts``-th set (:func:`in_threads`).
+are independent: parallel parts schedule every ``parts``-th set (``simulator.parallel.in_threads``).
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-from numba import config, get_num_threads, njit
+from numba import get_num_threads, njit
 from numba.cpython.unsafe.numbers import trailing_zeros
 
 from ...config import ArchConfig
 from ...knobs import Promotion, SearchShape
+from ...parallel import in_threads
 
 MEMO_BITS = 16  # entries (2^) of each thread's table of row fillings
 
@@ -374,22 +374,6 @@ def _schedule_part(part, parts, flat, kg, cg, kr, ks, sets, n_rows, n_l, full, n
             busy_out[s, i] = busy
             issued += 1
         steps[s] = issued
-
-
-_POOL: list[ThreadPoolExecutor] = []
-
-
-def in_threads(worker, parts: int, *args) -> None:
-    """``worker(part, parts, *args)`` for every part, on numba's number of threads. The workers are ``nogil``
-    kernels, each writing its own part of the outputs: cheaper to compile than a ``parallel=True`` driver each."""
-    if min(get_num_threads(), parts) <= 1:
-        for part in range(parts):
-            worker(part, parts, *args)
-        return
-    if not _POOL:
-        _POOL.append(ThreadPoolExecutor(max_workers=config.NUMBA_NUM_THREADS))
-    for done in [_POOL[0].submit(worker, part, parts, *args) for part in range(parts)]:
-        done.result()
 
 
 @dataclass(frozen=True)
