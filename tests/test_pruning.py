@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 import pruning
 from pruning import METHODS, PruningError, bit_balance, bit_budget, magnitude, n_of_g, prune
+from simulator import effective_weights
 from workloads import Layer, Workload, layer_output
 
 
@@ -243,3 +244,22 @@ def test_pareto_frontier_on_stand_in_objectives():
     chosen = sum(layer_cycles(x) for x in res.workload)
     assert chosen == pytest.approx(ok["cycles"].min())
     assert isinstance(res, pruning.PruneResult) and res.method == "pareto"
+
+
+@pytest.mark.parametrize(("method", "params"), CASES)
+def test_pruned_workloads_run_on_every_preset_through_both_engines(method, params):
+    from simulator import load_arch, preset_names, simulate_layer
+    from simulator.reference import simulate_layer_reference
+
+    rng = np.random.default_rng(4)
+    small = Workload("small", [
+        Layer.conv("c", rng.integers(0, 64, (16, 4, 4)), rng.integers(-60, 61, (6, 16, 3, 3)), padding=1,
+                   act_bits=6, weight_bits=8),
+        Layer.fc("f", rng.integers(0, 64, 24), rng.integers(-60, 61, (5, 24)), act_bits=6, weight_bits=8)])
+    pruned = prune(small, method, **params).workload
+    for preset in preset_names():
+        arch = load_arch(preset, tiles=2, rows=3, columns=2, lanes=8)
+        for layer in pruned:
+            ref = simulate_layer_reference(arch, layer)
+            assert simulate_layer(arch, layer)["cycles"] == ref.cycles, (preset, layer.name)
+            np.testing.assert_array_equal(ref.output, layer_output(layer, effective_weights(arch, layer)))
