@@ -129,6 +129,23 @@ def test_fused_requantization_matches_numpy(out_dtype, zp, lo, hi):
                                                    out_dtype=out_dtype), want)
 
 
+@pytest.mark.parametrize("d1,zp1,d2,zp2,out", [("uint8", 0, "uint8", 133, "uint8"), ("int8", -128, "int8", 7, "int8"),
+                                              ("int8", 30, "int8", -3, "int8")])
+def test_xnnpack_add_kernel_matches_numpy(d1, zp1, d2, zp2, out):
+    rng = np.random.default_rng(zp2 + 10)
+    a, b = _quantized(rng, d1, (4, 6, 5, 3)), _quantized(rng, d2, (4, 6, 5, 3))
+    lo, hi = q.QRANGE[out]
+    for s1, s2, so, act in ((0.02, 0.05, 0.04, (lo, hi)), (0.11, 0.013, 0.07, (lo + 20, hi - 9)),
+                            (0.5, 0.5, 1.0, (lo, hi))):
+        kw = dict(scale1=s1, zp1=zp1, scale2=s2, zp2=zp2, out_scale=so, out_zp=5, act_min=act[0], act_max=act[1],
+                  rounding="fp32")
+        want = q.add(a, b, **kw)  # int64, numpy
+        got = q.add(a, b, out_dtype=out, **kw)  # the numba kernel
+        assert got.dtype == np.dtype(out)
+        np.testing.assert_array_equal(got.astype(np.int64), want)
+        np.testing.assert_array_equal(q.add(a.astype(np.int64), b, out_dtype=out, **kw), want)  # (numpy again)
+
+
 def test_average_pool_batched_equals_per_image():
     rng = np.random.default_rng(5)
     x = _quantized(rng, "int8", (3, 7, 6, 4))

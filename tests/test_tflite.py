@@ -137,14 +137,15 @@ def test_every_tensor_matches_ai_edge_litert(models, which, kernels):
 
 @pytest.mark.parametrize("which", ["mobilenet_v2", "resnet8"])
 def test_batches_score_like_single_images(models, which):
-    """tflite_scores runs images in batches: every image's logits are those of running it alone, whatever the
-    batch size (the batch's last chunk shorter, a weight override prepared once for all chunks)."""
+    """tflite_scores runs images in batches, several at once: every image's logits are those of running it alone,
+    whatever the batch size and threads (the last batch shorter, a weight override prepared once for all)."""
     path, image = models[which]
     rng = np.random.default_rng(0)
     images = np.concatenate([image[None], rng.integers(0, 256, (4,) + image.shape, dtype=np.uint8)])
     alone = np.stack([T.tflite_logits(path, x) for x in images]).astype(np.int64)
-    for size in (None, 1, 2, 5, 64):
-        np.testing.assert_array_equal(T.tflite_scores(path, images, batch_size=size), alone, err_msg=str(size))
+    for size, threads in ((None, None), (1, 2), (2, 1), (2, 3), (5, None), (64, None)):
+        got = T.tflite_scores(path, images, batch_size=size, threads=threads)
+        np.testing.assert_array_equal(got, alone, err_msg=f"batch {size}, {threads} threads")
     wl = T.import_tflite(path, image)
     fc = wl.layers[-1]
     changed = {layer.name: layer.weights for layer in wl.layers} | {fc.name: fc.weights // 2}

@@ -530,11 +530,12 @@ def fully_connected(x_q, w_q, bias, *, x_zp: int, w_zp, multiplier, shift, out_z
 
 
 def add(x1_q, x2_q, *, scale1: float, zp1: int, scale2: float, zp2: int, out_scale: float, out_zp: int,
-        act_min: int, act_max: int, left_shift: int = 20, rounding: str = "double") -> np.ndarray:
+        act_min: int, act_max: int, left_shift: int = 20, rounding: str = "double", out_dtype=None) -> np.ndarray:
     """TFLite quantized ADD (8-bit): both inputs shifted left by 20, scaled to twice the larger input scale,
-    summed, then scaled to the output. ``rounding="fp32"``: XNNPACK's add instead (:func:`_add_xnnpack`)."""
+    summed, then scaled to the output. ``rounding="fp32"``: XNNPACK's add instead (:func:`_add_xnnpack`).
+    The result is int64, or of ``out_dtype`` (the same values)."""
     if rounding == "fp32":
-        return _add_xnnpack(x1_q, x2_q, scale1, zp1, scale2, zp2, out_scale, out_zp, act_min, act_max)
+        return _add_xnnpack(x1_q, x2_q, scale1, zp1, scale2, zp2, out_scale, out_zp, act_min, act_max, out_dtype)
     s1, s2, so = (float(np.float32(v)) for v in (scale1, scale2, out_scale))
     twice_max = 2.0 * max(s1, s2)
     m1, e1 = quantize_multiplier(s1 / twice_max, rounding=rounding)
@@ -544,18 +545,41 @@ def add(x1_q, x2_q, *, scale1: float, zp1: int, scale2: float, zp2: int, out_sca
     b = (np.asarray(x2_q, np.int64) - zp2) << left_shift
     total = (multiply_by_quantized_multiplier(a, m1, e1, rounding=rounding)
              + multiply_by_quantized_multiplier(b, m2, e2, rounding=rounding))
-    return requantize(total, mo, eo, out_zp, act_min, act_max, rounding=rounding)
+    return requantize(total, mo, eo, out_zp, act_min, act_max, rounding=rounding, out_dtype=out_dtype)
 
 
-def _add_xnnpack(x1_q, x2_q, scale1, zp1, scale2, zp2, out_scale, out_zp, act_min, act_max) -> np.ndarray:
+@njit(cache=True, nogil=True)
+def _add_fixed(a, fa, za, ma, b, fb, zb, mb, shift, zero_point, lo, hi, out):  # pragma: no cover - compiled
+    """out = the low byte of clamp((((a ^ fa) - za)·ma + ((b ^ fb) - zb)·mb + 2^(shift-1)) >> shift) + zero point,
+    lo, hi) over flat uint8 arrays (see _bytes), in int64."""
+    rnd = np.int64(1) << (shift - 1)
+    for i in range(a.size):
+        acc = (np.int64(a[i] ^ fa) - za) * ma + (np.int64(b[i] ^ fb) - zb) * mb + rnd
+        out[i] = np.uint8(min(max((acc >> shift) + zero_point, lo), hi) & 0xFF)
+
+
+def _add_xnnpack(x1_q, x2_q, scale1, zp1, scale2, zp2, out_scale, out_zp, act_min, act_max,
+                 out_dtype=None) -> np.ndarray:
     """XNNPACK's 8-bit add: multipliers rint(scale_i / out_scale · 2^shift) in float32, the larger one in
-    [2^21, 2^22); the sum is shifted right by ``shift``, rounding ties up."""
+    [2^21, 2^22); the sum is shifted right by ``shift``, rounding ties up. Two 8-bit tensors of one shape into an
+    8-bit ``out_dtype`` run in one numba pass."""
     r1 = np.float32(scale1) / np.float32(out_scale)
     r2 = np.float32(scale2) / np.float32(out_scale)
     shift = 20 - (math.frexp(float(max(r1, r2)))[1] - 1)
     m1, m2 = (int(np.rint(np.float32(math.ldexp(float(r), shift)))) for r in (r1, r2))
-    acc = (np.asarray(x1_q, np.int64) - zp1) * m1 + (np.asarray(x2_q, np.int64) - zp2) * m2 + (1 << (shift - 1))
-    return np.clip((acc >> shift) + out_zp, act_min, act_max)
+    x1, x2 = np.asarray(x1_q), np.asarray(x2_q)
+    eight_bit = (np.uint8, np.int8)
+    if (out_dtype is not None and np.dtype(out_dtype) in eight_bit and x1.dtype in eight_bit and x2.dtype in eight_bit
+            and x1.shape == x2.shape and 1 <= shift < 63):
+        out = np.empty(x1.shape, np.uint8)
+        (a, fa, za), (b, fb, zb) = _bytes(x1, zp1), _bytes(x2, zp2)
+        _add_fixed(a.reshape(-1), np.int64(fa), np.int64(za), np.int64(m1), b.reshape(-1), np.int64(fb),
+                   np.int64(zb), np.int64(m2), np.int64(shift), np.int64(out_zp), np.int64(act_min),
+                   np.int64(act_max), out.reshape(-1))
+        return out.view(out_dtype)
+    acc = (np.asarray(x1, np.int64) - zp1) * m1 + (np.asarray(x2, np.int64) - zp2) * m2 + (1 << (shift - 1))
+    out = np.clip((acc >> shift) + out_zp, act_min, act_max)
+    return out if out_dtype is None else out.astype(out_dtype)
 
 
 def average_pool(x_q, *, filter_hw: tuple[int, int], stride: tuple[int, int], pads: tuple[int, ...],

@@ -24,6 +24,7 @@ import hashlib
 import logging
 import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -460,7 +461,7 @@ def _simple_op(model: TFLiteModel, op: Op, vals: dict, n: int, rounding: str = "
         lo, hi = _act_range(model, op.outputs[0], op.options["FusedActivationFunction"])
         y = q.add(x, vals[op.inputs[1]], scale1=float(a.scale[0]), zp1=int(a.zero_point[0]),
                   scale2=float(b.scale[0]), zp2=int(b.zero_point[0]), out_scale=float(o_t.scale[0]),
-                  out_zp=int(o_t.zero_point[0]), act_min=lo, act_max=hi, rounding=rounding)
+                  out_zp=int(o_t.zero_point[0]), act_min=lo, act_max=hi, rounding=rounding, out_dtype=o_t.dtype)
     elif op.kind == "AVERAGE_POOL_2D":
         o = op.options
         lo, hi = _act_range(model, op.outputs[0], o["FusedActivationFunction"])
@@ -487,9 +488,23 @@ _OP_ERRORS = (ValueError, TypeError, IndexError, KeyError, AttributeError, ZeroD
               FloatingPointError, MemoryError)
 _BATCH_BYTES = 16 << 20  # a batch's largest op touches about this much memory at most (im2col, accumulators, ...)
 _BATCH_MAX = 256
-# BLAS threads of the integer ops' matmuls (None: BLAS's own default). One: the batched matmuls are large, and on
-# a machine whose cores are shared OpenBLAS's threads wait for each other (3-4x slower with two of two cores).
+# BLAS threads of the integer ops' matmuls (None: BLAS's own default). One: batches run in parallel instead (see
+# THREADS), and on a machine whose cores are shared OpenBLAS's threads wait for one another (3-4x slower with two
+# threads on two cores when another process keeps one busy).
 BLAS_THREADS: int | None = 1
+# Batches tflite_scores runs at once, each in its own thread (numpy, BLAS and the numba kernels release the GIL):
+# None = one per available core (at most 8).
+THREADS: int | None = None
+
+
+def _threads() -> int:
+    if THREADS is not None:
+        return max(1, int(THREADS))
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 8))
 
 
 @dataclass(frozen=True)
@@ -711,13 +726,14 @@ def merge_samples(weights: dict[str, np.ndarray], where: str = "weights_override
 
 
 def tflite_scores(model_path: str | os.PathLike, images: np.ndarray, *, weights_override: dict | None = None,
-                  require_all: bool = False, kernels: str = "xnnpack", batch_size: int | None = None) -> np.ndarray:
+                  require_all: bool = False, kernels: str = "xnnpack", batch_size: int | None = None,
+                  threads: int | None = None) -> np.ndarray:
     """The quantized logits (int64, (N, outputs)) of images (N, H, W, 3) uint8 at the model's size, run with
     ``weights_override`` (layer name -> weights; ``require_all``: every layer of the model must be in it).
 
     The images run in batches of ``batch_size`` (default: as many as keep the memory one op touches near 16 MB,
-    which suits the caches: 2 ImageNet images for MobileNet-V2, 24 CIFAR-10 ones for ResNet-8); each image's
-    logits are the same whatever the batch."""
+    which suits the caches: 2 ImageNet images for MobileNet-V2, 24 CIFAR-10 ones for ResNet-8), ``threads`` of
+    them at once (default :data:`THREADS`: one per core); each image's logits are the same whatever the batch."""
     model = read_tflite(model_path)
     _check_kernels(kernels)
     override = dict(weights_override or {})
@@ -730,25 +746,34 @@ def tflite_scores(model_path: str | os.PathLike, images: np.ndarray, *, weights_
     plan = _plan(model)
     size = plan.batch_size if batch_size is None or plan.batch_size == 1 else int(batch_size)
     prepared: dict = {}
-    rows = []
-    with q.blas_threads(BLAS_THREADS):
-        for start in range(0, len(imgs), size):
+    starts = range(0, len(imgs), size)
+
+    def scores(start: int) -> np.ndarray:
+        with q.blas_threads(BLAS_THREADS):  # (per thread)
             x = _input_tensor(model, imgs[start:start + size], batch=True)
             vals, logits = _run(model, x, kernels=kernels, override=override, prepared=prepared, keep_all=False)
-            rows.append(vals[logits].reshape(len(x), -1).astype(np.int64))
+            return vals[logits].reshape(len(x), -1).astype(np.int64)
+
+    rows = [scores(0)]  # first here: it fills the model's caches and the prepared weights, or fails plainly
+    workers = min(threads or _threads(), len(starts) - 1)
+    if workers > 1:
+        with ThreadPoolExecutor(workers, thread_name_prefix="tflite") as pool:
+            rows += pool.map(scores, starts[1:])
+    else:
+        rows += [scores(start) for start in starts[1:]]
     return np.concatenate(rows)
 
 
 def evaluate_tflite(model_path: str | os.PathLike, images: np.ndarray, labels, *, label_offset: int = 1,
                     weights_override: dict[str, np.ndarray] | None = None, kernels: str = "xnnpack",
-                    batch_size: int | None = None) -> dict:
+                    batch_size: int | None = None, threads: int | None = None) -> dict:
     """Top-1 / top-5 accuracy of the integer ops on labelled images (N, H, W, 3) uint8 at the model's size.
 
     Output index = label + ``label_offset`` (1 for the 1001-class ImageNet models, 0 for CIFAR-10); outputs
     below the offset (background) are dropped. ``weights_override`` maps layer names (``NN_conv``, or
     ``NN_conv@i`` for the layer sets of several inputs, which must then carry the same weights) to weights in the
     Layer's layout with zero points removed (e.g. a pruned workload's); a name that is no layer of the model
-    raises a WorkloadError. ``batch_size``: see :func:`tflite_scores`."""
+    raises a WorkloadError. ``batch_size``, ``threads``: see :func:`tflite_scores`."""
     override = merge_samples(weights_override or {})
     labels = np.asarray(labels, np.int64).reshape(-1)
     imgs = np.asarray(images)
@@ -757,7 +782,8 @@ def evaluate_tflite(model_path: str | os.PathLike, images: np.ndarray, labels, *
     n = len(labels)
     if not n:
         return {"top1": float("nan"), "top5": float("nan"), "n": 0}
-    scores = tflite_scores(model_path, imgs, weights_override=override, kernels=kernels, batch_size=batch_size)
+    scores = tflite_scores(model_path, imgs, weights_override=override, kernels=kernels, batch_size=batch_size,
+                           threads=threads)
     order = np.argsort(-scores[:, label_offset:], axis=1, kind="stable")
     top1 = int(np.sum(order[:, 0] == labels))
     top5 = int(np.sum((order[:, :5] == labels[:, None]).any(axis=1)))
