@@ -1,4 +1,4 @@
-"""TFLite-exact integer operators (numpy, one numba kernel): the quantized kernels' arithmetic, bit for bit.
+"""TFLite-exact integer operators (numpy, BLAS, small numba kernels): the quantized kernels' arithmetic, bit for bit.
 
 Tensors are channels last, integer arrays: one image (H, W, C) or a batch (N, H, W, C) (the executor runs
 batches); per-channel parameters broadcast along the last axis. Zero points are removed before multiplying
@@ -12,8 +12,9 @@ sums of integers below those bounds are exact in any order. The requantization i
 then RoundingDivideByPOT: TFLite's reference kernels, ai-edge-litert's ``BUILTIN_REF`` resolver), ``"single"``
 (its reference int8 fc), ``"ruy"`` (its optimized conv and fc); :func:`requantize` and :func:`add` add
 ``"fp32"``: the arithmetic of its default XNNPACK delegate (float32 scaling rounded to nearest even for conv /
-depthwise / fc; XNNPACK's own fixed-point add). Each was checked
-against ai-edge-litert (tests/test_tflite.py).
+depthwise / fc; XNNPACK's own fixed-point add), each also as one numba pass over 8-bit tensors
+(:func:`requantize_fp32`, ``add(out_dtype=...)``). Each was checked against ai-edge-litert (tests/test_tflite.py);
+the fast paths against the numpy ones (tests/test_quantized_ops.py).
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ The flatbuffer is read with the pure-Python ``tflite`` package (no TensorFlow) a
 equals ai-edge-litert's; ``kernels`` chooses whose rounding: its default XNNPACK delegate, its optimized builtin
 kernels or its reference kernels, see :data:`KERNELS`). Supported ops: CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, ADD,
 AVERAGE_POOL_2D, RESHAPE, SQUEEZE, QUANTIZE, DEQUANTIZE; execution stops at SOFTMAX (its input is the logits).
+Scoring (:func:`tflite_scores`, :func:`evaluate_tflite`) runs the images in batches, one per core at a time;
+every image's logits are those of running it alone.
 
 Each CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED becomes one :class:`~workloads.Layer` named
 ``NN_conv`` / ``NN_dw`` / ``NN_fc`` (NN = its rank among those ops; ``@i`` appended for image i when several
