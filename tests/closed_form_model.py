@@ -1,11 +1,11 @@
-"""An independent, deliberately naive model of the machine (DESIGN §3-4, §6), for closed-form tests.
+"""An independent, deliberately naive model of the machine (docs/design.md §3-4, §6), for closed-form tests.
 
-Written from DESIGN.md's rules in plain Python / numpy, without the simulator's own helpers (no ``plan_layer``,
+Written from docs/design.md's rules in plain Python / numpy, without the simulator's own helpers (no ``plan_layer``,
 ``lower``, ``kernels``, ``workloads.bits``): its own lowering (space-to-depth, groups, depthwise, GEMM, FC), its
 own term encodings and cost rules, and a literal walk over every (batch, window set, pass, step, PE). Only for
 small layers: it loops in Python over every PE of every step.
 
-Counters (``simulator/results.py``, DESIGN §6, ``simulator/engine.py::_row``), as this model defines them:
+Counters (``simulator/results.py``, docs/design.md §6, ``simulator/engine.py::_row``), as this model defines them:
 
 - ``busy_pe_cycles``: sum over steps and over the PEs that hold a real window and a real filter of the cycles
   their unit spends on the step (a column group's activation bricks, a row group's weight bricks, or the PE's own
@@ -42,7 +42,7 @@ def binary_mask(n: int) -> int:
 
 
 def booth_mask(n: int) -> int:
-    """DNNsim's Booth-like recoding of |n| (DESIGN §4), written from the text: a 16-bit mask of term positions."""
+    """DNNsim's Booth-like recoding of |n| (docs/design.md §4): a 16-bit mask of term positions."""
     n = abs(int(n))
     x = n << 2
     bits = [(x >> (17 - j)) & 1 for j in range(18)]  # the 18-bit string, most significant first
@@ -105,7 +105,7 @@ def magnitude_for_width(v: int) -> int:
 
 
 def pra(values, first_stage_bits: int, encoding: str) -> int:
-    """PRA(|values|, B) of DESIGN §4, literally, on the values' term positions."""
+    """PRA(|values|, B) of docs/design.md §4, literally, on the values' term positions."""
     return _pra(tuple(values), first_stage_bits, encoding)
 
 
@@ -146,7 +146,7 @@ def value_width(v: int, signed: bool, minor_bit: bool = False) -> int:
 # ----------------------------------------------------------------------------- designs, as cost rules
 @dataclass
 class Model:
-    """What the tests need to know of a design: its serial operand and cost rules (DESIGN §4's table)."""
+    """What the tests need to know of a design: its serial operand and cost rules (docs/design.md §4's table)."""
 
     serial: str  # none | activation | weight | both
     unit_cost: object = None  # brick-path designs: cost of a unit from its members' bricks (list of lists)
@@ -228,7 +228,7 @@ class Lowering:
 
 
 def space_to_depth(acts, weights, padding, s):
-    """DESIGN §3: after padding, (c, h, w) -> channel ((h mod s) s + w mod s) 3 + c at (h div s, w div s); taps
+    """docs/design.md §3: after padding, (c, h, w) -> channel ((h mod s) s + w mod s) 3 + c at (h div s, w div s); taps
     alike, kernel ceil(R/s) x ceil(S/s)."""
     pt, pb, pl, pr = padding
     a = np.pad(acts, ((0, 0), (pt, pb), (pl, pr)))
@@ -298,7 +298,7 @@ class Counts:
 
 
 def fc_pipeline(costs, columns: int) -> int:
-    """DESIGN §3's FC column pipeline; steps costing 0 (skipped work) are not issued."""
+    """docs/design.md §3's FC column pipeline; steps costing 0 (skipped work) are not issued."""
     busy = [0] * columns
     clk = issued = 0
     for k in costs:

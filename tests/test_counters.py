@@ -1,4 +1,4 @@
-"""Every results column (DESIGN §6) against numbers computed from the definitions, not by the simulator.
+"""Every results column (docs/design.md §6) against numbers computed from the definitions, not by the simulator.
 
 Hand-worked layers (numbers derived in the comments), then the test's own model of the machine
 (``tests/closed_form_model.py``: its own lowering, encodings, cost rules and a literal walk over every PE of every
@@ -360,7 +360,7 @@ def test_explicit_zero_padding_is_padding(preset):
 
 
 def test_the_models_term_encodings_match_design_averages():
-    # DESIGN §4: on 15-bit magnitudes, 7.50 binary terms, 5.66 Booth-like, 5.44 CSD (checks the test's own model)
+    # docs/design.md §4: on 15-bit magnitudes, 7.50 binary terms, 5.66 Booth-like, 5.44 CSD (the test model)
     n = 1 << 15
     means = {enc: sum(terms(v, enc) for v in range(n)) / n for enc in ("binary", "booth", "csd")}
     assert means == pytest.approx({"binary": 7.50, "booth": 5.66, "csd": 5.44}, abs=0.005)

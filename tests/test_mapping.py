@@ -1,7 +1,7 @@
-"""The mapping of layers onto the machine (DESIGN §3), checked by cycle counts with closed forms.
+"""The mapping of layers onto the machine (docs/design.md §3), checked by cycle counts with closed forms.
 
 Both engines share the layer plan, so fast == reference cannot see a wrong mapping: these tests compute the
-expected cycles from DESIGN's rules alone (window sets x passes x steps, groups outermost, depthwise groups of
+expected cycles from docs/design.md's rules alone (window sets x passes x steps, groups outermost, depthwise groups of
 m = min(lanes, rows) channels on tile 0 or spread over the tiles, GEMM tokens as windows, the space-to-depth
 rewrite, the FC column pipeline), on hand-made layers whose numbers are worked out in the comments, and on a few
 randomized ones. DaDianNao costs 1 cycle per step; Stripes costs the layer's act_bits per step.
@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 from simulator import load_arch, simulate_layer
 from simulator.reference import simulate_layer_reference
 from workloads import Layer
+
+from .closed_form_model import fc_pipeline
 
 GEO = dict(tiles=2, rows=4, columns=4, lanes=8)
 
@@ -47,19 +49,6 @@ def fc_constant_cycles(steps: int, columns: int, k: int) -> int:
     last = steps - 1
     return (last // columns) * max(k, columns) + last % columns + k
 
-
-def fc_pipeline(costs, columns: int) -> int:
-    """DESIGN §3's pipeline, literally; steps that cost nothing (skipped) are not issued."""
-    busy, clk, issued = [0] * columns, 0, 0
-    for k in costs:
-        if k == 0:
-            continue
-        c = issued % columns
-        issued += 1
-        clk = max(clk, busy[c])
-        busy[c] = clk + k
-        clk += 1
-    return max(busy)
 
 
 def cycles(preset: str, layer: Layer, **knobs) -> int:
