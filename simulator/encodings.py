@@ -8,12 +8,12 @@ the precision range of a brick, all-zero bricks.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from workloads.bits import ENC_BINARY, NO_LSB, TERM_ENCODINGS, bit_tables, mask_table
+from workloads.parallel import kernel, parts
 
 from .knobs import Encoding
-from .parallel import in_threads, parts
 
 # the numba code of every encoding's terms (fixed and dynamic precisions count binary terms)
 ENCODING_CODE = {**{Encoding(name): code for name, code in TERM_ENCODINGS.items()},
@@ -101,25 +101,26 @@ def _brick_pra_cost(brick, table, first_stage_bits, pop, masks):
     return pra_cycles(masks, first_stage_bits)
 
 
-@njit(cache=True, nogil=True)
-def _brick_pra_costs(part, parts, bricks, table, first_stage_bits, pop, out):
+@kernel
+def _brick_pra_costs(n_parts, bricks, table, first_stage_bits, pop, out):
     n, lanes = bricks.shape
-    masks = np.empty(lanes, dtype=np.int64)
-    for b in range(part * n // parts, (part + 1) * n // parts):
-        out[b] = _brick_pra_cost(bricks[b], table, first_stage_bits, pop, masks)
+    for part in prange(n_parts):
+        masks = np.empty(lanes, dtype=np.int64)
+        for b in range(part * n // n_parts, (part + 1) * n // n_parts):
+            out[b] = _brick_pra_cost(bricks[b], table, first_stage_bits, pop, masks)
 
 
 def brick_pra_costs(bricks: np.ndarray, enc: int, first_stage_bits: int) -> np.ndarray:
     """PRA cycles of every brick (row) of ``bricks`` under encoding ``enc``."""
     out = np.empty(bricks.shape[0], dtype=np.int32)
-    in_threads(_brick_pra_costs, parts(len(out)), bricks, mask_table(enc), first_stage_bits, bit_tables()[2], out)
+    _brick_pra_costs(parts(bricks.size), bricks, mask_table(enc), first_stage_bits, bit_tables()[2], out)
     return out
 
 
-@njit(cache=True, nogil=True)
-def _brick_msb_lsb(part, parts, bricks, minor_bit, msb, lsb, hi, lo):
+@kernel
+def _brick_msb_lsb(n_parts, bricks, minor_bit, msb, lsb, hi, lo):
     n, lanes = bricks.shape
-    for b in range(part * n // parts, (part + 1) * n // parts):
+    for b in prange(n):
         h = -1
         low = NO_LSB
         for i in range(lanes):
@@ -141,10 +142,24 @@ def brick_msb_lsb(bricks: np.ndarray, minor_bit: bool) -> tuple[np.ndarray, np.n
     msb, lsb, _ = bit_tables()
     n = bricks.shape[0]
     hi, lo = np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int32)
-    in_threads(_brick_msb_lsb, parts(n), bricks, bool(minor_bit), msb, lsb, hi, lo)
+    _brick_msb_lsb(parts(bricks.size), bricks, bool(minor_bit), msb, lsb, hi, lo)
     return hi, lo
+
+
+@kernel
+def _zero_bricks(n_parts, bricks, out):
+    n, lanes = bricks.shape
+    for b in prange(n):
+        zero = True
+        for lane in range(lanes):
+            if bricks[b, lane] != 0:
+                zero = False
+                break
+        out[b] = zero
 
 
 def zero_bricks(bricks: np.ndarray) -> np.ndarray:
     """True for every all-zero brick (row)."""
-    return ~bricks.any(axis=1)
+    out = np.empty(bricks.shape[0], dtype=np.bool_)
+    _zero_bricks(parts(bricks.size), bricks, out)
+    return out

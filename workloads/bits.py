@@ -15,7 +15,9 @@ multiplies it. Tables cover magnitudes below ``TABLE_SIZE`` (16-bit values).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
+
+from .parallel import kernel, parts
 
 ENC_BINARY, ENC_BOOTH, ENC_CSD = 0, 1, 2
 TERM_ENCODINGS = {"binary": ENC_BINARY, "booth": ENC_BOOTH, "csd": ENC_CSD}  # name -> numba code
@@ -196,10 +198,10 @@ def _value_terms_into(flat, table, out):
         out[i] = table[v if v >= 0 else -v]
 
 
-@njit(cache=True)
-def _terms_sum(flat, table):
+@kernel
+def _terms_sum(n_parts, flat, table):
     total = 0
-    for i in range(flat.size):
+    for i in prange(flat.size):
         v = flat[i]
         total += table[v if v >= 0 else -v]
     return total
@@ -227,7 +229,8 @@ def value_terms(values: np.ndarray, enc: int, dtype=np.int32) -> np.ndarray:
 
 def terms_sum(values: np.ndarray, enc: int) -> int:
     """Total number of non-zero terms of ``values`` under encoding ``enc``."""
-    return int(_terms_sum(_int32(values).ravel(), terms_table(enc)))
+    flat = _int32(values).ravel()
+    return int(_terms_sum(parts(flat.size), flat, terms_table(enc)))
 
 
 def filter_term_sums(weights: np.ndarray, enc: int, groups: int) -> np.ndarray:

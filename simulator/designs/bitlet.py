@@ -29,16 +29,16 @@ import math
 from collections import deque
 
 import numpy as np
-from numba import njit
+from numba import prange
 
 from workloads import Layer
 from workloads.bricks import channels_are_bricked_in_order, weight_brick_index
 from workloads.layer import WeightFormat
+from workloads.parallel import kernel, parts
 
 from .. import kernels
 from ..config import ArchConfig
 from ..knobs import ENCODING, GROUP_SIZE, RUN_AHEAD, SERIAL, ConfigError, Design, Encoding, Knob, Serial
-from ..parallel import in_threads, parts
 from ..plan import LayerPlan, Operand
 from ..sync import MODE_MAX, run_column_pipeline, run_synchronized
 from .base import BrickStats, Cycle, DesignModel
@@ -53,10 +53,10 @@ FP32_UNIT_EXP = FP32_MIN_EXP - (FP32_MANTISSA_BITS - 1)  # -149: float32's small
 SPREAD = np.array([sum(((x >> i) & 1) << (8 * i) for i in range(8)) for x in range(256)], dtype=np.uint64)
 
 
-@njit(cache=True, nogil=True)
-def _column_costs(part, parts, mags, group, kept, spread, out):
+@kernel
+def _column_costs(n_parts, mags, group, kept, spread, out):
     n, lanes = mags.shape
-    for b in range(part * n // parts, (part + 1) * n // parts):
+    for b in prange(n):
         worst = 1
         for g0 in range(0, lanes, group):
             union = 0
@@ -90,24 +90,21 @@ def column_costs(mags: np.ndarray, group: int, kept: int) -> np.ndarray:
     if group > 255:
         raise ValueError(f"group_size ({group}) must be at most 255 for Bitlet / BitX column counters")
     out = np.empty(mags.shape[0], dtype=np.int32)
-    in_threads(_column_costs, parts(len(out)), mags, group, kept, SPREAD, out)
+    _column_costs(parts(mags.size), mags, group, kept, SPREAD, out)
     return out
 
 
 def pruned_popcount(rows: np.ndarray, group: int, kept: int) -> int:
     """Set bits left in |rows| (int, channels on the last axis) after keeping, per group of ``group`` consecutive
     channels, only the columns >= group msb - kept + 1 (every column if ``kept`` <= 0)."""
-    n = parts(rows.shape[0])
-    totals = np.zeros(n, dtype=np.int64)
-    in_threads(_pruned_popcount, n, rows, group, kept, totals)
-    return int(totals.sum())
+    return int(_pruned_popcount(parts(rows.size), rows, group, kept))
 
 
-@njit(cache=True, nogil=True)
-def _pruned_popcount(part, parts, rows, group, kept, totals):
+@kernel
+def _pruned_popcount(n_parts, rows, group, kept):
     total = 0
     n, c = rows.shape
-    for b in range(part * n // parts, (part + 1) * n // parts):
+    for b in prange(n):
         for g0 in range(0, c, group):
             g1 = min(g0 + group, c)
             union = 0
@@ -126,7 +123,7 @@ def _pruned_popcount(part, parts, rows, group, kept, totals):
                 while m:
                     m &= m - 1
                     total += 1
-    totals[part] = total
+    return total
 
 
 def _msb(values: np.ndarray) -> np.ndarray:

@@ -23,14 +23,14 @@ is its own unit.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from workloads.bits import popcount, top_bits
 from workloads.bricks import channels_are_bricked_in_order, weight_brick_index
+from workloads.parallel import kernel, parts
 
 from ..config import ArchConfig
 from ..knobs import ENCODING, GROUP_SIZE, RUN_AHEAD, SERIAL, Design, Encoding, Knob, Serial
-from ..parallel import in_threads, parts
 from ..plan import LayerPlan, Operand
 from .base import BrickStats, Cycle, DesignModel
 
@@ -38,14 +38,14 @@ from .base import BrickStats, Cycle, DesignModel
 def brick_swis_costs(bricks: np.ndarray, group: int, n: int) -> np.ndarray:
     """Cycles of every brick (row of ``bricks``): max over lane groups of min(popcount(OR |w|), n), at least 1."""
     out = np.empty(bricks.shape[0], dtype=np.int32)
-    in_threads(_brick_swis_costs, parts(len(out)), bricks, group, n, out)
+    _brick_swis_costs(parts(bricks.size), bricks, group, n, out)
     return out
 
 
-@njit(cache=True, nogil=True)
-def _brick_swis_costs(part, parts, bricks, group, n, out):
+@kernel
+def _brick_swis_costs(n_parts, bricks, group, n, out):
     nb, lanes = bricks.shape
-    for b in range(part * nb // parts, (part + 1) * nb // parts):
+    for b in prange(nb):
         cost = 1
         for g0 in range(0, lanes, group):
             union = 0
@@ -90,19 +90,16 @@ def _capped_popcounts(values: np.ndarray, n: int) -> np.ndarray:
 def swis_work(rows: np.ndarray, group: int, n: int) -> tuple[int, int]:
     """(sum of min(popcount |w|, n), set bits kept by the group rule) over ``rows`` (channels on the last axis,
     lane groups = ``group`` consecutive channels)."""
-    k = parts(rows.shape[0])
-    totals = np.zeros((k, 2), dtype=np.int64)
-    in_threads(_swis_work, k, rows, group, n, totals)
-    ideal, kept_bits = totals.sum(axis=0)
+    ideal, kept_bits = _swis_work(parts(rows.size), rows, group, n)
     return int(ideal), int(kept_bits)
 
 
-@njit(cache=True, nogil=True)
-def _swis_work(part, parts, rows, group, n, totals):
+@kernel
+def _swis_work(n_parts, rows, group, n):
     ideal = 0
     kept_bits = 0
     nr, c = rows.shape
-    for b in range(part * nr // parts, (part + 1) * nr // parts):
+    for b in prange(nr):
         for g0 in range(0, c, group):
             g1 = min(g0 + group, c)
             union = 0
@@ -115,8 +112,7 @@ def _swis_work(part, parts, rows, group, n, totals):
             for i in range(g0, g1):
                 v = rows[b, i]
                 kept_bits += popcount((v if v >= 0 else -v) & keep)
-    totals[part, 0] = ideal
-    totals[part, 1] = kept_bits
+    return ideal, kept_bits
 
 
 class Swis(DesignModel):

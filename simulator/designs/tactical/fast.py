@@ -15,7 +15,7 @@ over its PEs:
   position a word of lanes), first those that could reach the upper bound, each skipped if its bound (its farthest
   promotion; its tile's selected lanes) cannot beat the best so far, filters choosing exactly what an earlier one
   chooses skipped, until one reaches the upper bound.
-The units of a layer are costed by parallel parts (``simulator.parallel.in_threads``), then reduced in order (lockstep,
+The units of a layer are costed by parallel parts (``workloads.parallel.in_threads``), then reduced in order (lockstep,
 run-ahead, or the FC pipeline). Lane sets are words of 64 lanes; ``full`` (a tuple, so that the number of words is
 known when compiling) holds the lanes of each word.
 """
@@ -27,9 +27,9 @@ from numba import get_num_threads, njit
 from numba.cpython.unsafe.numbers import trailing_zeros
 
 from workloads import LayerKind
+from workloads.parallel import in_threads
 
 from ...encodings import pra_planes
-from ...parallel import in_threads
 from ...sync import MODE_PRECISION, run_ahead_step, unit_cost
 from .schedule import rotated, rotated_word
 

@@ -22,7 +22,7 @@ checked against each other by the tests). The numba scheduler holds a filter's r
 any number of lanes; the word count is a compile-time constant, so one word compiles to one-word code) and counts
 the candidates of a row's zero slots bit-sliced; how a row's zero slots get filled depends only on them and the
 filter's next h rows, so (16 lanes or fewer) each thread remembers recent fillings in a small table. The filter sets
-are independent: parallel parts schedule every ``parts``-th set (``simulator.parallel.in_threads``).
+are independent: parallel parts schedule every ``parts``-th set (``workloads.parallel.in_threads``).
 """
 
 from __future__ import annotations
@@ -33,9 +33,10 @@ import numpy as np
 from numba import get_num_threads, njit
 from numba.cpython.unsafe.numbers import trailing_zeros
 
+from workloads.parallel import in_threads
+
 from ...config import ArchConfig
 from ...knobs import Promotion, SearchShape
-from ...parallel import in_threads
 
 MEMO_BITS = 16  # entries (2^) of each thread's table of row fillings
 
