@@ -9,10 +9,12 @@ Each preset runs twice in fresh processes sharing one new numba cache folder, as
   first one (the median; ``min_s`` too); ``peak_rss_mb`` is that process's peak memory (workloads included).
 
 Prints a table and writes JSON. ``--src DIR`` benchmarks the source tree at DIR instead (e.g. a checkout of an
-earlier revision), for before / after tables.
+earlier revision); ``--vs DIR`` benchmarks DIR too, preset by preset in turn with this one (so that a machine's
+drift hits both alike), and adds its times and the ratios (this tree / DIR's) and checks that the cycles agree:
+a before / after table.
 
     python scripts/bench.py [--presets a,b] [--workloads alexnet,resnet50] [--repeats 5] [--json out.json]
-                            [--src DIR]
+                            [--src DIR] [--vs DIR]
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", default="bench.json", help="where to write the JSON results")
     parser.add_argument("--src", default=str(REPO), help="the source tree to benchmark (default: this one)")
+    parser.add_argument("--vs", help="a second source tree (e.g. before a change), measured in turn with --src")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--warm", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -91,34 +94,68 @@ def main() -> int:
     from simulator import preset_names
 
     presets = args.presets.split(",") if args.presets else preset_names()
+    other = Path(args.vs).resolve() if args.vs else None
     rows: list[dict] = []
     for preset in presets:
-        with tempfile.TemporaryDirectory() as cache:
-            try:
-                cold = _child(src, cache, preset, args, warm=False)
-                warm = _child(src, cache, preset, args, warm=True)
-            except RuntimeError as exc:
-                print(exc, file=sys.stderr)
-                return 1
-        for c, w in zip(cold, warm, strict=True):
-            rows.append({**w, "compile_s": c["first_s"], "load_s": w.pop("first_s")})
+        try:
+            mine = _measure_tree(src, preset, args)
+            theirs = _measure_tree(other, preset, args) if other and _has_preset(other, preset) else None
+        except RuntimeError as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        for i, row in enumerate(mine):
+            if theirs is not None:
+                was = theirs[i]
+                row.update(vs_compile_s=was["compile_s"], vs_median_s=was["median_s"], vs_cycles=was["cycles"],
+                           median_ratio=round(row["median_s"] / was["median_s"], 3),
+                           compile_ratio=round(row["compile_s"] / was["compile_s"], 3) if was["compile_s"] else None)
+            rows.append(row)
         print(f"  {preset} done", file=sys.stderr)
+    _print_table(rows, other is not None)
+    Path(args.json).write_text(json.dumps({"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+                                           "src": str(src), "vs": str(other) if other else None, "rows": rows},
+                                          indent=2))
+    print(f"wrote {args.json}", file=sys.stderr)
+    if any(r.get("vs_cycles", r["cycles"]) != r["cycles"] for r in rows):
+        print("cycles differ between the two trees (see vs_cycles)", file=sys.stderr)
+        return 1
+    return 0 if all(r["meets_target"] for r in rows) else 1
+
+
+def _measure_tree(src: Path, preset: str, args) -> list[dict]:
+    """Cold (empty numba cache) then warm rows of one preset in the source tree ``src``."""
+    with tempfile.TemporaryDirectory() as cache:
+        cold = _child(src, cache, preset, args, warm=False)
+        warm = _child(src, cache, preset, args, warm=True)
+    return [{**w, "compile_s": c["first_s"], "load_s": w.pop("first_s")} for c, w in zip(cold, warm, strict=True)]
+
+
+def _has_preset(src: Path, preset: str) -> bool:
+    return (src / "arch_configs" / f"{preset}.yaml").is_file()
+
+
+def _print_table(rows: list[dict], versus: bool) -> None:
     base = {r["workload"]: r["cycles"] for r in rows if r["preset"] == "dadiannao"}
-    header = f"{'preset':<18}{'workload':<10}{'cycles':>10}{'speedup':>9}{'compile s':>11}{'median s':>10}" \
-             f"{'target s':>10}{'peak RSS MB':>13}"
-    print(header)
-    print("-" * len(header))
+    heads = ["preset", "workload", "cycles", "speedup", "compile s", "median s", "target s", "peak RSS MB"]
+    if versus:
+        heads += ["vs compile s", "vs median s", "median ratio"]
+    body = []
     for r in rows:
         r["speedup_vs_dadiannao"] = round(base[r["workload"]] / r["cycles"], 3) if r["workload"] in base else None
         r["target_s"] = TARGET_S.get(r["workload"])
         r["meets_target"] = r["target_s"] is None or r["median_s"] < r["target_s"]
-        speed = f"{r['speedup_vs_dadiannao']:.2f}" if r["speedup_vs_dadiannao"] else "-"
-        print(f"{r['preset']:<18}{r['workload']:<10}{r['cycles']:>10}{speed:>9}{r['compile_s']:>11.2f}"
-              f"{r['median_s']:>10.4f}{r['target_s'] or '-':>10}{r['peak_rss_mb']:>13.0f}")
-    Path(args.json).write_text(json.dumps({"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
-                                           "src": str(src), "rows": rows}, indent=2))
-    print(f"wrote {args.json}", file=sys.stderr)
-    return 0 if all(r["meets_target"] for r in rows) else 1
+        line = [r["preset"], r["workload"], str(r["cycles"]),
+                f"{r['speedup_vs_dadiannao']:.2f}" if r["speedup_vs_dadiannao"] else "-", f"{r['compile_s']:.2f}",
+                f"{r['median_s']:.4f}", str(r["target_s"] or "-"), f"{r['peak_rss_mb']:.0f}"]
+        if versus:
+            line += ([f"{r['vs_compile_s']:.2f}", f"{r['vs_median_s']:.4f}", f"{r['median_ratio']:.2f}"]
+                     if "vs_median_s" in r else ["-", "-", "-"])
+        body.append(line)
+    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(heads)]
+    print("  ".join(h.rjust(w) if i > 1 else h.ljust(w) for i, (h, w) in enumerate(zip(heads, widths, strict=True))))
+    print("-" * (sum(widths) + 2 * (len(widths) - 1)))
+    for b in body:
+        print("  ".join(v.rjust(w) if i > 1 else v.ljust(w) for i, (v, w) in enumerate(zip(b, widths, strict=True))))
 
 
 if __name__ == "__main__":
