@@ -45,6 +45,17 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = f"skipped under BITSERIAL_REQUIRE_EXTRAS=1 (every optional extra must be installed): {reason}"
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``slow`` (real models end to end, retraining) run in CI (BITSERIAL_SLOW=1) or when ``-m``
+    selects them; the default run leaves them out to stay within a few minutes."""
+    if os.environ.get("BITSERIAL_SLOW") == "1" or config.getoption("markexpr"):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _private_workload_cache(tmp_path_factory):
     """Built-in workloads imported by the tests are cached in a folder of this test session, not in ~/.cache."""

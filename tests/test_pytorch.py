@@ -127,10 +127,12 @@ def accuracies(resnet20, subset):
     return acc
 
 
+@pytest.mark.slow  # the accuracies fixture scores 4 quantizations (about 20 s)
 def test_fp32_accuracy_close_to_readme(accuracies):
     assert abs(accuracies["fp32"] - README_TOP1[20]) <= 0.03, accuracies
 
 
+@pytest.mark.slow  # the accuracies fixture scores 4 quantizations (about 20 s)
 def test_quantized_accuracy(accuracies):
     fp32 = accuracies["fp32"]
     assert abs(accuracies["dfp16"] - fp32) <= 0.005, accuracies

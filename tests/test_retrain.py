@@ -57,6 +57,7 @@ def test_the_network_starts_exactly_at_the_workload(r20):
     assert (ours == theirs).mean() >= 0.98  # the same quantized network (float rounding aside)
 
 
+@pytest.mark.slow  # retraining
 def test_a_short_retraining_run_lowers_the_loss_and_keeps_the_constraint(r20):
     res = pruning.prune(r20, "retrain", method="bit_budget", max_terms=1, epochs=3, final_epochs=0, lr=1e-3,
                         limit=256, threads=2)
@@ -71,6 +72,7 @@ def test_a_short_retraining_run_lowers_the_loss_and_keeps_the_constraint(r20):
     assert score["n"] == 200 and score["top1"] > 0.3
 
 
+@pytest.mark.slow  # retraining
 def test_admm_ends_projected_and_bitpruner_reaches_its_target(r20):
     admm = pruning.prune(r20, "retrain", method="n_of_g", keep=8, group=16, admm=True, epochs=1, final_epochs=0,
                          limit=128, threads=2)
