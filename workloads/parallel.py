@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import itertools
 import types
 from concurrent.futures import ThreadPoolExecutor
 
@@ -56,12 +57,25 @@ _POOL: list[ThreadPoolExecutor] = []
 
 
 def in_threads(worker, n_parts: int, *args) -> None:
-    """``worker(part, n_parts, *args)`` for every part, on numba's number of threads (in this thread if one)."""
-    if min(get_num_threads(), n_parts) <= 1:
+    """``worker(part, n_parts, *args)`` for every part, on numba's number of threads (in this thread if one). This
+    thread and one pool thread per other core each take the next part left until none is: one hand-off per thread,
+    not per part."""
+    threads = min(get_num_threads(), n_parts)
+    if threads <= 1:
         for part in range(n_parts):
             worker(part, n_parts, *args)
         return
     if not _POOL:
         _POOL.append(ThreadPoolExecutor(max_workers=config.NUMBA_NUM_THREADS))
-    for done in [_POOL[0].submit(worker, part, n_parts, *args) for part in range(n_parts)]:
+    next_part = itertools.count().__next__  # atomic under the GIL
+
+    def take_parts() -> None:
+        part = next_part()
+        while part < n_parts:
+            worker(part, n_parts, *args)
+            part = next_part()
+
+    others = [_POOL[0].submit(take_parts) for _ in range(threads - 1)]
+    take_parts()
+    for done in others:
         done.result()
