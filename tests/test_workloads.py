@@ -505,6 +505,17 @@ def test_fuzz_corrupted_archive_bytes_only_raise_workload_errors(valid_file, dat
 
 
 # ----------------------------------------------------------------------------- Ctrl-C around the temporary file
+@pytest.fixture(autouse=True)
+def _sigint_raises():
+    """SIGINT raises KeyboardInterrupt in these tests even where the suite runs with SIGINT ignored (a background
+    job of a non-interactive shell inherits SIG_IGN, and Python then installs no handler)."""
+    import signal
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
 def _ctrl_c() -> None:
     import signal
 
