@@ -23,10 +23,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from workloads import Layer, Workload
 from workloads.bricks import layer_channel_groups
+from workloads.parallel import kernel, parts
 
 from .base import (
     METHODS,
@@ -64,13 +65,11 @@ def _group_tables(mags: np.ndarray, near: np.ndarray, pop: np.ndarray):
     return err, ones
 
 
-@njit(cache=True)
-def _choose(err: np.ndarray, ones: np.ndarray, lam: float) -> tuple:
-    """Per group, the budget minimising err + lam * ones (ties: the larger budget); returns (budgets, total ones)."""
+@kernel
+def _choose_budgets(n_parts, err, ones, lam, budget):
     n_g, n_b = err.shape
-    budget = np.empty(n_g, dtype=np.int64)
     total = 0
-    for i in range(n_g):
+    for i in prange(n_g):
         best = n_b - 1
         best_cost = err[i, best] + lam * ones[i, best]
         for b in range(n_b - 2, -1, -1):
@@ -80,7 +79,13 @@ def _choose(err: np.ndarray, ones: np.ndarray, lam: float) -> tuple:
                 best = b
         budget[i] = best
         total += ones[i, best]
-    return budget, total
+    return total
+
+
+def _choose(err: np.ndarray, ones: np.ndarray, lam: float) -> tuple[np.ndarray, int]:
+    """Per group, the budget minimising err + lam * ones (ties: the larger budget); returns (budgets, total ones)."""
+    budget = np.empty(err.shape[0], dtype=np.int64)
+    return budget, int(_choose_budgets(parts(err.size), err, ones, float(lam), budget))
 
 
 def balance_budgets(layer: Layer, weights: np.ndarray, lanes: int, target: float,
