@@ -82,6 +82,51 @@ def _choose_budgets(n_parts, err, ones, lam, budget):
     return total
 
 
+@kernel
+def _chosen_ones(n_parts, err, ones, lam, idx):
+    """Total ones over the groups ``idx`` of the budgets :func:`_choose` picks (the same rule, no budgets kept)."""
+    n_b = err.shape[1]
+    total = 0
+    for k in prange(idx.size):
+        i = idx[k]
+        best = n_b - 1
+        best_cost = err[i, best] + lam * ones[i, best]
+        for b in range(n_b - 2, -1, -1):
+            c = err[i, b] + lam * ones[i, b]
+            if c < best_cost:
+                best_cost = c
+                best = b
+        total += ones[i, best]
+    return total
+
+
+def _lagrange_multiplier(err: np.ndarray, ones: np.ndarray, limit: float) -> float:
+    """The multiplier of the search: doubling, then 60 bisection steps keeping ``hi`` feasible (total ones within
+    ``limit``). A group picks the same budget at every multiplier between two at which it picks the same (its ones
+    only fall as the multiplier grows), so every 8 steps the groups settled over [lo, hi] leave the search as a
+    constant: the same steps, fewer groups."""
+    def total(lam: float, idx: np.ndarray) -> int:
+        return int(_chosen_ones(parts(idx.size * err.shape[1]), err, ones, float(lam), idx))
+
+    active = np.arange(err.shape[0], dtype=np.int64)
+    settled = 0
+    lo, hi = 0.0, 1.0
+    while total(hi, active) > limit:
+        hi *= 2
+    for step in range(60):
+        mid = (lo + hi) / 2
+        if settled + total(mid, active) > limit:
+            lo = mid
+        else:
+            hi = mid
+        if step % 8 == 7 and active.size:
+            at_lo, at_hi = _choose(err[active], ones[active], lo)[0], _choose(err[active], ones[active], hi)[0]
+            same = at_lo == at_hi
+            settled += int(ones[active[same], at_hi[same]].sum())
+            active = active[~same]
+    return hi
+
+
 def _choose(err: np.ndarray, ones: np.ndarray, lam: float) -> tuple[np.ndarray, int]:
     """Per group, the budget minimising err + lam * ones (ties: the larger budget); returns (budgets, total ones)."""
     budget = np.empty(err.shape[0], dtype=np.int64)
@@ -124,16 +169,7 @@ def _balance(layer: Layer, weights: np.ndarray, lanes: int, target: float, first
     before = float(pop[mags].max(axis=1).mean()) if mags.size else 0.0
     if ones[:, top].sum() <= limit:
         return weights, before, before, near, np.full(len(groups), top, dtype=np.int64)
-    lo, hi = 0.0, 1.0
-    while _choose(err, ones, hi)[1] > limit:
-        hi *= 2
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        if _choose(err, ones, mid)[1] > limit:
-            lo = mid
-        else:
-            hi = mid
-    budget, _ = _choose(err, ones, hi)
+    budget, _ = _choose(err, ones, _lagrange_multiplier(err, ones, limit))
     capped = near[budget[:, None], mags]
     out = flat.copy()
     out[groups[real]] = (np.sign(flat[groups[real]]) * capped[real])
