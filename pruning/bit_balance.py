@@ -65,18 +65,24 @@ def _group_tables(mags: np.ndarray, near: np.ndarray, pop: np.ndarray):
     return err, ones
 
 
+@njit(cache=True)
+def _best_budget(err, ones, lam, i):
+    """Group i's budget minimising err + lam * ones (ties: the larger budget)."""
+    best = err.shape[1] - 1
+    best_cost = err[i, best] + lam * ones[i, best]
+    for b in range(best - 1, -1, -1):
+        c = err[i, b] + lam * ones[i, b]
+        if c < best_cost:
+            best_cost = c
+            best = b
+    return best
+
+
 @kernel
 def _choose_budgets(n_parts, err, ones, lam, budget):
-    n_g, n_b = err.shape
     total = 0
-    for i in prange(n_g):
-        best = n_b - 1
-        best_cost = err[i, best] + lam * ones[i, best]
-        for b in range(n_b - 2, -1, -1):
-            c = err[i, b] + lam * ones[i, b]
-            if c < best_cost:
-                best_cost = c
-                best = b
+    for i in prange(err.shape[0]):
+        best = _best_budget(err, ones, lam, i)
         budget[i] = best
         total += ones[i, best]
     return total
@@ -85,18 +91,9 @@ def _choose_budgets(n_parts, err, ones, lam, budget):
 @kernel
 def _chosen_ones(n_parts, err, ones, lam, idx):
     """Total ones over the groups ``idx`` of the budgets :func:`_choose` picks (the same rule, no budgets kept)."""
-    n_b = err.shape[1]
     total = 0
     for k in prange(idx.size):
-        i = idx[k]
-        best = n_b - 1
-        best_cost = err[i, best] + lam * ones[i, best]
-        for b in range(n_b - 2, -1, -1):
-            c = err[i, b] + lam * ones[i, b]
-            if c < best_cost:
-                best_cost = c
-                best = b
-        total += ones[i, best]
+        total += ones[idx[k], _best_budget(err, ones, lam, idx[k])]
     return total
 
 
