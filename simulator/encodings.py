@@ -80,8 +80,6 @@ def pra_planes(planes: np.ndarray, words: int, first_stage_bits: int, below: np.
     return max(cycles, 1)
 
 
-
-
 @njit(cache=True)
 def _brick_pra_cost(brick, table, first_stage_bits, pop, masks):
     """PRA cycles of one brick (its lanes' values); ``masks`` is scratch of the brick's length."""

@@ -1,9 +1,9 @@
 """Loops on every core, at a small compile cost: the two ways the simulator's kernels run in parallel.
 
-- :func:`kernel`: a loop over ``parts`` (``for part in prange(parts)``, each part a contiguous share of the items,
-  writing only its own outputs) compiled twice, lazily: serially, for the small inputs that most layers are (cheap
-  to compile, and no threads to start), and with ``parallel=True`` the first time an input of at least
-  :data:`PARALLEL_VALUES` values needs it. A first run on small networks therefore never pays for parfors.
+- :func:`kernel`: a ``prange`` loop ``fn(n_parts, *args)`` (over the items, or over ``n_parts`` contiguous shares
+  of them when each share needs its own scratch) compiled twice, lazily: serially, for the small inputs that most
+  layers are (cheap to compile, and no threads to start), and with ``parallel=True`` the first time an input of at
+  least :data:`PARALLEL_VALUES` values needs it. A first run on small networks therefore never pays for parfors.
 - :func:`in_threads`: ``nogil`` workers ``worker(part, parts, *args)`` on a thread pool, for the big, costly to
   compile kernels (Bit-Tactical's), where a ``parallel=True`` twin would cost many seconds of compiling. Handing a
   part to a pool thread costs about 0.1 ms, so it suits a few calls per layer, not many small ones.
@@ -28,7 +28,7 @@ def parts(values: int) -> int:
 
 
 class Kernel:
-    """A part loop ``fn(parts, *args)`` compiled serially and, on first need, with ``parallel=True``."""
+    """A ``prange`` loop ``fn(n_parts, *args)`` compiled serially and, on first need, with ``parallel=True``."""
 
     def __init__(self, fn):
         self.serial = njit(cache=True, nogil=True)(fn)
@@ -49,7 +49,7 @@ class Kernel:
 
 
 def kernel(fn) -> Kernel:
-    """Decorator: ``fn(parts, *args)`` loops ``for part in prange(parts)``; call it as ``fn(parts(values), ...)``."""
+    """Decorator for a ``prange`` loop ``fn(n_parts, *args)``; call it as ``fn(parts(values), ...)``."""
     return Kernel(fn)
 
 
