@@ -77,6 +77,12 @@ def points(epochs: int, kang_epochs: int) -> list[tuple[str, str, str | None, di
                      {"sparsity": sparsity}))
         kang.append((f"magnitude {sparsity:.0%} retrained", "magnitude (retrained)", "retrain",
                      {"method": "magnitude", "sparsity": sparsity, **kang_train}))
+    # two stages, as Kang prunes gradually: 4-of-16 from the retrained 8-of-16 network, magnitude 75 % from the
+    # retrained 50 % one (``from``: the label of the point whose workload a point starts from)
+    kang.append(("4-of-16 from 8-of-16, retrained", "N-of-g (two stages)", "retrain",
+                 {"method": "n_of_g", "keep": 4, "from": "8-of-16 retrained", **kang_train}))
+    kang.append(("magnitude 75% from 50%, retrained", "magnitude (two stages)", "retrain",
+                 {"method": "magnitude", "sparsity": 0.75, "from": "magnitude 50% retrained", **kang_train}))
     return [(*p, "bits") for p in bits] + [(*p, "kang") for p in kang]
 
 
@@ -96,6 +102,8 @@ def run_point(wl: Workload, label, family, method, params, group, args, cache: P
             return row
     t = time.perf_counter()
     kwargs = dict(params)
+    if "from" in kwargs:  # start from an earlier point of the same group
+        wl = Workload.load(cache / f"{group}-{key_of(kwargs.pop('from'))}.npz")
     if method in ("retrain", "bitpruner"):  # retraining: on the train half (or its first images with --quick)
         kwargs.update(threads=2, limit=args.train_images)
     result = pruning.prune(wl, method, **kwargs) if method else None
