@@ -108,6 +108,10 @@ class Method:
         return out
 
 
+# the parameter of every method that groups weights as the simulator bricks them
+SPACE_TO_DEPTH = Param("first_layer_space_to_depth", bool,
+                       "group a strided 3-channel first conv as the simulator does (its knob of the same name)", True)
+
 METHODS: dict[str, Method] = {}
 
 

@@ -31,6 +31,7 @@ from workloads.parallel import kernel, parts
 
 from .base import (
     METHODS,
+    SPACE_TO_DEPTH,
     Param,
     PruneResult,
     assemble,
@@ -177,8 +178,7 @@ def _balance(layer: Layer, weights: np.ndarray, lanes: int, target: float, first
 @register("bit_balance",
           Param("target", float, "bit sparsity each layer reaches (sign-magnitude)", lo=0.0, hi=1.0),
           Param("lanes", int, "weights that run in lockstep: the lanes of a weight brick", 16, lo=1),
-          Param("first_layer_space_to_depth", bool, "group a strided 3-channel first conv as the simulator does",
-                True),
+          SPACE_TO_DEPTH,
           summary="Bit-Pruner restructuring: per lane-group bit budgets reaching a target bit sparsity")
 def bit_balance(workload: Workload, *, target: float, lanes: int = 16, first_layer_space_to_depth: bool = True,
                 layers: Sequence[str] | None = None, seed: int = 0) -> PruneResult:

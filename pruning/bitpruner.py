@@ -30,7 +30,17 @@ import numpy as np
 
 from workloads import Workload
 
-from .base import METHODS, Param, PruneResult, PruningError, assemble, check_layers_param, register, selected
+from .base import (
+    METHODS,
+    SPACE_TO_DEPTH,
+    Param,
+    PruneResult,
+    PruningError,
+    assemble,
+    check_layers_param,
+    register,
+    selected,
+)
 
 TORCH_INSTALL = "pip install -e '.[torch]'"  # torch==2.13.0, the CPU wheel
 
@@ -165,8 +175,7 @@ def progressive_targets(start: float, target: float) -> list[float]:
 @register("bitpruner",
           Param("target", float, "bit sparsity every layer reaches (sign-magnitude)", 0.85, lo=0.0, hi=1.0),
           Param("lanes", int, "weights that run in lockstep: the lanes of a weight brick", 16, lo=1),
-          Param("first_layer_space_to_depth", bool, "group a strided 3-channel first conv as the simulator does",
-                True),
+          SPACE_TO_DEPTH,
           *TRAIN_PARAMS,
           summary="Bit-Pruner: progressive lane-balanced bit pruning with retraining (STE or ADMM; needs torch)",
           needs_torch=True, options=TRAIN_OPTIONS)

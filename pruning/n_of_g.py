@@ -20,7 +20,17 @@ from numba import njit
 from workloads import Layer, Workload
 from workloads.bricks import layer_channel_groups
 
-from .base import METHODS, Param, PruneResult, PruningError, assemble, check_layers_param, register, selected
+from .base import (
+    METHODS,
+    SPACE_TO_DEPTH,
+    Param,
+    PruneResult,
+    PruningError,
+    assemble,
+    check_layers_param,
+    register,
+    selected,
+)
 
 
 @njit(cache=True)
@@ -57,8 +67,7 @@ def keep_layer(layer: Layer, weights: np.ndarray, keep: int, group: int, first_l
 @register("n_of_g",
           Param("keep", int, "non-zero weights each group keeps (N)", lo=0),
           Param("group", int, "weights per group: consecutive input channels of one filter and tap (g)", 16, lo=1),
-          Param("first_layer_space_to_depth", bool, "group a strided 3-channel first conv as the simulator does "
-                "with the knob of the same name", True),
+          SPACE_TO_DEPTH,
           summary="N-of-g balanced pruning: every group of g channels keeps its N largest weights (Kang)")
 def n_of_g(workload: Workload, *, keep: int, group: int = 16, first_layer_space_to_depth: bool = True,
            layers: Sequence[str] | None = None, seed: int = 0) -> PruneResult:

@@ -51,7 +51,7 @@ from workloads import Layer, Workload
 from workloads.bits import msb_index, popcount, top_bits
 from workloads.bricks import channel_groups, layer_channel_groups
 
-from .base import METHODS, Param, PruneResult, assemble, check_layers_param, register, selected
+from .base import METHODS, SPACE_TO_DEPTH, Param, PruneResult, assemble, check_layers_param, register, selected
 
 DECOMPOSITIONS = ("swis", "truncate", "shared_msb", "fixed")
 EXACT_TABLE_LIMIT = 1 << 21  # exhaustive search when C(B, N) position sets x 2^B magnitudes fit this table
@@ -317,8 +317,7 @@ def decompose(weights: np.ndarray, *, shared_terms: int, group_size: int, method
           Param("group_size", int, "consecutive input channels per group (the swis design's group_size)", 8, lo=1),
           Param("decomposition", str, "swis (shared positions, exact search), truncate, shared_msb or fixed",
                 "swis", choices=DECOMPOSITIONS),
-          Param("first_layer_space_to_depth", bool, "group a strided 3-channel first conv as the simulator does",
-                True),
+          SPACE_TO_DEPTH,
           summary="SWIS: N shift positions shared per group of weights (offline decomposition)")
 def swis(workload: Workload, *, shared_terms: int = 3, group_size: int = 8, decomposition: str = "swis",
          first_layer_space_to_depth: bool = True, layers=None, seed: int = 0) -> PruneResult:
