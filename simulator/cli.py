@@ -18,6 +18,7 @@ import os
 import shlex
 import sys
 import tempfile
+import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -233,12 +234,17 @@ def cmd_list(args: argparse.Namespace, command: str) -> int:
     print(indent(format_table(["name", "layers"], wl_rows, left=1)))
     print()
     print("Built-in real workloads (trained models on real inputs; imported on first use, then cached):")
-    real_rows = []
+    real_rows, missing = [], []
     for name in registry.builtin_names():
         entry = registry.BUILTINS[name]
         ok, why = registry.available(name, args.data_dir)
-        real_rows.append([name, Path(entry.model).name, "yes" if ok else f"no: {why}", entry.images])
+        real_rows.append([name, Path(entry.model).name, "yes" if ok else "no", entry.images])
+        if not ok:
+            missing.append(f"{name}: {why}")
     print(indent(format_table(["name", "model", "available", "inputs"], real_rows, left=4, width=WIDTH - 2)))
+    for line in missing:  # why a workload is unavailable, and the command that makes it available
+        print(indent(textwrap.fill(line, WIDTH - 2, subsequent_indent="    ", break_on_hyphens=False,
+                                   break_long_words=False)))
     return 0
 
 
