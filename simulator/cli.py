@@ -33,6 +33,7 @@ from .progress import CompileWatch, ProgressBar
 from .report import (
     WIDTH,
     describe_workload,
+    fmt,
     format_table,
     indent,
     knob_table,
@@ -205,6 +206,36 @@ def cmd_simulate(args: argparse.Namespace, command: str) -> int:
         path, run = _write_table(long_table(results, baseline), args.out, results,
                                  {"command": command, "workload_source": args.workload,
                                   "baseline": baseline.arch.name if baseline else None, "overrides": overrides})
+        print(f"wrote {path} and {run}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace, command: str) -> int:
+    from .compare import compare
+
+    overrides = parse_overrides(args.set or [])
+    archs = [load_arch(spec, **overrides) for spec in args.arch]
+    baseline = load_arch(args.baseline)
+    if args.out:
+        check_output(args.out)
+    workload = load_workload(args.workload, seed=args.seed, layers=args.layers, images=args.images,
+                             precision=args.precision, data_dir=args.data_dir)
+    results = run_all([baseline, *[a for a in archs if a != baseline]], workload)
+    iso = None if args.iso_area == "none" else args.iso_area
+    table = compare(archs, workload, baseline, iso_area=iso, accuracy_images=args.accuracy, results=results)
+    print(f"workload: {describe_workload(workload)}")
+    print(f"baseline: {baseline.name}; speedup_time and energy at each design's clock and node; iso-area: PE array "
+          f"re-sized along {iso or '-'} to the baseline's compute area")
+    shown = ["arch", "cycles", "time_us", "energy_uj", "area_mm2", "speedup_cycles", "speedup_time",
+             "energy_efficiency", "perf_per_area", "speedup_iso_area", "lossless", "top1"]
+    print(format_table(shown, [[fmt(v, 2) for v in row] for row in table[shown].itertuples(index=False)]))
+    lossy = table.loc[~table["lossless"], "arch"].tolist()
+    if lossy and not args.accuracy:
+        print(f"note: {', '.join(lossy)} multiply other weights than the workload's (lossless false); add --accuracy N "
+              "to score them with evaluate")
+    if args.out:
+        path, run = _write_table(table, args.out, results, {"command": command, "workload_source": args.workload,
+                                                            "baseline": baseline.name, "overrides": overrides})
         print(f"wrote {path} and {run}")
     return 0
 
@@ -496,6 +527,24 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--layers", type=_positive_int, default=None, metavar="N",
                      help="keep only the first N layers of the workload (default: all)")
     sim.set_defaults(func=cmd_simulate)
+
+    cmp = sub.add_parser("compare", parents=[common, images],
+                         help="compare architectures: speedup in cycles and time, energy efficiency, area, iso-area",
+                         description="Simulate architectures and a baseline on a workload; print, per architecture, "
+                                     "the speedup in cycles and in time, energy efficiency, area, performance per "
+                                     "area, the speedup at equal PE-array area, and whether it is lossless.")
+    cmp.add_argument("arch", nargs="+", metavar="ARCH", help="a preset name or a YAML file")
+    cmp.add_argument("--workload", "-w", required=True, metavar="W", help="a workload .npz file or a built-in name")
+    cmp.add_argument("--baseline", "-b", default="dadiannao", metavar="ARCH", help="default: dadiannao")
+    cmp.add_argument("--iso-area", choices=["columns", "tiles", "rows", "none"], default="columns",
+                     help="knob re-sized to match the baseline's compute area (default: columns)")
+    cmp.add_argument("--accuracy", type=_positive_int, metavar="N",
+                     help="score the baseline and every lossy design on N images (built-in real workloads)")
+    cmp.add_argument("--out", "-o", metavar="FILE.csv", help="write the table and its run.json")
+    cmp.add_argument("--set", action="append", metavar="KNOB=VALUE", help="override a knob on every listed ARCH")
+    cmp.add_argument("--seed", type=_non_negative_int, default=None, help="seed of a built-in workload's values")
+    cmp.add_argument("--layers", type=_positive_int, default=None, metavar="N", help="keep only the first N layers")
+    cmp.set_defaults(func=cmd_compare)
 
     lst = sub.add_parser("list", parents=[common], help="list presets, knobs and built-in workloads",
                          description="List the architecture presets, the machine knobs and the built-in workloads; "

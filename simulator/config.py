@@ -36,6 +36,7 @@ from .knobs import (
     Sync,
     plain,
 )
+from .technology import tabulated_nodes
 
 __all__ = ["KNOBS", "ArchConfig", "Backend", "ConfigError", "DepthwiseMapping", "Design", "Encoding", "Knob",
            "Promotion", "SearchShape", "Serial", "Sync", "design_knobs", "load_arch", "preset_names"]
@@ -113,6 +114,9 @@ class ArchConfig:
         values = {k: knob.check(given[k]) if k in given else knob.default for k, knob in declared.items()}
         model = _model(design)
         model.check(values)
+        if values["tech_node_nm"] not in tabulated_nodes():
+            raise ConfigError(f"tech_node_nm ({values['tech_node_nm']}) must be a tabulated node: "
+                              f"{', '.join(map(str, tabulated_nodes()))} (nodes are not interpolated)")
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "design", design)
         object.__setattr__(self, "knobs", _Frozen(values))

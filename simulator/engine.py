@@ -16,7 +16,9 @@ from . import kernels
 from .config import ArchConfig, load_arch
 from .designs import DesignModel
 from .encodings import ENCODING_CODE
+from .energy import row_energy
 from .knobs import Serial, Sync
+from .memory import layer_memory
 from .plan import LayerPlan, Operand, plan_layer
 from .results import COLUMNS, Results
 
@@ -49,8 +51,9 @@ def _fill_value(design: DesignModel, op: Operand, arch: ArchConfig) -> int:
     return int(design.value_cost(np.zeros(1, np.int32), op, arch)[0])
 
 
-def simulate_layer(arch: ArchConfig, layer: Layer) -> dict:
-    """One layer on one architecture: a row of the results table."""
+def simulate_layer(arch: ArchConfig, layer: Layer, *, first: bool = True, last: bool = True) -> dict:
+    """One layer on one architecture: a row of the results table. ``first`` / ``last``: whether the layer starts or
+    ends the network (its input is read from, or its output written to, DRAM; ``simulator.memory``)."""
     plan = plan_layer(arch, layer)
     design = arch.model
     custom = design.fast_layer(plan)
@@ -68,7 +71,26 @@ def simulate_layer(arch: ArchConfig, layer: Layer) -> dict:
         ideal_work, terms = float(pair_sum), int(pair_sum)
     else:
         ideal_work, terms = _ideal_and_terms(plan, design)
-    return _row(plan, int(cyc), busy_pe, busy_lane, ideal_work, terms)
+    row = _row(plan, int(cyc), busy_pe, busy_lane, ideal_work, terms)
+    row.update(layer_memory(arch, layer, row["cycles"], row["act_brick_reads"], row["weight_brick_reads"],
+                            plan.passes, plan.window_sets, first=first, last=last))
+    row["time_us"] = row["total_cycles"] / arch.clock_mhz
+    row.update(row_energy(arch, row))
+    row.update(_fidelity(arch, layer))
+    return row
+
+
+def _fidelity(arch: ArchConfig, layer: Layer) -> dict:
+    """``lossless``: the design multiplies the layer's own weights; ``weight_rel_error``: else ||w' - w|| / ||w||
+    of the weights w' it multiplies (``effective_weights``)."""
+    design = arch.model
+    if type(design).effective_weights is DesignModel.effective_weights:
+        return {"lossless": True, "weight_rel_error": 0.0}
+    w = np.asarray(layer.weights, dtype=np.float64)
+    eff = np.asarray(design.effective_weights(arch, layer), dtype=np.float64)
+    norm = float(np.linalg.norm(w))
+    diff = float(np.linalg.norm(eff - w))
+    return {"lossless": diff == 0.0, "weight_rel_error": diff / norm if norm else (0.0 if diff == 0 else float("inf"))}
 
 
 def _brick_path(plan: LayerPlan, design: DesignModel) -> tuple[int, int, int]:
@@ -230,8 +252,8 @@ def _row(plan: LayerPlan, cycles: int, busy_pe: int, busy_lane: int, ideal_work:
         "macs": layer.macs, "cycles": cycles, "ideal_cycles": ideal_work / arch.chip_lanes,
         "pe_utilization": pe_util, "lane_utilization": lane_util,
         "terms": int(terms), "act_brick_reads": int(act_reads), "weight_brick_reads": int(weight_reads),
-        "psum_writes": int(psum_writes), "busy_lane_cycles": int(busy_lane),
-        "idle_lane_cycles": chip_lane_cycles - int(busy_lane), "time_us": cycles / arch.clock_mhz,
+        "psum_writes": int(psum_writes), "busy_pe_cycles": int(busy_pe), "busy_lane_cycles": int(busy_lane),
+        "idle_lane_cycles": chip_lane_cycles - int(busy_lane),
     }
 
 
@@ -251,10 +273,11 @@ def simulate(arch: ArchConfig | str, workload: Workload, *, progress: Progress |
                         f"{workload!r:.60}; build one with workloads.synthetic.build(name), "
                         f"workloads.load_builtin(name) or Workload.load(path)")
     rows = []
+    n = len(workload.layers)
     for i, layer in enumerate(workload.layers):
         if progress:
-            progress(i, len(workload.layers), layer.name)
-        rows.append(simulate_layer(arch, layer))
+            progress(i, n, layer.name)
+        rows.append(simulate_layer(arch, layer, first=i == 0, last=i == n - 1))
         log.debug("%s %s: %d cycles", arch.name, layer.name, rows[-1]["cycles"])
     if progress:
         progress(len(workload.layers), len(workload.layers), "")

@@ -165,6 +165,13 @@ MACHINE: tuple[Knob, ...] = (
     Knob("first_layer_space_to_depth", bool, True, "rewrite a strided 3-channel first conv space-to-depth (DNNsim)"),
     Knob("depthwise_mapping", DepthwiseMapping, DepthwiseMapping.DNNSIM,
          "depthwise convs: dnnsim (one group of min(lanes, rows) channels on tile 0) or spread (tiles share groups)"),
+    # technology and memory (simulator.technology, simulator.memory)
+    Knob("tech_node_nm", int, 45, "technology node (a node of simulator/tables/nodes.csv; nominal supply)", 7, 180,
+         unit="nm"),
+    Knob("act_buffer_kib", int, 4096, "on-chip activation buffer, all tiles (SRAM)", 1, 1 << 22, unit="KiB"),
+    Knob("weight_buffer_kib", int, 32768, "on-chip weight buffer, all tiles (SRAM)", 1, 1 << 22, unit="KiB"),
+    Knob("dram_gb_per_s", float, 256.0, "off-chip bandwidth (HBM2 stack: 256)", 0, unit="GB/s"),
+    Knob("double_buffering", bool, True, "DRAM transfers overlap compute: total = max(compute, memory), else sum"),
 )
 
 # Design knobs, in their most common form; designs restrict and re-document them.

@@ -81,7 +81,8 @@ def small_layers(draw):
 SMALL_INTS = {"tiles": (1, 3), "rows": (1, 4), "columns": (1, 4), "lanes": (1, 5), "run_ahead": (0, 2),
               "lookahead": (0, 3), "lookaside": (0, 3), "kept_columns": (1, 8), "shared_terms": (1, 4),
               "fusion_rows": (1, 4), "fusion_columns": (1, 4)}
-FIXED = {"pe_width", "clock_mhz", "group_size"}  # drawn separately (group_size) or irrelevant to the cycles
+FIXED = {"pe_width", "clock_mhz", "group_size", "dram_gb_per_s", "tech_node_nm"}  # drawn separately (group_size)
+# or irrelevant to the cycles
 
 
 @st.composite

@@ -22,6 +22,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from .. import components as hw
 from ..config import ArchConfig
 from ..knobs import DesignSpec
 from ..plan import LayerPlan, Operand
@@ -53,6 +54,13 @@ class DesignModel(DesignSpec):
 
     supports_fp32_weights: ClassVar[bool] = False  # float32-weight layers (BitX) need an explicit model
     cost_is_terms: ClassVar[bool] = False  # value_cost == the value's terms under arch.encoding (Pragmatic)
+    packed_storage: ClassVar[bool] = False  # operands stored at their precision (Loom), not in pe_width containers
+
+    # ----------------------------------------------------------------- hardware (energy and area)
+    def parts(self, arch: ArchConfig) -> list[hw.Part]:
+        """The compute hardware of the chip and the counter that drives each part (``simulator.components``);
+        buffers and DRAM are the same for every design and added by ``simulator.energy``."""
+        raise NotImplementedError(f"{self.design} lists no hardware parts")
 
     # ----------------------------------------------------------------- whole-layer hooks (optional)
     def fast_layer(self, plan: LayerPlan) -> tuple[int, int, int] | None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import components as hw
 from ..knobs import ENCODING, SERIAL, Design, Encoding, Knob, Serial
 from ..plan import LayerPlan
 from .base import DesignModel
@@ -171,3 +172,12 @@ class BitFusion(DesignModel):
                                     psum[g, f0:f0 + n_cols, win] += unit.sum(axis=1)  # down each column
                                     cycles += 1
         return cycles, psum[:, :kg]
+
+    # ----------------------------------------------------------------- hardware
+    def parts(self, arch) -> list[hw.Part]:
+        """Per BitBrick a 2-bit x 2-bit signed multiplier (3-bit operands with the sign); per fusion unit a
+        shift-add tree over its BitBricks (up to pe_width-bit shifts) and the accumulator."""
+        w, lanes, pes = arch.pe_width, arch.lanes, arch.pes
+        return ([hw.Part("BitBricks", "multiplier", PMIN + 1, pes * lanes, "multiply", "busy_lane_cycles", 1)]
+                + hw.shifter("BitBrick shifters", pes * lanes, 2 * (PMIN + 1), 2 * w, "busy_lane_cycles")
+                + hw.pe_back_end(arch, 2 * w))

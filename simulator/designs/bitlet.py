@@ -36,6 +36,7 @@ from workloads.bricks import channels_are_bricked_in_order, weight_brick_index
 from workloads.layer import WeightFormat
 from workloads.parallel import kernel, parts
 
+from .. import components as hw
 from .. import kernels
 from ..config import ArchConfig
 from ..knobs import ENCODING, GROUP_SIZE, RUN_AHEAD, SERIAL, ConfigError, Design, Encoding, Knob, Serial
@@ -405,6 +406,17 @@ class Bitlet(DesignModel):
         cycles = run_synchronized(len(steps), tiles * rows, arch.run_ahead, schedule, on_cycle)
         return cycles, psum, FP32_UNIT_EXP if fp32 else 0
 
+    # ----------------------------------------------------------------- hardware
+    def parts(self, arch: ArchConfig) -> list[hw.Part]:
+        """Per lane a selector over the group's activations (the distiller) and the activation ANDed with one
+        weight bit; per PE the tree, a shifter to the column's significance and the accumulator."""
+        w, lanes, pes = arch.pe_width, arch.lanes, arch.pes
+        return (hw.mux("lane distiller multiplexers", pes * lanes, w, arch.group_size, "busy_lane_cycles")
+                + [hw.Part("lane AND gates", "and_gate", w, pes * lanes, "toggle", "busy_lane_cycles", 1)]
+                + hw.adder_tree("adder trees", pes, lanes, w)
+                + hw.shifter("significance shifters", pes, w + hw.log2_ceil(lanes), 2 * w, "busy_pe_cycles")
+                + hw.accumulators(pes, hw.acc_bits(w)))
+
 
 class BitX(Bitlet):
     """BitX: Bitlet's columns with run-time pruning of the columns below group msb - kept_columns + 1; models
@@ -420,3 +432,10 @@ class BitX(Bitlet):
     def kept(self, arch: ArchConfig) -> int:
         return arch.kept_columns
 
+    def parts(self, arch: ArchConfig) -> list[hw.Part]:
+        """Bitlet's datapath plus, per weight brick read, each group's leading-one detection (the pruning bound) and
+        the float32 exponent alignment (an 8-bit exponent subtraction per lane)."""
+        rows = arch.tiles * arch.rows
+        return (super().parts(arch) + hw.precision_detectors(arch, rows, "weight_brick_reads")
+                + [hw.Part("exponent alignment", "adder", 8, rows * arch.lanes, "add", "weight_brick_reads",
+                           arch.lanes)])

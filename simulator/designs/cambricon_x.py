@@ -29,6 +29,7 @@ import numpy as np
 
 from workloads.bricks import weight_bricks
 
+from .. import components as hw
 from .. import kernels
 from ..knobs import ENCODING, RUN_AHEAD, SERIAL, Design, Encoding, Knob, Serial
 from ..plan import LayerPlan
@@ -136,3 +137,11 @@ class CambriconX(DesignModel):
                     psum[g, f, w_] += w * int(low.acts[g, c, y0 + r, x0 + s])
 
         return run_synchronized(len(steps), tiles * rows, arch.run_ahead, schedule, on_cycle), psum
+
+    def parts(self, arch) -> list[hw.Part]:
+        """Per lane a multiplier fed by a selector over the fetched chunk of activations; the PE's tree and
+        accumulator."""
+        w, lanes, pes = arch.pe_width, arch.lanes, arch.pes
+        return ([hw.Part("lane multipliers", "multiplier", w, pes * lanes, "multiply", "busy_lane_cycles", 1)]
+                + hw.mux("activation selectors", pes * lanes, w, arch.fetch_bricks * lanes, "busy_lane_cycles")
+                + hw.pe_back_end(arch, 2 * w))

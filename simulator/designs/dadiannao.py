@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import components as hw
 from ..config import ArchConfig
 from ..knobs import ENCODING, SERIAL, Design, Encoding, Serial
 from ..plan import Operand
@@ -24,3 +25,8 @@ class DaDianNao(DesignModel):
 
     def brick_cycles(self, values: list[int], op: Operand, arch: ArchConfig) -> list[Cycle]:
         return [[(i, v) for i, v in enumerate(values) if v]]
+
+    def parts(self, arch: ArchConfig) -> list[hw.Part]:
+        w = arch.pe_width
+        return ([hw.Part("lane multipliers", "multiplier", w, arch.pes * arch.lanes, "multiply", "busy_lane_cycles", 1)]
+                + hw.pe_back_end(arch, 2 * w))

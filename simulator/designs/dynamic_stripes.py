@@ -11,6 +11,7 @@ import numpy as np
 
 from workloads.bits import value_widths
 
+from .. import components as hw
 from ..config import ArchConfig
 from ..encodings import brick_msb_lsb
 from ..knobs import ENCODING, GROUP_SIZE, MINOR_BIT, RUN_AHEAD, SERIAL, Design, Encoding, Serial
@@ -43,3 +44,11 @@ class DynamicStripes(DesignModel):
         to_bits = twos_complement_bits if op.signed else unsigned_bits
         digits = [to_bits(v >> low, width) for v in values]
         return [[(lane, d[i] << low) for lane, d in enumerate(digits) if d[i]] for i in range(width)]
+
+    def parts(self, arch: ArchConfig) -> list[hw.Part]:
+        """Stripes' lanes plus a precision detector per column and the run-ahead brick registers."""
+        w, units = arch.pe_width, arch.tiles * arch.columns
+        return ([hw.Part("lane AND gates", "and_gate", w, arch.pes * arch.lanes, "toggle", "busy_lane_cycles", 1)]
+                + hw.pe_back_end(arch, w)
+                + hw.precision_detectors(arch, units, "act_brick_reads")
+                + hw.run_ahead_registers(arch, units, "act_brick_reads"))

@@ -12,6 +12,7 @@ import numpy as np
 
 from workloads.bits import value_terms
 
+from .. import components as hw
 from ..config import ArchConfig
 from ..encodings import ENCODING_CODE
 from ..knobs import ENCODING, SERIAL, SYNC, Design, Encoding, Serial
@@ -42,3 +43,17 @@ class Laconic(BothSerialModel):
                  for a, w in zip(acts, weights)]
         length = max(1, max(len(products) for products in lanes))
         return [sum(products[i] for products in lanes if i < len(products)) for i in range(length)]
+
+    def parts(self, arch: ArchConfig) -> list[hw.Part]:
+        """Term generators on both operands; per lane an exponent adder and a one-hot decoder over the 2 x pe_width
+        product positions; per PE a histogram of counters over those positions, its reduction, the accumulator."""
+        w, lanes, pes = arch.pe_width, arch.lanes, arch.pes
+        exp_bits = hw.log2_ceil(2 * w)
+        count_bits = hw.log2_ceil(lanes) + 1
+        return (hw.term_generators(arch, arch.tiles * arch.columns, "act_brick_reads")
+                + hw.term_generators(arch, arch.tiles * arch.rows, "weight_brick_reads")
+                + [hw.Part("lane exponent adders", "adder", exp_bits, pes * lanes, "add", "busy_lane_cycles", 1),
+                   hw.Part("lane decoders", "and_gate", 2 * w, pes * lanes, "toggle", "busy_lane_cycles", 1),
+                   hw.Part("histogram counters", "adder", count_bits, pes * 2 * w, "add", "busy_lane_cycles", 1)]
+                + hw.adder_tree("histogram reduction", pes, 2 * w, count_bits + 2 * w)
+                + hw.accumulators(pes, hw.acc_bits(w)))

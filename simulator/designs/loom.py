@@ -12,6 +12,7 @@ import numpy as np
 
 from workloads.bits import value_widths
 
+from .. import components as hw
 from ..config import ArchConfig
 from ..encodings import brick_msb_lsb
 from ..knobs import ENCODING, SERIAL, SYNC, Design, Encoding, Knob, Serial
@@ -68,3 +69,16 @@ class Loom(BothSerialModel):
             for i in range(chunks):  # ... times serial_bits activation bits
                 cycles.append(sum(sum(ab[i * sb:(i + 1) * sb]) * wb[j] for ab, wb in zip(a_bits, w_bits)))
         return cycles
+
+    packed_storage = True  # activations and weights are stored at their precision
+
+    def parts(self, arch: ArchConfig) -> list[hw.Part]:
+        """Per lane serial_bits AND gates (activation bits x one weight bit), the PE's popcount tree and
+        shift-accumulator; precision detectors per column (and per row with dynamic weights)."""
+        sb = arch.serial_bits
+        parts = ([hw.Part("lane AND gates", "and_gate", sb, arch.pes * arch.lanes, "toggle", "busy_lane_cycles", 1)]
+                 + hw.pe_back_end(arch, sb)
+                 + hw.precision_detectors(arch, arch.tiles * arch.columns, "act_brick_reads"))
+        if arch.dynamic_weights:
+            parts += hw.precision_detectors(arch, arch.tiles * arch.rows, "weight_brick_reads")
+        return parts

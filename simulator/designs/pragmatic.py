@@ -12,6 +12,7 @@ import numpy as np
 
 from workloads.bits import value_terms
 
+from .. import components as hw
 from ..config import ArchConfig
 from ..encodings import ENCODING_CODE, brick_pra_costs
 from ..knobs import ENCODING, FIRST_STAGE_BITS, GROUP_SIZE, RUN_AHEAD, SERIAL, Design, Encoding, Serial
@@ -92,3 +93,12 @@ class Pragmatic(DesignModel):
                     cycle.append((lane, sign << pos))
             cycles.append(cycle)
         return cycles or [[]]
+
+    def parts(self, arch: ArchConfig) -> list[hw.Part]:
+        """Term generators on the serial operand's bricks (per column, or per row when weights are serial), the
+        two-stage shifting datapath on the other operand, run-ahead brick registers."""
+        weight_serial = arch.serial == Serial.WEIGHT
+        units = arch.tiles * (arch.rows if weight_serial else arch.columns)
+        per = "weight_brick_reads" if weight_serial else "act_brick_reads"
+        return (hw.term_generators(arch, units, per) + hw.two_stage_shifting(arch, "busy_lane_cycles")
+                + hw.run_ahead_registers(arch, units, per))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import components as hw
 from ..config import ArchConfig
 from ..knobs import ENCODING, SERIAL, Design, Encoding, Serial
 from ..plan import Operand
@@ -26,3 +27,9 @@ class Stripes(DesignModel):
     def brick_cycles(self, values: list[int], op: Operand, arch: ArchConfig) -> list[Cycle]:
         digits = [(twos_complement_bits if op.signed else unsigned_bits)(v, op.bits) for v in values]
         return [[(lane, d[i]) for lane, d in enumerate(digits) if d[i]] for i in range(op.bits)]
+
+    def parts(self, arch: ArchConfig) -> list[hw.Part]:
+        """Per lane one activation bit ANDed with a pe_width-bit weight; the PE's tree and shift-accumulator."""
+        w = arch.pe_width
+        return ([hw.Part("lane AND gates", "and_gate", w, arch.pes * arch.lanes, "toggle", "busy_lane_cycles", 1)]
+                + hw.pe_back_end(arch, w))

@@ -29,6 +29,7 @@ from workloads.bits import popcount, top_bits
 from workloads.bricks import channels_are_bricked_in_order, weight_brick_index
 from workloads.parallel import kernel, parts
 
+from .. import components as hw
 from ..config import ArchConfig
 from ..knobs import ENCODING, GROUP_SIZE, RUN_AHEAD, SERIAL, Design, Encoding, Knob, Serial
 from ..plan import LayerPlan, Operand
@@ -184,3 +185,15 @@ class Swis(DesignModel):
         cost = self.value_cost(layer.weights, Operand(layer.weight_signed, layer.weight_bits), arch)
         terms = _capped_popcounts(self.effective_weights(arch, layer).astype(np.int64), 64)
         return float(cost.astype(np.int64).sum() * oh * ow), int(terms.astype(np.int64).sum()) * oh * ow
+
+    def parts(self, arch: ArchConfig) -> list[hw.Part]:
+        """Per lane the activation ANDed with the weight's bit at the shared position; per PE the tree, one shifter
+        to the shared position and the accumulator; the group's N shift positions in registers per row."""
+        w, lanes, pes = arch.pe_width, arch.lanes, arch.pes
+        groups = arch.tiles * arch.rows * (lanes // arch.group_size)
+        return ([hw.Part("lane AND gates", "and_gate", w, pes * lanes, "toggle", "busy_lane_cycles", 1)]
+                + hw.adder_tree("adder trees", pes, lanes, w)
+                + hw.shifter("shared-position shifters", pes, w + hw.log2_ceil(lanes), w, "busy_pe_cycles")
+                + hw.accumulators(pes, hw.acc_bits(w))
+                + [hw.Part("shift-position registers", "register", arch.shared_terms * hw.log2_ceil(w), groups, "write",
+                           "weight_brick_reads", lanes // arch.group_size)])

@@ -31,6 +31,7 @@ import numpy as np
 
 from workloads.bits import bit_tables, mask_table, value_terms, value_widths
 
+from ... import components as hw
 from ...encodings import ENCODING_CODE, brick_msb_lsb
 from ...knobs import (
     ENCODING,
@@ -167,3 +168,22 @@ class Tactical(DesignModel):
     def reference_layer(self, plan: LayerPlan) -> tuple[int, np.ndarray]:
         return Reference(plan.arch, plan.layer, plan.low, plan.passes).run()
 
+    # ----------------------------------------------------------------- hardware
+    def parts(self, arch) -> list[hw.Part]:
+        """The back end's datapath, and in front of every lane a multiplexer over the activations the weight
+        schedule may take (1 + lookahead + lookaside candidates; the select bits travel with the weights)."""
+        candidates = 1 + arch.lookahead + arch.lookaside
+        front = hw.mux("lane activation multiplexers", arch.pes * arch.lanes, arch.pe_width, candidates,
+                       "busy_lane_cycles")
+        w, units = arch.pe_width, arch.tiles * arch.columns
+        if arch.backend == Backend.DADIANNAO:
+            back = ([hw.Part("lane multipliers", "multiplier", w, arch.pes * arch.lanes, "multiply",
+                             "busy_lane_cycles", 1)] + hw.pe_back_end(arch, 2 * w))
+        elif arch.backend == Backend.PRAGMATIC:
+            back = (hw.term_generators(arch, units, "act_brick_reads") + hw.two_stage_shifting(arch, "busy_lane_cycles")
+                    + hw.run_ahead_registers(arch, units, "act_brick_reads"))
+        else:
+            back = ([hw.Part("lane AND gates", "and_gate", w, arch.pes * arch.lanes, "toggle", "busy_lane_cycles", 1)]
+                    + hw.pe_back_end(arch, w) + hw.precision_detectors(arch, units, "act_brick_reads")
+                    + hw.run_ahead_registers(arch, units, "act_brick_reads"))
+        return front + back

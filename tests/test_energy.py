@@ -1,0 +1,263 @@
+"""Energy, area, memory and fair comparisons (simulator.technology, components, energy, memory, compare).
+
+Expected values are computed here from the raw CSV numbers and the published scaling coefficients typed into the
+test, not through ``simulator.technology``.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from simulator import load_arch, simulate, simulate_layer
+from simulator.cli import main
+from simulator.components import Part
+from simulator.energy import area_breakdown, area_mm2, energy_breakdown, priced_parts, scale_to_area
+from simulator.technology import (
+    TechnologyError,
+    area_factor,
+    cell_area_um2,
+    cell_energy_pj,
+    energy_factor,
+    tabulated_nodes,
+)
+from workloads import Layer, Workload
+
+TABLES = Path(__file__).resolve().parent.parent / "simulator" / "tables"
+
+
+def _csv(name: str) -> list[dict]:
+    with open(TABLES / name) as fh:
+        return list(csv.DictReader(fh))
+
+
+def _energy_row(component: str, action: str, bits: int, capacity: str = "") -> float:
+    for r in _csv("energy.csv"):
+        if (r["component"], r["action"], int(r["bits"]), r["capacity_kib"]) == (component, action, bits, capacity):
+            return float(r["energy_pj"])
+    raise KeyError((component, action, bits, capacity))
+
+
+# Stillmaker and Baas (2017) energy fit at 45 nm HP: 1.018 V^2 - 0.3107 V + 0.1539; the tables are at 0.9 V and a
+# 45 nm design runs at the node's nominal 1.0 V
+def _e45(v: float) -> float:
+    return 1.018 * v * v - 0.3107 * v + 0.1539
+
+
+TO_NOMINAL_45 = _e45(1.0) / _e45(0.9)
+
+
+def _small_conv() -> Layer:
+    rng = np.random.default_rng(3)
+    return Layer.conv("c", rng.integers(0, 200, (12, 6, 6)), rng.integers(-90, 90, (10, 12, 3, 3)), padding=1,
+                      act_bits=8, weight_bits=8, act_signed=False)
+
+
+# ----------------------------------------------------------------------------- energy = counts x table entries
+def test_stripes_energy_is_counts_times_table_entries():
+    arch = load_arch("stripes", tiles=2, rows=4, columns=4, lanes=8, act_buffer_kib=64, weight_buffer_kib=256)
+    row = simulate_layer(arch, _small_conv())
+    w, lanes, pes = 16, 8, 32
+    and_gate = _energy_row("and_gate", "toggle", 1)
+    adder32 = _energy_row("adder", "add", 32) / 32  # per bit; every width here is nearer 32 than 8 in log2
+    reg = _energy_row("register", "write", 1)
+    tree_adder = adder32 * (w + 3)  # 8 inputs of 16 bits: 7 adders of 16 + 3 bits
+    acc = 2 * w + 8
+    per_busy_pe = 7 * tree_adder + adder32 * acc + reg * acc
+    # SRAM: banks of 32 KiB (activations: 64 / 2 tiles) and 128 KiB (weights): Horowitz's 32 KB entry, the weight
+    # bank scaled by sqrt(128 / 32) from it (log2 distance 2 to 32 KB, 3 to 1 MB)
+    sram32 = _energy_row("sram", "read", 64, "32")
+    expected = TO_NOMINAL_45 * (
+        row["busy_lane_cycles"] * w * and_gate + row["busy_pe_cycles"] * per_busy_pe
+        + row["act_buffer_bits"] / 64 * sram32 + row["output_buffer_bits"] / 64 * sram32
+        + row["weight_buffer_bits"] / 64 * sram32 * 2)
+    expected += row["dram_bits"] / 64 * _energy_row("dram", "access", 64)  # the interface does not scale
+    assert row["dynamic_energy_pj"] == pytest.approx(expected, rel=1e-9)
+    # buffer traffic in pe_width containers
+    assert row["act_buffer_bits"] == row["act_brick_reads"] * lanes * w
+    assert row["weight_buffer_bits"] == row["weight_brick_reads"] * lanes * w
+    assert pes == arch.pes
+
+
+def test_static_energy_is_leakage_times_time():
+    arch = load_arch("dadiannao", tiles=2, rows=4, lanes=8, act_buffer_kib=64, weight_buffer_kib=64)
+    row = simulate_layer(arch, _small_conv())
+    area_um2 = area_mm2(arch) * 1e6
+    density = float(next(r for r in _csv("nodes.csv") if r["node_nm"] == "45")["leakage_nw_per_um2"])
+    time_us = row["total_cycles"] / arch.clock_mhz
+    assert row["static_energy_pj"] == pytest.approx(area_um2 * density * time_us * 1e-3, rel=1e-9)
+    assert row["energy_pj"] == pytest.approx(row["dynamic_energy_pj"] + row["static_energy_pj"])
+
+
+def test_breakdown_sums_to_the_layer_energy():
+    arch = load_arch("pragmatic", tiles=2, rows=4, columns=4, lanes=8)
+    wl = Workload("w", [_small_conv(), _small_conv().with_values(name="d")])
+    res = simulate(arch, wl)
+    br = energy_breakdown(arch, res.layers)
+    per_layer = br.groupby("layer", sort=False)["energy_pj"].sum()
+    assert per_layer.to_numpy() == pytest.approx(res.layers["energy_pj"].to_numpy(), rel=1e-9)
+    assert set(br["kind"]) == {"dynamic", "static"}
+    assert {"term generators", "first-stage shifters", "second-stage shifters", "run-ahead registers"} <= set(
+        br["component"])
+
+
+def test_every_preset_prices_its_parts():
+    from simulator.config import preset_names
+
+    for name in preset_names():
+        arch = load_arch(name)
+        assert area_mm2(arch, "compute") > 0, name
+        assert not area_breakdown(arch).empty
+
+
+# ----------------------------------------------------------------------------- no silent defaults
+def test_unknown_component_action_or_width_is_an_error():
+    with pytest.raises(TechnologyError, match="unknown component 'flux_capacitor'"):
+        cell_energy_pj("flux_capacitor", "add", 8)
+    with pytest.raises(TechnologyError, match="no entry for component 'adder' action 'multiply'"):
+        cell_energy_pj("adder", "multiply", 8)
+    with pytest.raises(TechnologyError, match="not tabulated"):
+        cell_energy_pj("fp_multiplier", "multiply", 24)  # scaling 'none'
+    with pytest.raises(TechnologyError, match="capacity_kib"):
+        cell_energy_pj("sram", "read", 64)
+
+
+def test_a_design_part_missing_from_the_tables_fails_the_simulation(monkeypatch):
+    from simulator.designs.stripes import Stripes
+
+    monkeypatch.setattr(Stripes, "parts", lambda self, arch: [Part("warp core", "warp_core", 8, 1, "add",
+                                                                   "busy_pe_cycles", 1)])
+    priced_parts.cache_clear()
+    try:
+        with pytest.raises(TechnologyError, match="warp_core"):
+            simulate_layer(load_arch("stripes", tiles=3), _small_conv())
+    finally:
+        priced_parts.cache_clear()
+
+
+def test_part_counter_must_exist():
+    with pytest.raises(ValueError, match="per"):
+        Part("x", "adder", 8, 1, "add", "cycles_of_the_moon", 1)
+
+
+# ----------------------------------------------------------------------------- technology scaling
+def test_scaling_at_tabulated_nodes():
+    # the published fits evaluated by hand: 32 nm HP 0.8367 V^2 - 0.4341 V + 0.1701; 65 nm 3.755 V^2 - 4.398 V + 1.975
+    def e32(v):
+        return 0.8367 * v * v - 0.4341 * v + 0.1701
+
+    def e65(v):
+        return 3.755 * v * v - 4.398 * v + 1.975
+
+    assert energy_factor(45, 1.0, 32, 0.9) == pytest.approx(e32(0.9) / _e45(1.0), rel=1e-12)
+    assert energy_factor(65, 1.1, 45, 1.0) == pytest.approx(_e45(1.0) / e65(1.1), rel=1e-12)
+    # REFERENCES.md: at equal Vdd, 45 -> 32 nm energy is about 0.65x
+    assert energy_factor(45, 1.0, 32, 1.0) == pytest.approx(0.65, rel=0.05)
+    assert area_factor(65, 45) == pytest.approx(1 / 1.5)
+    assert area_factor(45, 7) == pytest.approx(0.059)
+    assert cell_area_um2("adder", 32, node_nm=65) == pytest.approx(137 * 1.5)
+    assert 28 not in tabulated_nodes()
+    with pytest.raises(TechnologyError, match="28 nm is not tabulated"):
+        energy_factor(45, 1.0, 28)
+
+
+def test_width_scaling_rules():
+    # multiplier: quadratic from the nearest tabulated width (16 bits: 8 and 32 are equally far; the smaller wins)
+    assert cell_energy_pj("multiplier", "multiply", 16) == pytest.approx(0.2 * 4 * TO_NOMINAL_45)
+    assert cell_area_um2("multiplier", 16) == pytest.approx(282 * 4)
+    # adder: linear from 32 bits
+    assert cell_energy_pj("adder", "add", 40) == pytest.approx(0.1 * 40 / 32 * TO_NOMINAL_45)
+    # SRAM access: sqrt of the capacity from the nearest entry (4 MiB: from 1 MB, x 2)
+    assert cell_energy_pj("sram", "read", 64, 4096) == pytest.approx(100 * 2 * TO_NOMINAL_45)
+
+
+# ----------------------------------------------------------------------------- area and iso-area
+def test_area_is_count_times_cell_area():
+    arch = load_arch("dadiannao", tiles=2, rows=4, lanes=8, act_buffer_kib=32, weight_buffer_kib=32)
+    # 64 multipliers 16x16 (282 x 4 um2), 8 trees of 7 adders of 35 bits, 8 accumulators (adder + register, 40
+    # bits), two SRAM arrays of 2 banks of 16 KiB (4724 um2 per KiB)
+    want = 64 * 282 * 4 + 8 * 7 * 137 * 35 / 32 + 8 * (137 * 40 / 32 + 4.522 * 40) + 2 * 32 * 4724
+    assert area_mm2(arch) == pytest.approx(want * 1e-6, rel=1e-9)
+
+
+@pytest.mark.parametrize("preset,along", [("stripes", "columns"), ("loom", "tiles"), ("dadiannao", "tiles")])
+def test_scale_to_area_lands_within_one_step(preset, along):
+    base = load_arch(preset)
+    target = 2.6 * area_mm2(base, "compute")
+    sized = scale_to_area(base, target, along=along, group="compute")
+    n = getattr(sized, along)
+    step = area_mm2(base.replace(**{along: n + 1}), "compute") - area_mm2(base.replace(**{along: n}), "compute")
+    assert abs(area_mm2(sized, "compute") - target) <= step
+    assert sized.name.startswith(preset + "@")
+
+
+# ----------------------------------------------------------------------------- memory
+def test_huge_fc_with_tiny_bandwidth_is_memory_bound():
+    rng = np.random.default_rng(0)
+    layer = Layer.fc("fc", rng.integers(0, 100, 2048), rng.integers(-100, 100, (1024, 2048)), act_bits=8,
+                     weight_bits=8, act_signed=False)
+    arch = load_arch("stripes", dram_gb_per_s=1.0)
+    row = simulate_layer(arch, layer)
+    # weights (fit in 32 MiB) once, input and output (first and last layer) once, all in 16-bit containers
+    bits = (1024 * 2048 + 2048 + 1024) * 16
+    per_cycle = 1.0 * 8e9 / 980e6
+    assert row["dram_bits"] == bits
+    assert row["memory_cycles"] == math.ceil(bits / per_cycle)
+    assert row["bound"] == "memory"
+    assert row["total_cycles"] == row["memory_cycles"] > row["cycles"]
+    assert row["time_us"] == pytest.approx(row["total_cycles"] / 980)
+    serial = simulate_layer(arch.replace(double_buffering=False), layer)
+    assert serial["total_cycles"] == row["cycles"] + row["memory_cycles"]
+
+
+def test_weights_that_do_not_fit_are_reread_per_window_set_and_loom_packs():
+    layer = _small_conv()  # 10 x 12 x 9 = 1080 weights, 36 windows
+    arch = load_arch("stripes", tiles=2, rows=4, columns=4, lanes=8, weight_buffer_kib=1, act_buffer_kib=64)
+    row = simulate_layer(arch, layer, first=False, last=False)
+    assert row["dram_bits"] == 1080 * 16 * 9  # 17,280 bits > 8,192: re-read for each of 9 window sets
+    loom = load_arch("loom", tiles=2, rows=4, columns=4, lanes=8, act_buffer_kib=64)
+    assert simulate_layer(loom, layer, first=False, last=False)["dram_bits"] == 1080 * 8  # stored at 8 bits
+
+
+# ----------------------------------------------------------------------------- fair comparisons
+def test_speedup_in_time_uses_each_clock_and_energy_efficiency():
+    wl = Workload("w", [_small_conv()])
+    base = simulate("dadiannao", wl)
+    slow = simulate(load_arch("stripes", clock_mhz=490.0), wl)
+    fast = simulate("stripes", wl)
+    assert slow.speedup_over(base) == fast.speedup_over(base)  # cycles ignore the clock
+    assert slow.speedup_over(base, basis="time") == pytest.approx(fast.speedup_over(base, basis="time") / 2)
+    assert fast.energy_efficiency_over(base) == pytest.approx(base.energy_pj / fast.energy_pj)
+    with pytest.raises(ValueError, match="basis"):
+        fast.speedup_over(base, basis="joules")
+    m = fast.metrics()
+    assert m["tops_per_w"] == pytest.approx(2 * fast.macs / fast.energy_pj)
+    assert m["edp_pj_us"] == pytest.approx(fast.energy_pj * fast.time_us)
+
+
+def test_lossy_designs_are_marked():
+    wl = Workload("w", [_small_conv()])
+    swis = simulate(load_arch("swis", shared_terms=1), wl)
+    assert not swis.lossless
+    eff = load_arch("swis", shared_terms=1).model.effective_weights(load_arch("swis", shared_terms=1), wl.layers[0])
+    w = wl.layers[0].weights.astype(float)
+    assert swis.layers["weight_rel_error"].iat[0] == pytest.approx(np.linalg.norm(eff - w) / np.linalg.norm(w))
+    assert simulate("stripes", wl).lossless
+
+
+def test_compare_cli(tmp_path, capsys):
+    out = tmp_path / "cmp.csv"
+    assert main(["compare", "stripes", "swis", "-w", "alexnet", "--layers", "2", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "speedup_time" in text and "energy_efficiency" in text and "--accuracy" in text  # swis is lossy
+    import pandas as pd
+
+    table = pd.read_csv(out)
+    assert list(table["arch"]) == ["dadiannao", "stripes", "swis"]
+    assert table.loc[0, "speedup_time"] == 1.0 and table.loc[0, "energy_efficiency"] == 1.0
+    assert not table.loc[2, "lossless"]
+    assert (out.with_name("cmp.run.json")).is_file()
