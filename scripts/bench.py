@@ -6,7 +6,9 @@ Each preset runs twice in fresh processes sharing one new numba cache folder, as
 - ``compile_s``: the first process starts with an empty cache; its first ``simulate`` of each workload is the JIT
   compile plus one run (the first workload pays for most of the compiling);
 - ``median_s``: a second process loads the compiled kernels from that cache and times ``--repeats`` runs after a
-  first one (the median; ``min_s`` too); ``peak_rss_mb`` is that process's peak memory (workloads included).
+  first one (the median; ``min_s`` too); ``peak_rss_mb`` is that process's peak memory (workloads included);
+- ``energy_memory_pct`` / ``lossless_pct``: the time those runs spend on the memory and energy columns / on the
+  lossless columns (the effective weights of lossy designs), as a percentage of the rest of ``simulate`` (medians).
 
 Prints a table and writes JSON. ``--src DIR`` benchmarks the source tree at DIR instead (e.g. a checkout of an
 earlier revision); ``--vs DIR`` benchmarks DIR too, preset by preset in turn with this one (so that a machine's
@@ -42,6 +44,24 @@ def measure(preset: str, workloads: list[str], repeats: int, warm: bool) -> list
     from workloads.synthetic import build
 
     arch = load_arch(preset)
+    spent = [0.0, 0.0]  # seconds spent in the energy and memory columns, and in the lossless columns, of a run
+    try:
+        from simulator import engine
+    except ImportError:
+        engine = None
+
+    def timed(fn, slot):
+        def wrapper(*a, **kw):
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **kw)
+            finally:
+                spent[slot] += time.perf_counter() - t0
+        return wrapper
+
+    for name, slot in (("layer_memory", 0), ("row_energy", 0), ("_fidelity", 1)):  # absent in older trees
+        if engine is not None and hasattr(engine, name):
+            setattr(engine, name, timed(getattr(engine, name), slot))
     rows = []
     for name in workloads:
         wl = build(name, seed=0)
@@ -52,12 +72,19 @@ def measure(preset: str, workloads: list[str], repeats: int, warm: bool) -> list
         row = {"preset": preset, "workload": name, "layers": len(wl), "cycles": result.cycles,
                "first_s": round(first, 3)}
         if warm:
-            times = []
+            times, extras = [], []
             for _ in range(repeats):
+                spent[:] = [0.0, 0.0]
                 t0 = time.perf_counter()
                 simulate(arch, wl)
                 times.append(time.perf_counter() - t0)
+                extras.append(tuple(spent))
+            rest = [t - e - f for t, (e, f) in zip(times, extras)]
+            share = [e / r for r, (e, _) in zip(rest, extras) if r > 0]
+            fid = [f / r for r, (_, f) in zip(rest, extras) if r > 0]
             row.update(median_s=round(statistics.median(times), 4), min_s=round(min(times), 4), repeats=repeats,
+                       energy_memory_pct=round(100 * statistics.median(share), 1) if share else None,
+                       lossless_pct=round(100 * statistics.median(fid), 1) if fid else None,
                        peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1))
         rows.append(row)
     return rows
@@ -136,7 +163,8 @@ def _has_preset(src: Path, preset: str) -> bool:
 
 def _print_table(rows: list[dict], versus: bool) -> None:
     base = {r["workload"]: r["cycles"] for r in rows if r["preset"] == "dadiannao"}
-    heads = ["preset", "workload", "cycles", "speedup", "compile s", "median s", "target s", "peak RSS MB"]
+    heads = ["preset", "workload", "cycles", "speedup", "compile s", "median s", "target s", "energy+mem %",
+             "lossless %", "peak RSS MB"]
     if versus:
         heads += ["vs compile s", "vs median s", "median ratio"]
     body = []
@@ -146,7 +174,10 @@ def _print_table(rows: list[dict], versus: bool) -> None:
         r["meets_target"] = r["target_s"] is None or r["median_s"] < r["target_s"]
         line = [r["preset"], r["workload"], str(r["cycles"]),
                 f"{r['speedup_vs_dadiannao']:.2f}" if r["speedup_vs_dadiannao"] else "-", f"{r['compile_s']:.2f}",
-                f"{r['median_s']:.4f}", str(r["target_s"] or "-"), f"{r['peak_rss_mb']:.0f}"]
+                f"{r['median_s']:.4f}", str(r["target_s"] or "-"),
+                "-" if r.get("energy_memory_pct") is None else f"{r['energy_memory_pct']:.1f}",
+                "-" if r.get("lossless_pct") is None else f"{r['lossless_pct']:.1f}",
+                f"{r['peak_rss_mb']:.0f}"]
         if versus:
             line += ([f"{r['vs_compile_s']:.2f}", f"{r['vs_median_s']:.4f}", f"{r['median_ratio']:.2f}"]
                      if "vs_median_s" in r else ["-", "-", "-"])

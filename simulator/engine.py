@@ -84,7 +84,7 @@ def _fidelity(arch: ArchConfig, layer: Layer) -> dict:
     """``lossless``: the design multiplies the layer's own weights; ``weight_rel_error``: else ||w' - w|| / ||w||
     of the weights w' it multiplies (``effective_weights``)."""
     design = arch.model
-    if type(design).effective_weights is DesignModel.effective_weights:
+    if design.surely_lossless(arch, layer):
         return {"lossless": True, "weight_rel_error": 0.0}
     w = np.asarray(layer.weights, dtype=np.float64)
     eff = np.asarray(design.effective_weights(arch, layer), dtype=np.float64)

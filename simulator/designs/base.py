@@ -79,6 +79,11 @@ class DesignModel(DesignSpec):
         """The weights the design actually multiplies (lossy designs differ from ``layer.weights``)."""
         return layer.weights
 
+    def surely_lossless(self, arch: ArchConfig, layer) -> bool:
+        """True when the design multiplies ``layer``'s own weights, known without computing ``effective_weights``
+        (False: compute them to tell)."""
+        return type(self).effective_weights is DesignModel.effective_weights
+
     # ----------------------------------------------------------------- brick path
 
     def brick_stats(self, bricks: np.ndarray, op: Operand, arch: ArchConfig) -> BrickStats:

@@ -276,6 +276,14 @@ class Bitlet(DesignModel):
         return column_schedule(values, arch.group_size, self.kept(arch), False)
 
     # ----------------------------------------------------------------- effective weights, whole-layer hooks
+    def surely_lossless(self, arch: ArchConfig, layer: Layer) -> bool:
+        """Integer weights are kept whole when every column is kept, or when |w| < 2^kept_columns (a group's msb is
+        then below kept_columns, so no column under it is pruned)."""
+        if self.is_fp32(arch, layer):
+            return False
+        kept = self.kept(arch)
+        return kept <= 0 or int(np.abs(layer.weights).max(initial=0)) < (1 << kept)
+
     def effective_weights(self, arch: ArchConfig, layer: Layer) -> np.ndarray:
         """The weights multiplied: pruned (BitX) and, for float32, aligned to each group's largest exponent."""
         if self.kept(arch) <= 0 and not self.is_fp32(arch, layer):
