@@ -77,6 +77,11 @@ class Promotion(enum.StrEnum):
     MOST_CANDIDATES = "most_candidates"  # DNNsim HEAD's rule
 
 
+class EmptySlots(enum.StrEnum):
+    PROCESS = "process"  # every slot without a weight processes its lane's own activation (the multiplexer's default)
+    DNNSIM = "dnnsim"  # DNNsim: a slot emptied by promoting its weight to an earlier step is not processed
+
+
 class DepthwiseMapping(enum.StrEnum):
     DNNSIM = "dnnsim"  # one group of min(lanes, rows) channels at a time, on tile 0
     SPREAD = "spread"  # the tiles take consecutive groups at once, in lockstep
