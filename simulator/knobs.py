@@ -168,8 +168,9 @@ MACHINE: tuple[Knob, ...] = (
     Knob("pe_width", int, 16, "bit-parallel operand width of a PE; serial precisions must fit", 1, 16, unit="bits"),
     Knob("clock_mhz", float, 980.0, "clock frequency (converts cycles to time)", 0, unit="MHz"),
     Knob("first_layer_space_to_depth", bool, True, "rewrite a strided 3-channel first conv space-to-depth (DNNsim)"),
-    Knob("depthwise_mapping", DepthwiseMapping, DepthwiseMapping.DNNSIM,
-         "depthwise convs: dnnsim (one group of min(lanes, rows) channels on tile 0) or spread (tiles share groups)"),
+    Knob("depthwise_mapping", DepthwiseMapping, DepthwiseMapping.SPREAD,
+         "depthwise convs: spread (tiles take groups of min(lanes, rows) channels at once) or dnnsim (one group at "
+         "a time, on tile 0)"),
 )
 
 # Design knobs, in their most common form; designs restrict and re-document them.
