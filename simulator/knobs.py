@@ -77,6 +77,11 @@ class Promotion(enum.StrEnum):
     MOST_CANDIDATES = "most_candidates"  # DNNsim HEAD's rule
 
 
+class EmptySlots(enum.StrEnum):
+    PROCESS = "process"  # every slot without a weight processes its lane's own activation (the multiplexer's default)
+    DNNSIM = "dnnsim"  # DNNsim: a slot emptied by promoting its weight to an earlier step is not processed
+
+
 class DepthwiseMapping(enum.StrEnum):
     DNNSIM = "dnnsim"  # one group of min(lanes, rows) channels at a time, on tile 0
     SPREAD = "spread"  # the tiles take consecutive groups at once, in lockstep
@@ -163,8 +168,9 @@ MACHINE: tuple[Knob, ...] = (
     Knob("pe_width", int, 16, "bit-parallel operand width of a PE; serial precisions must fit", 1, 16, unit="bits"),
     Knob("clock_mhz", float, 980.0, "clock frequency (converts cycles to time)", 0, unit="MHz"),
     Knob("first_layer_space_to_depth", bool, True, "rewrite a strided 3-channel first conv space-to-depth (DNNsim)"),
-    Knob("depthwise_mapping", DepthwiseMapping, DepthwiseMapping.DNNSIM,
-         "depthwise convs: dnnsim (one group of min(lanes, rows) channels on tile 0) or spread (tiles share groups)"),
+    Knob("depthwise_mapping", DepthwiseMapping, DepthwiseMapping.SPREAD,
+         "depthwise convs: spread (tiles take groups of min(lanes, rows) channels at once) or dnnsim (one group at "
+         "a time, on tile 0)"),
     # technology and memory (simulator.technology, simulator.memory)
     Knob("tech_node_nm", int, 45, "technology node (a node of simulator/tables/nodes.csv; nominal supply)", 7, 180,
          unit="nm"),

@@ -123,8 +123,10 @@ def plan_layer(arch: ArchConfig, layer: Layer) -> LayerPlan:
         raise ConfigError(f"layer {layer.name!r} has {layer.weight_format} weights, which {arch.name} "
                           f"({arch.design}) does not model; use an integer (quantized) layer")
     serial = arch.serial
-    checked = {Serial.NONE: (), Serial.ACTIVATION: ("act_bits",), Serial.WEIGHT: ("weight_bits",),
-               Serial.BOTH: ("act_bits", "weight_bits")}[serial]
+    # bit-parallel PEs take both operands whole; a serial design's parallel operand is not bounded by pe_width
+    both = ("act_bits", "weight_bits")
+    checked = {Serial.NONE: both, Serial.ACTIVATION: ("act_bits",), Serial.WEIGHT: ("weight_bits",),
+               Serial.BOTH: both}[serial]
     for what in checked:
         if getattr(layer, what) > arch.pe_width:
             raise ConfigError(f"layer {layer.name!r}: {what} ({getattr(layer, what)}) exceeds the PE width of "

@@ -23,37 +23,123 @@ TCL = {"backend": "dadiannao"}
 # (Booth gives 512 here); the plain Pragmatic row with the same settings is 882.
 TCLE = {"backend": "pragmatic", "first_stage_bits": 2, "run_ahead": 0, "encoding": "binary"}
 
-# (knobs, promotion) -> (conv1, fc1) cycles. most_candidates rows are DNNsim HEAD's (README table) except TCLe's
-# fc1: DNNsim reports 11 because on FC layers it reads the activations of the wrong column once rows are skipped
-# (README, known defects); the intended model (each scheduled step costs its own selected activations) gives 17,
-# as the README states. least_flexible is the paper's rule: conv1 77 / 1100 as the README states; fc1 (10) is
-# this model's number (the README gives none).
+# (preset, knobs, promotion) -> (conv1, fc1) cycles. The dnnsim_tactical rows (DNNsim's promotion rule, most
+# candidates first, and its empty slots) are DNNsim HEAD's (README table) except TCLe's fc1: DNNsim reports 11 because
+# on FC layers it reads the activations of the wrong column once rows are skipped (README, known defects); the intended
+# model (each scheduled step costs its own selected activations) gives 17, as the README states. least_flexible is the
+# paper's rule: conv1 77 / 1100 as the README states; fc1 (10) is this model's number (the README gives none). TCLe
+# least_flexible: 563 with the project's empty-slot rule, 562 with DNNsim's (test_dnnsims_empty_slot_rule... below).
 ROWS = [
-    ({**TCL, "columns": 16}, "most_candidates", (91, 11)),
-    ({**TCL, "columns": 1}, "most_candidates", (1300, 11)),
-    ({**TCLE, "columns": 16}, "most_candidates", (662, 17)),
-    ({**TCL, "columns": 16}, "least_flexible", (77, 10)),
-    ({**TCL, "columns": 1}, "least_flexible", (1100, 10)),
+    ("dnnsim_tactical", {**TCL, "columns": 16}, "most_candidates", (91, 11)),
+    ("dnnsim_tactical", {**TCL, "columns": 1}, "most_candidates", (1300, 11)),
+    ("dnnsim_tactical", {**TCLE, "columns": 16}, "most_candidates", (662, 17)),
+    ("tactical", {**TCLE, "columns": 16}, "most_candidates", (662, 17)),  # here both rules give DNNsim's 662
+    ("tactical", {**TCL, "columns": 16}, "least_flexible", (77, 10)),
+    ("tactical", {**TCL, "columns": 1}, "least_flexible", (1100, 10)),
 ]
 
 
-
-@pytest.mark.parametrize(("knobs", "promotion", "expected"), ROWS, ids=[f"{p}-{k}" for k, p, _ in ROWS])
-def test_fast_engine_reproduces_dnnsim(dnnsim_synth, knobs, promotion, expected):
-    arch = load_arch("tactical", **MACHINE, **knobs, promotion=promotion)
+@pytest.mark.parametrize(("preset", "knobs", "promotion", "expected"), ROWS,
+                         ids=[f"{n}-{p}-{k}" for n, k, p, _ in ROWS])
+def test_fast_engine_reproduces_dnnsim(dnnsim_synth, preset, knobs, promotion, expected):
+    arch = load_arch(preset, **MACHINE, **knobs, promotion=promotion)
     assert tuple(simulate(arch, dnnsim_synth).layers["cycles"]) == expected
 
 
-@pytest.mark.parametrize(("knobs", "promotion", "expected"), [ROWS[0]], ids=["tcl-16-columns"])
-def test_reference_engine_reproduces_dnnsim_and_the_convolution(dnnsim_synth, knobs, promotion, expected):
-    results = simulate_reference(load_arch("tactical", **MACHINE, **knobs, promotion=promotion), dnnsim_synth)
+@pytest.mark.parametrize(("preset", "knobs", "promotion", "expected"), [ROWS[0]], ids=["tcl-16-columns"])
+def test_reference_engine_reproduces_dnnsim_and_the_convolution(dnnsim_synth, preset, knobs, promotion, expected):
+    results = simulate_reference(load_arch(preset, **MACHINE, **knobs, promotion=promotion), dnnsim_synth)
     assert tuple(r.cycles for r in results) == expected
     for r, layer in zip(results, dnnsim_synth.layers, strict=True):
         np.testing.assert_array_equal(r.output, layer_output(layer))
 
 
+def _dnnsim_tcle_cycles(acts: np.ndarray, wgt: np.ndarray, rows: int, lanes: int, h: int, d: int,
+                        first_stage_bits: int, drop_emptied: bool) -> int:
+    """DNNsim HEAD's Bit-Tactical TCLe written out from its source for a 1x1 conv on one tile of one column, binary
+    terms, no registers: core/src/BitTactical.cpp (original_schedule: skip zero lines, at most h in a row; per filter,
+    promote into the lowest zero lane among those with the most candidates its first candidate in search-map order)
+    and core/src/BitPragmatic.cpp process_pe (a slot reads the activation its entry came with; an entry from an
+    earlier step, the zero a promotion left behind, is skipped: ``drop_emptied``, else it takes the slot's own
+    activation; two-stage shifting, at least 1 cycle). Cycles = sum over windows and issued steps of the slowest
+    filter."""
+    k, c = wgt.shape
+    n_t = c // lanes
+    smap = [tuple(int(x) for x in e) for e in search_map("T", h, d)]  # DNNsim's map (test_search_maps_are_dnnsims)
+    total = 0
+    for fs in range(0, k, rows):
+        filt = range(fs, min(fs + rows, k))
+        buf = {(t, f, ln): (int(wgt[f, t * lanes + ln]), t, ln)
+               for t in range(n_t) for f in filt for ln in range(lanes)}
+        issued, skip = [], 0
+        for t in range(n_t):
+            if skip < h and all(buf[(t, f, ln)][0] == 0 for f in filt for ln in range(lanes)):
+                skip += 1
+                continue
+            skip = 0
+            for f in filt:
+                while True:
+                    cands = {}
+                    for ln in range(lanes):
+                        if buf[(t, f, ln)][0] == 0:
+                            cands[ln] = [(t + dt, (ln + dl) % lanes) for dt, dl in smap
+                                         if t + dt < n_t and buf[(t + dt, f, (ln + dl) % lanes)][0] != 0]
+                    most = max((len(v) for v in cands.values()), default=0)
+                    if most == 0:
+                        break
+                    ln = min(x for x, v in cands.items() if len(v) == most)
+                    t2, l2 = cands[ln][0]
+                    buf[(t, f, ln)], buf[(t2, f, l2)] = buf[(t2, f, l2)], buf[(t, f, ln)]
+            issued.append(t)
+        for y in range(acts.shape[1]):
+            for x in range(acts.shape[2]):
+                for t in issued:
+                    worst = 0
+                    for f in filt:
+                        values = []
+                        for ln in range(lanes):
+                            _, st, sl = buf[(t, f, ln)]
+                            if st < t:  # a zero a promotion left behind: DNNsim skips it, the project's rule
+                                if drop_emptied:  # processes the slot's own activation
+                                    continue
+                                st, sl = t, ln
+                            values.append(int(acts[st * lanes + sl, y, x]))
+                        cycles = 0
+                        while any(values):
+                            offset = min((v & -v).bit_length() - 1 for v in values if v)
+                            for i, v in enumerate(values):
+                                for b in range(offset, offset + (1 << first_stage_bits)):
+                                    if (v >> b) & 1:
+                                        values[i] = v & ~(1 << b)
+                                        break
+                            cycles += 1
+                        worst = max(worst, cycles, 1)
+                    total += worst
+    return total
+
+
+def test_dnnsims_empty_slot_rule_is_dnnsims_tcle():
+    """empty_slots: dnnsim reproduces DNNsim's TCLe exactly, written out from its source (the helper above), and the
+    project's rule (an emptied slot processes its own activation) differs from it on this layer."""
+    rng = np.random.default_rng(3)
+    rows, lanes = 4, 8
+    wgt = rng.integers(-100, 101, (6, 4 * lanes))
+    wgt[rng.random(wgt.shape) < 0.6] = 0
+    acts = rng.integers(0, 256, (4 * lanes, 3, 3))
+    acts[rng.random(acts.shape) < 0.3] = 0
+    layer = Layer.conv("c", acts, wgt.reshape(6, 4 * lanes, 1, 1), act_bits=8, weight_bits=8)
+    geo = dict(tiles=1, rows=rows, columns=1, lanes=lanes, encoding="binary", run_ahead=0, first_stage_bits=1)
+    got = {}
+    for rule in ("dnnsim", "process"):
+        arch = load_arch("dnnsim_tactical", **geo, empty_slots=rule)
+        got[rule] = simulate_layer(arch, layer)["cycles"]
+        assert simulate_layer_reference(arch, layer).cycles == got[rule]
+        assert got[rule] == _dnnsim_tcle_cycles(acts, wgt, rows, lanes, 2, 5, 1, drop_emptied=rule == "dnnsim")
+    assert got["dnnsim"] != got["process"]
+
+
 def test_reference_engine_gives_the_intended_tcle_fc_cycles(dnnsim_synth):
-    arch = load_arch("tactical", **MACHINE, **TCLE, columns=16, promotion="most_candidates")
+    arch = load_arch("dnnsim_tactical", **MACHINE, **TCLE, columns=16, promotion="most_candidates")
     result = simulate_layer_reference(arch, dnnsim_synth.layers[1])
     assert result.cycles == 17
     np.testing.assert_array_equal(result.output, layer_output(dnnsim_synth.layers[1]))
@@ -72,7 +158,8 @@ def scheduled(draw):
     rows, lanes = draw(st.integers(1, 4)), draw(st.integers(1, 6))
     knobs = dict(rows=rows, lanes=lanes, lookahead=draw(st.integers(0, 3)), lookaside=draw(st.integers(0, 6)),
                  search_shape=draw(st.sampled_from(["T", "L"])),
-                 promotion=draw(st.sampled_from(["least_flexible", "most_candidates"])))
+                 promotion=draw(st.sampled_from(["least_flexible", "most_candidates"])),
+                 empty_slots=draw(st.sampled_from(["process", "dnnsim"])))
     k, c, r, s = (draw(st.integers(1, 7)), draw(st.integers(1, 13)), draw(st.integers(1, 3)), draw(st.integers(1, 3)))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     w = rng.integers(-9, 10, size=(1, k, c, r, s))
@@ -106,12 +193,19 @@ def test_schedule_is_a_permutation_within_the_search_space(case):
                 assert (dt, dl) == (0, 0) or (dt, dl) in allowed
         assert got == want  # every non-zero weight exactly once, with its own activation position
         # the plain-Python scheduler of the reference engine agrees slot by slot
+        drop = arch.empty_slots == "dnnsim"
         ref = reference_schedule(dense[fs].tolist(), h, arch.lookaside, str(arch.search_shape),
-                                 arch.promotion == "least_flexible")
+                                 arch.promotion == "least_flexible", drop)
         assert len(ref) == n
         for i, step in enumerate(ref):
             assert [[x[0] for x in r] for r in step] == sched.weight[fs, i].tolist()
-            assert [[x[1] * lanes + x[2] for x in r] for r in step] == sched.src[fs, i].tolist()
+            assert [[x[1] < 0 for x in r] for r in step] == sched.skipped[fs, i].tolist()
+            assert [[x[1] * lanes + x[2] if x[1] >= 0 else -1 for x in r] for r in step] == \
+                np.where(sched.skipped[fs, i], -1, sched.src[fs, i]).tolist()
+            # DNNsim skips exactly the empty slots whose own weight was promoted to an earlier step
+            t = int(rows[i])
+            emptied = (sched.weight[fs, i] == 0) & (dense[fs, t] != 0)
+            assert sched.skipped[fs, i].tolist() == (emptied & drop).tolist()
 
 
 # ------------------------------------------------------------------------------------------- engines and bounds
@@ -128,6 +222,7 @@ def tactical_cases(draw, dense_weights=False):
                  lookahead=draw(st.integers(0, 3)), lookaside=draw(st.integers(0, 6)),
                  search_shape=draw(st.sampled_from(["T", "L"])),
                  promotion=draw(st.sampled_from(["least_flexible", "most_candidates"])),
+                 empty_slots=draw(st.sampled_from(["process", "dnnsim"])),
                  depthwise_mapping=draw(st.sampled_from(["dnnsim", "spread"])))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     signed = draw(st.booleans())
@@ -233,7 +328,8 @@ def tcle_convs(draw):
                  encoding=draw(st.sampled_from(["binary", "booth", "csd"])), first_stage_bits=draw(st.integers(0, 3)),
                  lookahead=draw(st.integers(1, 3)), lookaside=draw(st.integers(0, 6)),
                  search_shape=draw(st.sampled_from(["T", "L"])),
-                 promotion=draw(st.sampled_from(["least_flexible", "most_candidates"])))
+                 promotion=draw(st.sampled_from(["least_flexible", "most_candidates"])),
+                 empty_slots=draw(st.sampled_from(["process", "dnnsim"])))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     c, k, r = draw(st.integers(4, 24)), draw(st.integers(1, 24)), draw(st.integers(1, 3))
     w = rng.integers(-120, 121, size=(k, c, r, r))
@@ -269,7 +365,8 @@ def _most_pra(pes, first_stage_bits):
 
 def _every_pe_cycles(arch, layer) -> int:
     """Lockstep TCLe conv cycles with every PE costed (no bounds, no pruning): the sum over steps of the max over the
-    step's PEs (every column group's) of PRA over the term masks of the activations the PE's slots select."""
+    step's PEs (every column group's) of PRA over the term masks of the activations the PE's slots select (none for
+    the slots ``empty_slots: dnnsim`` skips)."""
     low = plan_layer(arch, layer).low
     sched = schedule_layer(low.weights, arch, low.filters)
     lanes = arch.lanes
@@ -295,6 +392,7 @@ def _every_pe_cycles(arch, layer) -> int:
                     for w in windows:
                         y, x = (w // low.out_w) * low.stride, (w % low.out_w) * low.stride
                         sel = masks[channel[s, i, :n], y + dy[s, i, :n], x + dx[s, i, :n]]
+                        sel = np.where(sched.skipped[s, i, :n], 0, sel)  # empty_slots: dnnsim
                         step_max = max(step_max, _most_pra(sel, arch.first_stage_bits))
                 total += step_max
     return total

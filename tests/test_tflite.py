@@ -17,7 +17,7 @@ if _MISSING:
 from ai_edge_litert.interpreter import Interpreter, OpResolverType  # noqa: E402
 
 import workloads  # noqa: E402
-from simulator import load_arch, preset_names, simulate  # noqa: E402
+from simulator import ConfigError, load_arch, preset_names, simulate  # noqa: E402
 from simulator.reference import simulate_layer_reference  # noqa: E402
 from workloads import Workload, WorkloadError, layer_output  # noqa: E402
 from workloads import quantized_ops as q  # noqa: E402
@@ -252,7 +252,13 @@ def test_reference_engine_reproduces_first_layers(models, which):
 @pytest.mark.slow
 @pytest.mark.parametrize("preset", preset_names())
 def test_fast_engine_runs_mobilenet(mobilenet_workload, preset):
-    res = simulate(load_arch(preset), mobilenet_workload)
+    arch = load_arch(preset)
+    if arch.serial == "none" and arch.pe_width < max(layer.weight_bits for layer in mobilenet_workload):
+        # the 8-bit baseline: uint8 weights are 9 bits once the zero point is subtracted
+        with pytest.raises(ConfigError, match=r"weight_bits \(9\) exceeds the PE width"):
+            simulate(arch, mobilenet_workload)
+        return
+    res = simulate(arch, mobilenet_workload)
     assert len(res.layers) == len(mobilenet_workload.layers) and res.cycles > 0
 
 

@@ -92,9 +92,10 @@ class BitFusion(DesignModel):
                           help="both operands at the layer's precisions, fused from 2-bit BitBricks"),
              Knob("fusion_rows", int, 16, "rows of fusion units in the systolic array (N)", 1, 4096),
              Knob("fusion_columns", int, 32, "columns of fusion units in the systolic array (M)", 1, 4096))
-    # the 45 nm configuration of the paper's Eyeriss comparison (authors' bf_e_conf.ini); tiles x rows x columns =
-    # the fusion units and lanes = BitBricks per unit, so that utilization is per fusion unit and per BitBrick
-    machine = {"tiles": 1, "rows": 16, "columns": 32, "lanes": 16, "clock_mhz": 500.0}
+    # the 45 nm array of the paper's Stripes comparison at Stripes' clock (authors' bf_s_conf.ini; bf_e_conf.ini, the
+    # Eyeriss comparison, is the same array at 500 MHz); tiles x rows x columns = the fusion units and lanes =
+    # BitBricks per unit, so that utilization is per fusion unit and per BitBrick
+    machine = {"tiles": 1, "rows": 16, "columns": 32, "lanes": 16, "clock_mhz": 980.0}
 
     # ----------------------------------------------------------------- fast engine: the closed form
     def fast_layer(self, plan: LayerPlan) -> tuple[int, int, int]:

@@ -25,7 +25,8 @@ class DynamicStripes(DesignModel):
     knobs = (SERIAL.but(default=Serial.ACTIVATION, choices=(Serial.ACTIVATION,)),
              ENCODING.but(default=Encoding.DYNAMIC, choices=(Encoding.DYNAMIC,),
                           help="activations at the precision detected per group of columns at run time"),
-             GROUP_SIZE.but(help="columns that share one detected precision (and one sync unit)"), MINOR_BIT, RUN_AHEAD)
+             GROUP_SIZE.but(help="columns that share one detected precision (and one sync unit)"), MINOR_BIT,
+             RUN_AHEAD.but(default=1))  # one register, as the preset (docs/models.md)
 
     def brick_stats(self, bricks: np.ndarray, op: Operand, arch: ArchConfig) -> BrickStats:
         hi, lo = brick_msb_lsb(bricks, arch.minor_bit)

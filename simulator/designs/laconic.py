@@ -26,6 +26,7 @@ class Laconic(BothSerialModel):
     knobs = (SERIAL.but(default=Serial.BOTH, choices=(Serial.BOTH,)),
              ENCODING.but(default=Encoding.BOOTH, choices=TERMS, help="terms of both operands: booth, binary or csd"),
              SYNC)
+    machine = {"columns": 256}  # DaDianNao's peak at 16 bits (docs/models.md, Presets)
     cost_is_terms = True  # a MAC alone costs terms(a) * terms(w)
     pair_data_are_terms = True
 

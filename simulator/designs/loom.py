@@ -34,6 +34,7 @@ class Loom(BothSerialModel):
              Knob("serial_bits", int, 1, "activation bits processed per cycle", choices=(1, 2, 4), unit="bits"),
              Knob("dynamic_weights", bool, False, "weights at the width detected per brick instead of weight_bits"),
              SYNC)
+    machine = {"columns": 256}  # the paper's equal peak at 16 bits with DaDianNao (docs/models.md, Presets)
 
     def pair_data(self, act_bricks, weight_bricks, aop: Operand, wop: Operand, arch: ArchConfig):
         a = -(-detected_widths(act_bricks, aop.signed) // arch.serial_bits)

@@ -10,9 +10,9 @@ its i-th issued step (a tile already done idles) and lasts as long as its slowes
 
 Back ends (cost of one PE on one step, over the ``lanes`` activations its slots select; a slot without a
 weight keeps its lane's own activation of the current step, the multiplexer's default, which the
-activation-serial back ends process like any other: zero weights are not gated. DNNsim processes those too,
-except the empty slots a promotion leaves behind in a later step, which it drops; DNNsim's conv1 TCLe row is 662
-either way, the least_flexible one is 563 here and 562 with DNNsim's rule):
+activation-serial back ends process like any other: zero weights are not gated. With ``empty_slots: dnnsim``
+the slots a promotion emptied (the weight went to an earlier step) are skipped, as DNNsim's process_pe does;
+DNNsim's conv1 TCLe row is 662 either way, the least_flexible one is 563 with ``process`` and 562 with ``dnnsim``):
 - ``dadiannao`` (TCL): 1 cycle;
 - ``pragmatic`` (TCLe): PRA(term masks of the selected activations, first_stage_bits) with ``encoding``;
 - ``dynamic_stripes`` (TCLp): the detected precision of the selected activations, shared by every PE of the
@@ -41,6 +41,7 @@ from ...knobs import (
     RUN_AHEAD,
     Backend,
     Design,
+    EmptySlots,
     Encoding,
     Knob,
     Promotion,
@@ -92,6 +93,9 @@ class Tactical(DesignModel):
         Knob("search_shape", SearchShape, SearchShape.T, "shape of the search map: T or L"),
         Knob("promotion", Promotion, Promotion.LEAST_FLEXIBLE,
              "which zero lane is filled first: least_flexible (paper) or most_candidates (DNNsim HEAD)"),
+        Knob("empty_slots", EmptySlots, EmptySlots.PROCESS,
+             "slots without a weight: process (each processes its lane's own activation) or dnnsim (the slots a "
+             "promotion emptied are skipped by the activation-serial back ends)"),
     )
 
     def serial(self, knobs) -> Serial:

@@ -241,7 +241,10 @@ def _pe_cost(g, w, s, i, f, r, opt, planes, bricks_per_sub, wbase, rowoff, dts, 
     for k in range(words):
         chosen[0, k] = 0
     for lane in range(n_l):
-        o = max(np.int64(opt[s, i, f, lane]), 0)
+        o = np.int64(opt[s, i, f, lane])
+        if o == -2:  # emptied by a promotion, skipped (empty_slots: dnnsim)
+            continue
+        o = max(o, 0)
         if (used >> o) & 1 == 0:
             used |= one << o
             for k in range(words):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...config import ArchConfig
-from ...knobs import Backend, Promotion
+from ...knobs import Backend, EmptySlots, Promotion
 from ...plan import Operand
 from ...sync import run_column_pipeline, run_synchronized
 from ..base import Cycle, run_in_parallel
@@ -42,7 +42,7 @@ class Reference:
                                   for f in range(fs * self.rows, (fs + 1) * self.rows)])
         arch = self.arch
         return reference_schedule(dense, arch.lookahead, arch.lookaside, str(arch.search_shape),
-                                  arch.promotion == Promotion.LEAST_FLEXIBLE)
+                                  arch.promotion == Promotion.LEAST_FLEXIBLE, arch.empty_slots == EmptySlots.DNNSIM)
 
     def _held(self, b: int, p: int, t: int) -> tuple[int, int] | None:
         g, fs = (b, p * self.tiles + t) if self.low.spread_tiles == 1 else (b * self.low.spread_tiles + t, p)
@@ -54,7 +54,9 @@ class Reference:
         return max((len(self.schedules[h]) for h in held if h is not None), default=0)
 
     def _activation(self, g: int, window: int, step: int, lane: int) -> int:
-        """The activation at source (step, lane) for an output window."""
+        """The activation at source (step, lane) for an output window (step -1: a skipped slot, nothing)."""
+        if step < 0:
+            return 0
         r, rest = divmod(step, self.ks * self.n_cb)
         s, cb = divmod(rest, self.n_cb)
         ch = cb * self.lanes + lane

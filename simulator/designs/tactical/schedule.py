@@ -36,7 +36,7 @@ from numba.cpython.unsafe.numbers import trailing_zeros
 from workloads.parallel import in_threads
 
 from ...config import ArchConfig
-from ...knobs import Promotion, SearchShape
+from ...knobs import EmptySlots, Promotion, SearchShape
 
 MEMO_BITS = 16  # entries (2^) of each thread's table of row fillings
 
@@ -140,15 +140,16 @@ def _nonzero_rows(flat, kg, cg, taps, g, fs, n_rows, n_l, n_cb, words):
 
 @njit(cache=True, nogil=True)
 def _schedule_part(part, parts, flat, kg, cg, kr, ks, sets, n_rows, n_l, full, n_cb, dts, dlm, dup, lookahead, most,
-                   nfilt, channels, diagonal, memo_bits, steps, rows_out, opt_out, fmaxdt_out, smaxdt_out, ident_out,
-                   cov_out, busy_out):
+                   nfilt, channels, diagonal, memo_bits, drop, steps, rows_out, opt_out, fmaxdt_out, smaxdt_out,
+                   ident_out, cov_out, busy_out):
     """Schedule filter sets part, part + parts, ... (set s: filter set fs of sub-conv g) of lowered weights
     (G, Kg, Cg, R, S), given as ``flat`` (G * Kg, R * S * Cg); writes each set's issued steps to steps[s].
 
     The buffer is held as non-zero lane sets (filters, rows, words of 64 lanes): only which slots hold a weight
     matters to the scheduler, and a promoted weight always comes from its own position (a buffer row gains weights
     only while it is the current one). For issued step i of set s, writes the buffer row (rows_out), each slot's choice
-    (opt_out: 0 its own weight, -1 empty (its own activation), m + 1 the weight of map entry m), each filter's
+    (opt_out: 0 its own weight, -1 empty (its own activation), -2 emptied by a promotion and, with ``drop``
+    (DNNsim's rule), not processed, m + 1 the weight of map entry m), each filter's
     farthest promotion dt (fmaxdt_out) and, over the set's nfilt[s] real filters: the farthest dt (smaxdt_out),
     whether one of them promoted nothing (ident_out), the lanes each row r + dt supplies to some real filter
     (cov_out[s, i, dt]: dt = 0 the slots keeping their own position) and the lanes doing a real MAC (busy_out: a slot
@@ -178,6 +179,7 @@ def _schedule_part(part, parts, flat, kg, cg, kr, ks, sets, n_rows, n_l, full, n
         g = s // sets
         fs = s - g * sets
         nz = _nonzero_rows(flat, kg, cg, kr * ks, g, fs, n_rows, n_l, n_cb, words)
+        nz0 = nz.copy() if drop else np.zeros((1, 1, 1), dtype=np.int64)  # before any promotion (drop only)
         n_t = nz.shape[1]
         issued = 0
         skipped = 0
@@ -350,16 +352,23 @@ def _schedule_part(part, parts, flat, kg, cg, kr, ks, sets, n_rows, n_l, full, n
                             low = x & -x
                             x ^= low
                             opt_out[s, i, f, 64 * k + trailing_zeros(low)] = -1
+                            if drop and nz0[f, t, k] & low:  # its weight went to an earlier step: skipped
+                                opt_out[s, i, f, 64 * k + trailing_zeros(low)] = -2
                 fmaxdt_out[s, i, f] = fmax
                 if real:
                     if fmax > smax:
                         smax = fmax
-                    if fmax == 0:
+                    dropped_any = False
+                    if drop and some:
+                        for k in range(words):
+                            dropped_any |= (holes[k] & nz0[f, t, k]) != 0
+                    if fmax == 0 and not dropped_any:  # its slots select exactly its own row's activations
                         ident = True
                     for k in range(words):
                         promoted = ~nz[f, t, k] & full[k] & ~holes[k]  # (no zero slot: none)
+                        dropped = holes[k] & nz0[f, t, k] if drop and some else np.int64(0)
                         x = nz[f, t, k] | promoted
-                        own[k] |= full[k] & ~promoted
+                        own[k] |= full[k] & ~promoted & ~dropped
                         lo = lo_ch + 64 * k  # the channel of the word's lane 0
                         n_real = min(max(channels[g] - lo, 0), min(64, n_l - 64 * k))
                         if diagonal:
@@ -367,7 +376,7 @@ def _schedule_part(part, parts, flat, kg, cg, kr, ks, sets, n_rows, n_l, full, n
                             real_ch = one << d if 0 <= d < n_real else np.int64(0)
                         else:
                             real_ch = np.int64(-1) if n_real == 64 else (one << n_real) - 1
-                        busy += _popcount(x | real_ch)
+                        busy += _popcount(x | (real_ch & ~dropped))
             for k in range(words):
                 cov_out[s, i, 0, k] = own[k]
             smaxdt_out[s, i] = smax
@@ -382,7 +391,8 @@ class CompactSchedule:
     """The fast engine's form of every filter set's schedule (set index s = sub-conv * sets_per_group + set).
 
     ``opt[s, i, f, l]`` says what slot (f, l) of issued step i holds: 0 its own weight, -1 nothing (it keeps its
-    own activation), m + 1 the weight from map entry m (dt, dl) of ``smap``, i.e. buffer row rows[s, i] + dt and
+    own activation), -2 nothing because its weight was promoted to an earlier step (``empty_slots: dnnsim`` only:
+    not processed), m + 1 the weight from map entry m (dt, dl) of ``smap``, i.e. buffer row rows[s, i] + dt and
     lane (l + dl) mod lanes, whose activation it selects."""
 
     steps: np.ndarray  # (S,) issued steps of each set
@@ -432,7 +442,8 @@ def schedule_compact(weights: np.ndarray, arch: ArchConfig, filters: np.ndarray 
     dlm, dup = map_tables(smap, lanes)
     in_threads(_schedule_part, get_num_threads(), flat, kg, cg, kr, ks, sets, rows, lanes,
                tuple(int(x) for x in lane_words(lanes)), n_cb, smap[:, 0].copy(), dlm, dup, arch.lookahead, most,
-               per_set, chans, diagonal, MEMO_BITS if memo else 0, steps, rows_out, opt, fmaxdt, smaxdt, ident, cov,
+               per_set, chans, diagonal, MEMO_BITS if memo else 0, arch.empty_slots == EmptySlots.DNNSIM, steps,
+               rows_out, opt, fmaxdt, smaxdt, ident, cov,
                busy)
     return CompactSchedule(steps, rows_out, opt, fmaxdt, smaxdt, ident, cov, busy, per_set, smap, sets, n_t)
 
@@ -448,6 +459,7 @@ class LayerSchedule:
     filters: np.ndarray  # (S,) real filters of each set
     sets_per_group: int
     dense_steps: int  # T
+    skipped: np.ndarray  # (S, T, rows, lanes) slots a promotion emptied that are not processed (empty_slots: dnnsim)
 
 
 def weight_buffers(weights: np.ndarray, rows: int, lanes: int) -> np.ndarray:
@@ -473,7 +485,7 @@ def schedule_layer(weights: np.ndarray, arch: ArchConfig, filters: np.ndarray | 
     dense = weight_buffers(weights, arch.rows, lanes).reshape(n_sets, n_t, arch.rows, lanes)
     dts = np.concatenate([[0, 0], cs.smap[:, 0]])  # opt + 1 -> (dt, dl): -1 and 0 keep their own position
     dls = np.concatenate([[0, 0], cs.smap[:, 1]])
-    opt = cs.opt.astype(np.int64) + 1
+    opt = np.maximum(cs.opt.astype(np.int64), -1) + 1  # an emptied slot (-2) keeps its own position too
     lane = np.arange(lanes).reshape(1, 1, 1, -1)
     src = (cs.rows[:, :, None, None] + dts[opt]) * lanes + (lane + dls[opt]) % lanes
     f = np.arange(arch.rows).reshape(1, 1, -1, 1)
@@ -482,7 +494,8 @@ def schedule_layer(weights: np.ndarray, arch: ArchConfig, filters: np.ndarray | 
     valid = np.arange(n_t).reshape(1, -1, 1, 1) < cs.steps.reshape(-1, 1, 1, 1)
     src = np.where(valid, src, 0).astype(np.int32)
     weight = np.where(valid, weight, 0)
-    return LayerSchedule(cs.steps, cs.rows.astype(np.int64), weight, src, cs.filters, cs.sets_per_group, n_t)
+    skipped = valid & (cs.opt == -2)
+    return LayerSchedule(cs.steps, cs.rows.astype(np.int64), weight, src, cs.filters, cs.sets_per_group, n_t, skipped)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -502,9 +515,11 @@ def _candidate_offsets(shape: str, h: int, d: int) -> list[tuple[int, int]]:
 
 
 def reference_schedule(dense: list[list[list[int]]], h: int, d: int, shape: str,
-                       least_flexible: bool) -> list[list[list[tuple[int, int, int]]]]:
+                       least_flexible: bool, drop_emptied: bool = False) -> list[list[list[tuple[int, int, int]]]]:
     """Schedule one filter set given as dense[t][f][lane]. Returns the issued steps; each is [f][lane] ->
-    (weight, source step, source lane), an empty slot holding (0, its own step, its own lane)."""
+    (weight, source step, source lane), an empty slot holding (0, its own step, its own lane), or with
+    ``drop_emptied`` (DNNsim) (0, -1, -1) if its own weight was non-zero (promoted to an earlier step): not
+    processed."""
     n_t, n_r, n_l = len(dense), len(dense[0]), len(dense[0][0])
     cell = {(t, f, lane): (dense[t][f][lane], t, lane)
             for t in range(n_t) for f in range(n_r) for lane in range(n_l)}
@@ -542,7 +557,12 @@ def reference_schedule(dense: list[list[list[int]]], h: int, d: int, shape: str,
             slots = []
             for lane in range(n_l):
                 w, st, sl = cell[(t, f, lane)]
-                slots.append((w, st, sl) if w != 0 else (0, t, lane))
+                if w != 0:
+                    slots.append((w, st, sl))
+                elif drop_emptied and dense[t][f][lane] != 0:
+                    slots.append((0, -1, -1))
+                else:
+                    slots.append((0, t, lane))
             step.append(slots)
         out.append(step)
     return out
