@@ -73,6 +73,106 @@ def test_random_bricks_cost_the_largest_kept_column(seed, group, kept, bits):
         assert len(schedule) == brick_cost(b.tolist(), group, max(kept, 1))
 
 
+# ----------------------------------------------------------------------------- column_schedule: serial
+def serial_column_count(group: list[int], kept: int = 0) -> int:
+    """By definition: the columns j from the group msb down to msb - kept + 1 (all if kept is 0) in which some
+    magnitude has bit j set, counted; at least 1."""
+    mags = [abs(v) for v in group]
+    top = max(m.bit_length() for m in mags) - 1
+    lowest = max(0, top - kept + 1) if kept else 0
+    return max(1, sum(1 for j in range(lowest, top + 1) if any((m >> j) & 1 for m in mags)))
+
+
+SERIAL_HAND_MADE = [  # (brick, group_size, kept (0: all), cycles), counted by hand
+    ([0, 0, 0, 0], 4, 0, 1),  # all zero: still one cycle
+    ([1, 1, 1, 1], 4, 0, 1),  # one column holding four bits: one cycle (parallel: 4)
+    ([1, 2, 4, 8], 4, 0, 4),  # four columns of one bit each: four cycles (parallel: 1)
+    ([-5, 5, 5, 0], 4, 0, 2),  # columns 2 and 0; column 1 is empty and skipped
+    ([7, 7, 0, 0], 2, 0, 3),  # (7, 7): columns 2, 1, 0; (0, 0): 1 cycle
+    ([8, 1, 1, 1], 4, 1, 1),  # k=1: column 3 only
+    ([8, 1, 1, 1], 4, 4, 2),  # k=4: columns 3 and 0 (2 and 1 empty)
+    ([12, 12, 3, 3], 4, 2, 2),  # k=2: columns 3, 2
+    ([255, 3, 0, 0, 0, 0, 0, 1], 4, 3, 3),  # (255, 3, 0, 0): columns 7, 6, 5; (0, 0, 0, 1): 1
+    ([-32768, 32767, 1, 1], 4, 0, 16),  # 16-bit magnitudes: every column 15..0 holds a bit
+]
+
+
+@pytest.mark.parametrize(("brick", "group", "kept", "cycles"), SERIAL_HAND_MADE)
+def test_serial_columns_cost_the_non_empty_kept_columns(brick, group, kept, cycles):
+    assert max(serial_column_count(brick[i:i + group], kept) for i in range(0, len(brick), group)) == cycles
+    assert column_costs(np.abs(np.array([brick], dtype=np.int64)), group, kept, True)[0] == cycles
+    arch = load_arch("bitx", lanes=len(brick), group_size=group, kept_columns=kept or 32, column_schedule="serial")
+    design = MODELS[Design.BITX]
+    assert design.brick_stats(np.array([brick], dtype=np.int32), OP, arch).hi[0] == cycles
+    assert len(design.brick_cycles(brick, OP, arch)) == cycles
+
+
+@given(st.integers(0, 2**32 - 1), st.sampled_from([1, 2, 4, 8, 16]), st.integers(0, 17), st.integers(1, 16))
+def test_random_bricks_cost_their_non_empty_kept_columns(seed, group, kept, bits):
+    rng = np.random.default_rng(seed)
+    bricks = rng.integers(-(1 << (bits - 1)) if bits > 1 else 0, 1 << (bits - 1) if bits > 1 else 2, (12, 16))
+    bricks[rng.random(bricks.shape) < 0.3] = 0
+    want = [max(serial_column_count(b[i:i + group].tolist(), kept) for i in range(0, 16, group)) for b in bricks]
+    assert column_costs(np.abs(bricks).astype(np.int64), group, kept, True).tolist() == want
+    arch = load_arch("bitx", lanes=16, group_size=group, kept_columns=kept or 32, column_schedule="serial")
+    for b, cycles in zip(bricks[:4], want[:4], strict=True):
+        assert len(MODELS[Design.BITX].brick_cycles(b.tolist(), OP, arch)) == cycles
+
+
+def test_serial_schedule_of_a_tiny_group_by_hand():
+    """[5, -3]: |5| = 101, |3| = 011. Column 2 holds lane 0 (+4), column 1 lane 1 (-2), column 0 both (+1, -1); one
+    whole column per cycle, msb first."""
+    design = MODELS[Design.BITX]
+    arch = load_arch("bitx", lanes=2, group_size=2, kept_columns=32, column_schedule="serial")
+    assert design.brick_cycles([5, -3], OP, arch) == [[(0, 4)], [(1, -2)], [(0, 1), (1, -1)]]
+    arch = load_arch("bitx", lanes=2, group_size=2, kept_columns=2, column_schedule="serial")  # column 0 pruned
+    assert design.brick_cycles([5, -3], OP, arch) == [[(0, 4)], [(1, -2)]]
+    arch = load_arch("bitx", lanes=2, group_size=2, kept_columns=32)  # parallel: columns pop one bit each per cycle
+    assert sorted(map(sorted, design.brick_cycles([5, -3], OP, arch))) == [[(0, 1), (0, 4), (1, -2)], [(1, -1)]]
+
+
+def test_serial_fp32_group_by_hand():
+    """Group [1.0, 0.75]: e_max = 0, aligned to 2^-23: 1.0 -> 2^23 (column 23), 0.75 -> 2^22 + 2^21 (columns 22,
+    21). Serial: 3 columns, 3 cycles; k=1 keeps column 23: 1 cycle, effective weights [1.0, 0.0]; k=2: [1.0, 0.5].
+    Parallel: every column holds one bit, 1 cycle whatever k."""
+    layer = Layer.fc("f", np.array([3, 5]), np.array([[1.0, 0.75]], dtype=np.float32), act_bits=4,
+                     weight_format="fp32")
+    for kept, cycles, eff in ((24, 3, [1.0, 0.75]), (1, 1, [1.0, 0.0]), (2, 2, [1.0, 0.5])):
+        geometry = dict(tiles=1, rows=1, columns=1, lanes=2, group_size=2, kept_columns=kept)
+        serial = load_arch("bitx", **geometry, column_schedule="serial")
+        assert simulate_layer(serial, layer)["cycles"] == simulate_layer_reference(serial, layer).cycles == cycles
+        np.testing.assert_array_equal(effective_weights(serial, layer), np.array([eff], dtype=np.float32))
+        assert simulate_layer(load_arch("bitx", **geometry), layer)["cycles"] == 1
+
+
+@pytest.mark.parametrize("kind", ["conv", "fc", "first", "depthwise"])
+def test_serial_keeping_every_column_is_the_lane_synchronous_weight_serial_engine(kind):
+    """One group per brick, nothing pruned: a group costs its non-empty columns, popcount(OR of the magnitudes),
+    which is Pragmatic on weights with one shared shift (weight_serial, first_stage_bits 0, all bricks issued)."""
+    layer = _int_layer(np.random.default_rng(3), kind, 9)
+    for run_ahead in (0, 2):
+        bitx = load_arch("bitx", **SMALL, group_size=SMALL["lanes"], kept_columns=32, column_schedule="serial",
+                         run_ahead=run_ahead)
+        ws = load_arch("weight_serial", **SMALL, skip_zero_weights=False, first_stage_bits=0, run_ahead=run_ahead)
+        assert simulate_layer(bitx, layer)["cycles"] == simulate_layer(ws, layer)["cycles"]
+
+
+@pytest.mark.parametrize("kind", ["conv", "fc", "first", "depthwise"])
+def test_serial_schedule_engines_agree_and_outputs_are_exact(kind):
+    layer = _int_layer(np.random.default_rng(13), kind, 12)
+    for kept, run_ahead in ((32, 0), (3, 2)):
+        arch = load_arch("bitx", **SMALL, group_size=4, kept_columns=kept, run_ahead=run_ahead,
+                         column_schedule="serial")
+        fast, ref = simulate_layer(arch, layer), simulate_layer_reference(arch, layer)
+        assert fast["cycles"] == ref.cycles
+        np.testing.assert_array_equal(ref.output, layer_output(layer, effective_weights(arch, layer)))
+        # the schedule does not change what is multiplied
+        np.testing.assert_array_equal(effective_weights(arch, layer),
+                                      effective_weights(arch.replace(column_schedule="parallel"), layer))
+        # a serial column is worth one cycle per bit of a value alone: ideal work = the terms
+        assert fast["ideal_cycles"] * arch.chip_lanes == fast["terms"]
+
+
 # ----------------------------------------------------------------------------- fixed point
 def _int_layer(rng, kind: str, bits: int) -> Layer:
     lo, hi = -(1 << (bits - 1)), (1 << (bits - 1))
@@ -220,12 +320,12 @@ def fp32_layers(draw):
 @settings(max_examples=25)
 @given(layer=fp32_layers(), lanes_group=st.sampled_from([(1, 1), (2, 1), (2, 2), (4, 2), (6, 3), (4, 4)]),
        kept=st.sampled_from([1, 4, 11, 24]), run_ahead=st.integers(0, 2), rows=st.integers(1, 3),
-       columns=st.integers(1, 3), tiles=st.integers(1, 2))
+       columns=st.integers(1, 3), tiles=st.integers(1, 2), schedule=st.sampled_from(["parallel", "serial"]))
 def test_fp32_fast_equals_reference_and_reference_is_exact(layer, lanes_group, kept, run_ahead, rows, columns,
-                                                           tiles):
+                                                           tiles, schedule):
     lanes, group = lanes_group
     arch = load_arch("bitx", tiles=tiles, rows=rows, columns=columns, lanes=lanes, group_size=group,
-                     kept_columns=kept, run_ahead=run_ahead)
+                     kept_columns=kept, run_ahead=run_ahead, column_schedule=schedule)
     fast = simulate_layer(arch, layer)
     ref = simulate_layer_reference(arch, layer)
     assert fast["cycles"] == ref.cycles
@@ -280,6 +380,9 @@ def test_presets():
         assert (arch.tiles, arch.rows, arch.columns, arch.lanes, arch.pe_width) == (16, 16, 16, 16, 16)
         assert (arch.serial, arch.encoding, arch.clock_mhz) == ("weight", "interleaved", 980)
     assert load_arch("bitx").kept_columns == 8
+    assert load_arch("bitx").column_schedule == "parallel"  # Bitlet's PE, today's behaviour
+    with pytest.raises(ConfigError, match=r"column_schedule \('diagonal'\) must be one of: parallel, serial"):
+        load_arch("bitx", column_schedule="diagonal")
 
 
 def test_shared_reference_engine_keeps_fp32_outputs():

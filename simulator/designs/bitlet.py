@@ -13,6 +13,12 @@ first aligned to the group's largest exponent e_max, hidden bit included: each m
 ``floor(|w| / 2^(e_max - 23))`` (24 columns; bits below 2^(e_max - 23) are shifted out and lost), then the same
 column rule applies. Fixed-point weights are sign-magnitude integers of up to 16 bits.
 
+How BitX processes its kept columns is not in the sources we could reach (``column_schedule``): ``parallel`` (the
+default) is Bitlet's PE, every kept column popping one set bit per cycle, so a group costs its largest kept column
+popcount; ``serial`` takes one whole non-empty kept column per cycle, msb first (bit-serial over significance,
+every lane of the column added at once), so a group costs its number of non-empty kept columns, about ``k`` for
+float32 groups: keeping k of the 24 aligned columns then gains about 24/k (docs/models.md, scripts/bitx_study.py).
+
 Every row is its own unit (``group_size`` groups lanes here, ``GROUP_AXIS``): rows run in lockstep, or drift
 with ``run_ahead``. Integer layers use the engines' brick path: ``brick_stats`` counts column popcounts per brick
 (numba), ``brick_cycles`` pops one bit per column per cycle (plain Python). Float32 layers cannot ride the brick
@@ -25,6 +31,7 @@ smallest unit): exact, rounded once to float64 at the end, which the reference e
 from __future__ import annotations
 
 import dataclasses
+import enum
 import math
 from collections import deque
 
@@ -55,7 +62,7 @@ SPREAD = np.array([sum(((x >> i) & 1) << (8 * i) for i in range(8)) for x in ran
 
 
 @kernel
-def _column_costs(n_parts, mags, group, kept, spread, out):
+def _column_costs(n_parts, mags, group, kept, serial, spread, out):
     n, lanes = mags.shape
     for b in prange(n):
         worst = 1
@@ -76,6 +83,15 @@ def _column_costs(n_parts, mags, group, kept, spread, out):
             while (union >> (msb + 1)) != 0:
                 msb += 1
             low = 0 if kept <= 0 else max(0, msb - kept + 1)
+            if serial:  # one non-empty kept column per cycle
+                rest = union >> low
+                count = 0
+                while rest:
+                    rest &= rest - 1
+                    count += 1
+                if count > worst:
+                    worst = count
+                continue
             for j in range(low, msb + 1):
                 word = acc0 if j < 8 else (acc1 if j < 16 else acc2)
                 count = (word >> np.uint64(8 * (j % 8))) & np.uint64(255)
@@ -84,14 +100,15 @@ def _column_costs(n_parts, mags, group, kept, spread, out):
         out[b] = worst
 
 
-def column_costs(mags: np.ndarray, group: int, kept: int) -> np.ndarray:
+def column_costs(mags: np.ndarray, group: int, kept: int, serial: bool = False) -> np.ndarray:
     """Cycles of every brick (row of ``mags``, signed values or magnitudes < 2^24): per group of ``group`` lanes,
     the largest popcount over the kept columns (all if ``kept`` <= 0, else those >= group msb - kept + 1), at least
-    1; a brick costs its slowest group. Column counts are accumulated bytewise (``group`` <= 255)."""
+    1; a brick costs its slowest group. ``serial``: a group costs instead its number of non-empty kept columns (at
+    least 1). Column counts are accumulated bytewise (``group`` <= 255)."""
     if group > 255:
         raise ValueError(f"group_size ({group}) must be at most 255 for Bitlet / BitX column counters")
     out = np.empty(mags.shape[0], dtype=np.int32)
-    _column_costs(parts(mags.size), mags, group, kept, SPREAD, out)
+    _column_costs(parts(mags.size), mags, group, kept, bool(serial), SPREAD, out)
     return out
 
 
@@ -188,11 +205,16 @@ def align_group_py(weights: list[float]) -> tuple[list[int], int]:
     return [int(math.ldexp(abs(w), FP32_MANTISSA_BITS - 1 - e_max)) for w in weights], e_max - 23
 
 
-def column_schedule(values: list, group: int, kept: int, fp32: bool) -> list[Cycle]:
+def column_schedule(values: list, group: int, kept: int, fp32: bool, serial: bool = False) -> list[Cycle]:
     """Literal per-cycle schedule of one PE on one weight brick: each group's significance columns are queues of
     the lanes whose (aligned) magnitude has that bit; every cycle, every non-empty column pops one lane and the PE
     adds ``sign * 2^(column + group scale) * activation``. Coefficients are in units of 2^-149 for float32
-    weights, of 1 for integers. Pruned columns (BitX: below group msb - kept + 1) get no queue."""
+    weights, of 1 for integers. Pruned columns (BitX: below group msb - kept + 1) get no queue.
+
+    ``serial`` (BitX's ``column_schedule: serial``): every cycle, each group instead takes its next non-empty kept
+    column, from its msb down, whole: every lane of that column is added at once."""
+    if serial:
+        return _serial_schedule(values, group, kept, fp32)
     columns: list[deque] = []
     for g0 in range(0, len(values), group):
         members = values[g0:g0 + group]
@@ -219,7 +241,39 @@ def column_schedule(values: list, group: int, kept: int, fp32: bool) -> list[Cyc
     return cycles or [[]]
 
 
+def _serial_schedule(values: list, group: int, kept: int, fp32: bool) -> list[Cycle]:
+    """Column-serial schedule (see :func:`column_schedule`): per group, a queue of whole columns, msb first."""
+    groups: list[deque] = []
+    for g0 in range(0, len(values), group):
+        members = values[g0:g0 + group]
+        if fp32:
+            mags, scale = align_group_py([float(w) for w in members])
+            shift = scale - FP32_UNIT_EXP
+        else:
+            mags, shift = [abs(int(w)) for w in members], 0
+        top = max(mags).bit_length() - 1
+        lowest = max(0, top - kept + 1) if kept > 0 else 0
+        queue: deque = deque()
+        for j in range(top, lowest - 1, -1):  # most significant column first
+            column = [(g0 + i, (1 << (j + shift)) * (-1 if members[i] < 0 else 1))
+                      for i, m in enumerate(mags) if (m >> j) & 1]
+            if column:
+                queue.append(column)
+        groups.append(queue)
+    cycles: list[Cycle] = []
+    while any(groups):
+        cycles.append([entry for queue in groups if queue for entry in queue.popleft()])
+    return cycles or [[]]
+
+
 # ----------------------------------------------------------------------------- the designs
+class ColumnSchedule(enum.StrEnum):
+    """How a group's kept significance columns are processed (BitX's ``column_schedule``)."""
+
+    PARALLEL = "parallel"  # Bitlet's interleaving: every column pops one set bit per cycle, all columns at once
+    SERIAL = "serial"  # bit-serial over significance: one whole non-empty column per cycle, from the msb down
+
+
 INTERLEAVED_KNOBS = (
     SERIAL.but(default=Serial.WEIGHT, choices=(Serial.WEIGHT,)),
     ENCODING.but(default=Encoding.INTERLEAVED, choices=(Encoding.INTERLEAVED,),
@@ -241,6 +295,10 @@ class Bitlet(DesignModel):
     def kept(self, arch: ArchConfig) -> int:
         """Columns kept below the group msb; 0 = all."""
         return 0
+
+    def serial_columns(self, arch: ArchConfig) -> bool:
+        """True if a group takes one whole column per cycle (BitX ``column_schedule: serial``); Bitlet: False."""
+        return False
 
     def is_fp32(self, arch: ArchConfig, layer: Layer) -> bool:
         """True for a float32-weight layer (ConfigError if this design does not model them)."""
@@ -265,7 +323,7 @@ class Bitlet(DesignModel):
 
     # ----------------------------------------------------------------- brick path (integer bricks)
     def brick_stats(self, bricks: np.ndarray, op: Operand, arch: ArchConfig) -> BrickStats:
-        costs = column_costs(bricks, arch.group_size, self.kept(arch))
+        costs = column_costs(bricks, arch.group_size, self.kept(arch), self.serial_columns(arch))
         return BrickStats(costs, np.zeros_like(costs), MODE_MAX)
 
     def value_cost(self, values: np.ndarray, op: Operand, arch: ArchConfig) -> np.ndarray:
@@ -273,7 +331,7 @@ class Bitlet(DesignModel):
         return (np.asarray(values) != 0).astype(np.int32)
 
     def brick_cycles(self, values: list[int], op: Operand, arch: ArchConfig) -> list[Cycle]:
-        return column_schedule(values, arch.group_size, self.kept(arch), False)
+        return column_schedule(values, arch.group_size, self.kept(arch), False, self.serial_columns(arch))
 
     # ----------------------------------------------------------------- effective weights, whole-layer hooks
     def surely_lossless(self, arch: ArchConfig, layer: Layer) -> bool:
@@ -309,7 +367,8 @@ class Bitlet(DesignModel):
         _, mags, _ = self._magnitudes(arch, plan.layer)
         # pruning leaves the group's msb column, so the costs of the pruned magnitudes with every column kept are
         # the costs of the original ones with only the kept columns
-        hi = column_costs(mags.reshape(-1, arch.lanes), arch.group_size, 0).reshape(mags.shape[:-2])
+        hi = column_costs(mags.reshape(-1, arch.lanes), arch.group_size, 0,
+                          self.serial_columns(arch)).reshape(mags.shape[:-2])
         lo = np.zeros_like(hi)
         ch, fl = low.channels.astype(np.int64), low.filters.astype(np.int64)
         if low.is_fc:
@@ -323,16 +382,20 @@ class Bitlet(DesignModel):
         return int(cyc), int(busy_pe), int(busy_lane)
 
     def ideal_and_terms(self, plan: LayerPlan) -> tuple[float, int]:
-        """Ideal: one cycle per non-zero weight's MAC (a value alone fills distinct columns); terms: the set bits
-        the columns actually consume (after alignment and pruning), over every MAC."""
+        """Ideal: one cycle per non-zero weight's MAC (a value alone fills distinct columns), or with serial
+        columns one cycle per term (a value alone takes one column per set bit); terms: the set bits the columns
+        actually consume (after alignment and pruning), over every MAC."""
         arch, layer = plan.arch, plan.layer
         oh, ow = layer.output_hw
-        ideal = float(np.count_nonzero(layer.weights) * oh * ow)
         if not self.is_fp32(arch, layer) and channels_are_bricked_in_order(layer, arch.first_layer_space_to_depth):
             rows = np.moveaxis(layer.weights, 1, -1).reshape(-1, layer.weights.shape[1])  # channels last
-            return ideal, pruned_popcount(np.ascontiguousarray(rows), arch.group_size, self.kept(arch)) * oh * ow
-        _, mags, _ = self._magnitudes(arch, layer)
-        return ideal, _popcount(mags) * oh * ow
+            terms = pruned_popcount(np.ascontiguousarray(rows), arch.group_size, self.kept(arch)) * oh * ow
+        else:
+            _, mags, _ = self._magnitudes(arch, layer)
+            terms = _popcount(mags) * oh * ow
+        if self.serial_columns(arch):
+            return float(terms), terms
+        return float(np.count_nonzero(layer.weights) * oh * ow), terms
 
     def reference_layer(self, plan: LayerPlan) -> tuple[int, np.ndarray] | None:
         """Float32 layers only: (cycles, partial sums as float64, the exact sums rounded once)."""
@@ -346,7 +409,7 @@ class Bitlet(DesignModel):
         """Cycle-by-cycle run: (cycles, partial sums (G, Kg, windows) as Python ints, unit exponent): the
         accumulators are ``psum * 2^unit`` exactly (unit -149 for float32 weights, 0 for integers)."""
         arch, layer, low, passes = plan.arch, plan.layer, plan.low, plan.passes
-        fp32 = self.is_fp32(arch, layer)
+        fp32, serial = self.is_fp32(arch, layer), self.serial_columns(arch)
         kept, group = self.kept(arch), arch.group_size
         lanes, rows, cols, tiles = arch.lanes, arch.rows, arch.columns, arch.tiles
         values = serial_weights(arch, layer).values  # (G, Kg, R, S, CB, lanes)
@@ -358,7 +421,7 @@ class Bitlet(DesignModel):
         taps = [(r, s, cb) for r in range(values.shape[2]) for s in range(values.shape[3]) for cb in range(n_cb)]
 
         def schedule_of(g: int, f: int, r: int, s: int, cb: int) -> list[Cycle]:
-            return column_schedule(values[g, f, r, s, cb].tolist(), group, kept, fp32)
+            return column_schedule(values[g, f, r, s, cb].tolist(), group, kept, fp32, serial)
 
         def act(g: int, ch: int, y: int, x: int) -> int:
             return int(acts[g, ch, y, x]) if ch < acts.shape[1] else 0
@@ -434,11 +497,21 @@ class BitX(Bitlet):
     knobs = (*INTERLEAVED_KNOBS,
              # The sources we could reach do not give the paper's k; 8 keeps int8 layers lossless (|w| <= 128 spans 8
              # columns) and prunes 16-bit and float32 groups (8 of the 24 aligned mantissa columns).
-             Knob("kept_columns", int, 8, "significance columns kept from the group's msb down (k)", 1, 32))
+             Knob("kept_columns", int, 8, "significance columns kept from the group's msb down (k)", 1, 32),
+             # The abstract does not say how the kept columns are processed. parallel: Bitlet's PE (the design BitX
+             # builds on); serial: one column per cycle, msb first, so that pruning k of 24 columns cuts the cycles
+             # about 24/k (the reading under which the published "up to 4.82x over the non-pruned DNN" is reached,
+             # docs/models.md).
+             Knob("column_schedule", ColumnSchedule, ColumnSchedule.PARALLEL,
+                  "kept columns: parallel (Bitlet: a group costs its largest column popcount) or serial (a group "
+                  "costs its number of non-empty kept columns)"))
     supports_fp32_weights = True
 
     def kept(self, arch: ArchConfig) -> int:
         return arch.kept_columns
+
+    def serial_columns(self, arch: ArchConfig) -> bool:
+        return arch.column_schedule == ColumnSchedule.SERIAL
 
     def parts(self, arch: ArchConfig) -> list[hw.Part]:
         """Bitlet's datapath plus, per weight brick read, each group's leading-one detection (the pruning bound) and
