@@ -224,8 +224,8 @@ def cmd_compare(args: argparse.Namespace, command: str) -> int:
     iso = None if args.iso_area == "none" else args.iso_area
     table = compare(archs, workload, baseline, iso_area=iso, accuracy_images=args.accuracy, results=results)
     print(f"workload: {describe_workload(workload)}")
-    print(f"baseline: {baseline.name}; speedup_time and energy at each design's clock and node; iso-area: PE array "
-          f"re-sized along {iso or '-'} to the baseline's compute area")
+    print(f"baseline: {baseline.name}; time and energy at each design's clock and node; iso-area: PE array "
+          f"re-sized\nalong {iso or '-'} to the baseline's PE-array area")
     shown = ["arch", "cycles", "time_us", "energy_uj", "area_mm2", "speedup_cycles", "speedup_time",
              "energy_efficiency", "perf_per_area", "speedup_iso_area", "lossless", "top1"]
     print(format_table(shown, [[fmt(v, 2) for v in row] for row in table[shown].itertuples(index=False)]))
@@ -237,6 +237,18 @@ def cmd_compare(args: argparse.Namespace, command: str) -> int:
         path, run = _write_table(table, args.out, results, {"command": command, "workload_source": args.workload,
                                                             "baseline": baseline.name, "overrides": overrides})
         print(f"wrote {path} and {run}")
+    if args.plots:
+        from .report import plot_area_breakdown, plot_energy_breakdown, plot_speedup_vs_efficiency
+
+        folder = Path(args.plots)
+        folder.mkdir(parents=True, exist_ok=True)
+        title = f"{workload.name}"
+        shown_results = [r for r in results if r.arch.name in set(table["arch"])]
+        written = [plot_energy_breakdown(shown_results, f"energy per inference, {title}", folder / "energy.png"),
+                   plot_area_breakdown([r.arch for r in shown_results], "PE-array area", folder / "area.png"),
+                   plot_speedup_vs_efficiency(table, f"speedup vs energy efficiency, {title}",
+                                              folder / "speedup_vs_energy.png")]
+        print("wrote " + ", ".join(str(p) for p in written))
     return 0
 
 
@@ -541,6 +553,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--accuracy", type=_positive_int, metavar="N",
                      help="score the baseline and every lossy design on N images (built-in real workloads)")
     cmp.add_argument("--out", "-o", metavar="FILE.csv", help="write the table and its run.json")
+    cmp.add_argument("--plots", metavar="DIR", help="write energy.png, area.png and speedup_vs_energy.png to DIR")
     cmp.add_argument("--set", action="append", metavar="KNOB=VALUE", help="override a knob on every listed ARCH")
     cmp.add_argument("--seed", type=_non_negative_int, default=None, help="seed of a built-in workload's values")
     cmp.add_argument("--layers", type=_positive_int, default=None, metavar="N", help="keep only the first N layers")

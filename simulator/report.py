@@ -248,3 +248,79 @@ def plot_bit_sparsity(workload: Workload, path: str | os.PathLike) -> Path:
         return _save(fig, path, 110)
     finally:
         plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- energy and area plots
+def _stacked(ax, table: pd.DataFrame, index: str, column: str, value: str) -> None:
+    """Stacked bars of ``value`` summed per (index, column), one bar per index value (in first-seen order)."""
+    pivot = table.pivot_table(index=index, columns=column, values=value, aggfunc="sum", sort=False).fillna(0.0)
+    bottom = np.zeros(len(pivot))
+    for name in pivot.columns:
+        ax.bar(pivot.index.astype(str), pivot[name].to_numpy(), bottom=bottom, label=str(name))
+        bottom += pivot[name].to_numpy()
+    ax.legend(fontsize=7, ncol=2)
+
+
+def plot_energy_breakdown(results: Sequence[Results], title: str, path: str | os.PathLike) -> Path:
+    """Stacked bars: each design's energy of one inference (uJ) split by component (PNG, written atomically)."""
+    plt = _pyplot()
+    parts = []
+    for r in results:
+        br = r.energy_breakdown()
+        parts.append(pd.DataFrame({"arch": r.arch.name, "component": br["component"],
+                                   "energy_uj": br["energy_pj"] * 1e-6}))
+    table = pd.concat(parts, ignore_index=True)
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(results) + 3), 4.5))
+    try:
+        _stacked(ax, table, "arch", "component", "energy_uj")
+        ax.set_xlabel("architecture (preset)")
+        ax.set_ylabel("energy per inference (uJ)")
+        ax.set_title(title)
+        return _save(fig, Path(path), 120)
+    finally:
+        plt.close(fig)
+
+
+def plot_area_breakdown(archs: Sequence, title: str, path: str | os.PathLike, group: str | None = "compute") -> Path:
+    """Stacked bars: each design's area (mm2) split by part; ``group`` "compute" (default) or None (whole chip)."""
+    from .energy import area_breakdown
+
+    plt = _pyplot()
+    parts = []
+    for arch in archs:
+        br = area_breakdown(arch)
+        if group is not None:
+            br = br[br["group"] == group]
+        parts.append(br.assign(arch=arch.name))
+    table = pd.concat(parts, ignore_index=True)
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(archs) + 3), 4.5))
+    try:
+        _stacked(ax, table, "arch", "component", "area_mm2")
+        ax.set_xlabel("architecture (preset)")
+        ax.set_ylabel(f"{'PE-array' if group == 'compute' else 'chip'} area (mm2)")
+        ax.set_title(title)
+        return _save(fig, Path(path), 120)
+    finally:
+        plt.close(fig)
+
+
+def plot_speedup_vs_efficiency(table: pd.DataFrame, title: str, path: str | os.PathLike) -> Path:
+    """Scatter of ``speedup_time`` against ``energy_efficiency`` (a ``simulator.compare`` table), one labelled point
+    per architecture; lossy designs drawn hollow (PNG, written atomically)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    try:
+        for row in table.itertuples(index=False):
+            face = "tab:blue" if row.lossless else "none"
+            ax.scatter(row.speedup_time, row.energy_efficiency, s=40, facecolors=face, edgecolors="tab:blue")
+            ax.annotate(row.arch, (row.speedup_time, row.energy_efficiency), fontsize=7, xytext=(3, 3),
+                        textcoords="offset points")
+        ax.axhline(1.0, color="gray", linewidth=0.8, linestyle="--")
+        ax.axvline(1.0, color="gray", linewidth=0.8, linestyle="--")
+        base = table["arch"].iloc[0]
+        ax.set_xlabel(f"speedup over {base} (wall time)")
+        ax.set_ylabel(f"energy efficiency over {base} (energy ratio)")
+        ax.set_title(title)
+        return _save(fig, Path(path), 120)
+    finally:
+        plt.close(fig)
