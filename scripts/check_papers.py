@@ -108,7 +108,7 @@ def run(workload_names: list[str], images: int) -> list[dict]:
 
 
 def table(rows: list[dict]) -> str:
-    heads = ["paper", "workload", "speedup", "published", "E eff compute / chip", "published", "area compute / chip",
+    heads = ["paper", "workload", "speedup (time)", "published", "E eff compute / chip", "published", "area compute / chip",
              "published", "top-1"]
     lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
     for r in rows:
