@@ -108,8 +108,8 @@ def run(workload_names: list[str], images: int) -> list[dict]:
 
 
 def table(rows: list[dict]) -> str:
-    heads = ["paper", "workload", "speedup (time)", "published", "E eff compute / chip", "published", "area compute / chip",
-             "published", "top-1"]
+    heads = ["paper", "workload", "speedup (time)", "published", "E eff compute / chip", "published",
+             "area compute / chip", "published", "top-1"]
     lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
     for r in rows:
         top1 = f"{100 * r['top1']:.1f} %" if r["top1"] is not None else ("lossless" if r["lossless"] else "-")

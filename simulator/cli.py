@@ -307,7 +307,7 @@ def _list_knobs(what: str) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, command: str) -> int:
-    presets = preset_names()
+    presets = [p for p in preset_names() if not p.startswith("dnnsim_")]  # DNNsim's twins: `bitserial list`
     if DEMO_BASELINE not in presets:
         raise CliError(f"the demo needs the {DEMO_BASELINE!r} preset; presets found: {', '.join(presets) or 'none'}")
     archs = [load_arch(name) for name in presets]
