@@ -38,7 +38,8 @@ import time
 
 import numpy as np
 
-from simulator import effective_weights, load_arch, simulate
+from simulator import load_arch, simulate
+from simulator.compare import effective_workload
 from workloads import Workload, WorkloadError, evaluate, load_builtin
 from workloads.datasets import dataset_dir, load_cifar10_test
 from workloads.layer import WeightFormat
@@ -103,9 +104,8 @@ def score_fp32(name: str, weights: dict[str, np.ndarray], images: np.ndarray, la
 
 def with_weights(wl: Workload, arch) -> tuple[Workload, dict[str, np.ndarray]]:
     """``wl`` with every layer's weights replaced by what ``arch`` multiplies, and those weights by layer name."""
-    eff = {layer.name: effective_weights(arch, layer) for layer in wl}
-    layers = [dataclasses.replace(layer, weights=eff[layer.name]) for layer in wl]
-    return Workload(wl.name, layers, wl.meta), eff
+    out = effective_workload(arch, wl)
+    return out, {layer.name: layer.weights for layer in out}
 
 
 def study(models: list[str], formats: list[str], kept: list[int], images: int, machines, schedules) -> list[dict]:

@@ -24,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from simulator import load_arch, simulate  # noqa: E402
+from simulator.cli import load_workload  # noqa: E402
 from simulator.energy import area_mm2, energy_breakdown  # noqa: E402
 
 # (paper, design preset, baseline preset, node, knobs, published: speedup, energy efficiency, area ratio, reason)
@@ -59,15 +60,6 @@ def energy_of(arch, res, group: str | None) -> float:
     return float(br.loc[br["group"] == group, "energy_pj"].sum())
 
 
-def load(name: str):
-    import workloads
-    from workloads.synthetic import build
-
-    if name in workloads.builtin_names():
-        return workloads.load_builtin(name)
-    return build(name, seed=0)
-
-
 def accuracy(arch, wl, images: int) -> float | None:
     if not wl.meta.get("builtin"):
         return None
@@ -80,7 +72,7 @@ def run(workload_names: list[str], images: int) -> list[dict]:
     rows = []
     for wname in workload_names:
         try:
-            wl = load(wname)
+            wl = load_workload(wname)
         except Exception as exc:  # a missing extra or model file: say so and go on
             print(f"{wname}: skipped ({exc})", file=sys.stderr)
             continue

@@ -43,8 +43,19 @@ class Part:
         if self.per not in COUNTERS:
             raise ValueError(f"part {self.name!r}: per ({self.per!r}) must be one of {', '.join(COUNTERS)}")
         if self.bits < 1 or self.count < 0 or self.uses < 0:
-            raise ValueError(f"part {self.name!r}: bits ({self.bits}), count ({self.count}) and uses ({self.uses}) "
-                             "must be positive")
+            raise ValueError(f"part {self.name!r}: bits ({self.bits}) must be >= 1, count ({self.count}) and uses "
+                             f"({self.uses}) >= 0")
+
+
+def lane_multipliers(arch) -> list[Part]:
+    """A pe_width x pe_width multiplier per lane, used on each busy lane-cycle (bit-parallel lanes)."""
+    return [Part("lane multipliers", "multiplier", arch.pe_width, arch.pes * arch.lanes, "multiply",
+                 "busy_lane_cycles", 1)]
+
+
+def lane_and_gates(arch, bits: int) -> list[Part]:
+    """``bits`` AND gates per lane (serial bits times the other operand), used on each busy lane-cycle."""
+    return [Part("lane AND gates", "and_gate", bits, arch.pes * arch.lanes, "toggle", "busy_lane_cycles", 1)]
 
 
 def log2_ceil(n: int) -> int:

@@ -14,6 +14,7 @@ import pandas as pd
 from workloads.atomic import atomic_write
 
 from .config import ArchConfig
+from .energy import area_mm2, energy_breakdown
 
 COLUMNS = [
     "arch", "config_hash", "workload", "layer", "kind", "macs", "cycles", "ideal_cycles", "pe_utilization",
@@ -70,8 +71,6 @@ class Results:
     @property
     def area_mm2(self) -> float:
         """Chip area (mm2) at the architecture's technology node (``simulator.energy``)."""
-        from .energy import area_mm2
-
         return area_mm2(self.arch)
 
     def metrics(self) -> dict:
@@ -87,8 +86,6 @@ class Results:
 
     def energy_breakdown(self) -> pd.DataFrame:
         """Tidy energy table: layer, component, cell, group, action, count, energy_pj, kind (dynamic / static)."""
-        from .energy import energy_breakdown
-
         return energy_breakdown(self.arch, self.layers)
 
     def _same_workload(self, other: Results, what: str) -> None:

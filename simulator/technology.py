@@ -47,6 +47,7 @@ class Node:
     energy: tuple[float, float, float]
     power: tuple[float, float, float]
     area_vs_45nm: float
+    leakage_nw_per_um2: float  # NaN where not tabulated (only 45 nm is)
 
     def energy_at(self, vdd: float) -> float:
         c2, c1, c0 = self.energy
@@ -90,7 +91,8 @@ def _nodes() -> dict[int, Node]:
     table = _read("nodes.csv", ("node_nm", "nominal_vdd", "energy_c2", "energy_c1", "energy_c0", "power_c2",
                                 "power_c1", "power_c0", "area_vs_45nm", "leakage_nw_per_um2", "source"))
     return {int(r.node_nm): Node(int(r.node_nm), float(r.nominal_vdd), (r.energy_c2, r.energy_c1, r.energy_c0),
-                                 (r.power_c2, r.power_c1, r.power_c0), float(r.area_vs_45nm))
+                                 (r.power_c2, r.power_c1, r.power_c0), float(r.area_vs_45nm),
+                                 float(r.leakage_nw_per_um2))
             for r in table.itertuples()}
 
 
@@ -126,11 +128,10 @@ def area_factor(src_nm: int, dst_nm: int) -> float:
 
 def leakage_density_nw_per_um2() -> float:
     """Leakage power density at 45 nm, nominal supply (nW per um2 of cell area; nodes.csv)."""
-    table = pd.read_csv(TABLES / "nodes.csv")
-    value = table.loc[table["node_nm"] == 45, "leakage_nw_per_um2"]
-    if value.empty or pd.isna(value.iloc[0]):
+    value = node(45).leakage_nw_per_um2
+    if math.isnan(value):
         raise TechnologyError(f"{TABLES / 'nodes.csv'}: no leakage_nw_per_um2 for 45 nm")
-    return float(value.iloc[0])
+    return value
 
 
 def _nearest(rows: pd.DataFrame, bits: int, capacity_kib: float) -> pd.Series:

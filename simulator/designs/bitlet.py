@@ -218,11 +218,7 @@ def column_schedule(values: list, group: int, kept: int, fp32: bool, serial: boo
     columns: list[deque] = []
     for g0 in range(0, len(values), group):
         members = values[g0:g0 + group]
-        if fp32:
-            mags, scale = align_group_py([float(w) for w in members])
-            shift = scale - FP32_UNIT_EXP
-        else:
-            mags, shift = [abs(int(w)) for w in members], 0
+        mags, shift = _group_magnitudes(members, fp32)
         union = 0
         for m in mags:
             union |= m
@@ -241,16 +237,21 @@ def column_schedule(values: list, group: int, kept: int, fp32: bool, serial: boo
     return cycles or [[]]
 
 
+def _group_magnitudes(members: list, fp32: bool) -> tuple[list[int], int]:
+    """A group's magnitudes and the shift of its column 0 (float32: aligned to the group's largest exponent, in
+    units of 2^-149)."""
+    if fp32:
+        mags, scale = align_group_py([float(w) for w in members])
+        return mags, scale - FP32_UNIT_EXP
+    return [abs(int(w)) for w in members], 0
+
+
 def _serial_schedule(values: list, group: int, kept: int, fp32: bool) -> list[Cycle]:
     """Column-serial schedule (see :func:`column_schedule`): per group, a queue of whole columns, msb first."""
     groups: list[deque] = []
     for g0 in range(0, len(values), group):
         members = values[g0:g0 + group]
-        if fp32:
-            mags, scale = align_group_py([float(w) for w in members])
-            shift = scale - FP32_UNIT_EXP
-        else:
-            mags, shift = [abs(int(w)) for w in members], 0
+        mags, shift = _group_magnitudes(members, fp32)
         top = max(mags).bit_length() - 1
         lowest = max(0, top - kept + 1) if kept > 0 else 0
         queue: deque = deque()
@@ -483,7 +484,7 @@ class Bitlet(DesignModel):
         weight bit; per PE the tree, a shifter to the column's significance and the accumulator."""
         w, lanes, pes = arch.pe_width, arch.lanes, arch.pes
         return (hw.mux("lane distiller multiplexers", pes * lanes, w, arch.group_size, "busy_lane_cycles")
-                + [hw.Part("lane AND gates", "and_gate", w, pes * lanes, "toggle", "busy_lane_cycles", 1)]
+                + hw.lane_and_gates(arch, w)
                 + hw.adder_tree("adder trees", pes, lanes, w)
                 + hw.shifter("significance shifters", pes, w + hw.log2_ceil(lanes), 2 * w, "busy_pe_cycles")
                 + hw.accumulators(pes, hw.acc_bits(w)))

@@ -142,6 +142,6 @@ class CambriconX(DesignModel):
         """Per lane a multiplier fed by a selector over the fetched chunk of activations; the PE's tree and
         accumulator."""
         w, lanes, pes = arch.pe_width, arch.lanes, arch.pes
-        return ([hw.Part("lane multipliers", "multiplier", w, pes * lanes, "multiply", "busy_lane_cycles", 1)]
+        return (hw.lane_multipliers(arch)
                 + hw.mux("activation selectors", pes * lanes, w, arch.fetch_bricks * lanes, "busy_lane_cycles")
                 + hw.pe_back_end(arch, 2 * w))

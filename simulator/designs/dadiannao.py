@@ -27,6 +27,4 @@ class DaDianNao(DesignModel):
         return [[(i, v) for i, v in enumerate(values) if v]]
 
     def parts(self, arch: ArchConfig) -> list[hw.Part]:
-        w = arch.pe_width
-        return ([hw.Part("lane multipliers", "multiplier", w, arch.pes * arch.lanes, "multiply", "busy_lane_cycles", 1)]
-                + hw.pe_back_end(arch, 2 * w))
+        return hw.lane_multipliers(arch) + hw.pe_back_end(arch, 2 * arch.pe_width)

@@ -48,8 +48,7 @@ class DynamicStripes(DesignModel):
 
     def parts(self, arch: ArchConfig) -> list[hw.Part]:
         """Stripes' lanes plus a precision detector per column and the run-ahead brick registers."""
-        w, units = arch.pe_width, arch.tiles * arch.columns
-        return ([hw.Part("lane AND gates", "and_gate", w, arch.pes * arch.lanes, "toggle", "busy_lane_cycles", 1)]
-                + hw.pe_back_end(arch, w)
+        units = arch.tiles * arch.columns
+        return (hw.lane_and_gates(arch, arch.pe_width) + hw.pe_back_end(arch, arch.pe_width)
                 + hw.precision_detectors(arch, units, "act_brick_reads")
                 + hw.run_ahead_registers(arch, units, "act_brick_reads"))

@@ -77,8 +77,7 @@ class Loom(BothSerialModel):
         """Per lane serial_bits AND gates (activation bits x one weight bit), the PE's popcount tree and
         shift-accumulator; precision detectors per column (and per row with dynamic weights)."""
         sb = arch.serial_bits
-        parts = ([hw.Part("lane AND gates", "and_gate", sb, arch.pes * arch.lanes, "toggle", "busy_lane_cycles", 1)]
-                 + hw.pe_back_end(arch, sb)
+        parts = (hw.lane_and_gates(arch, sb) + hw.pe_back_end(arch, sb)
                  + hw.precision_detectors(arch, arch.tiles * arch.columns, "act_brick_reads"))
         if arch.dynamic_weights:
             parts += hw.precision_detectors(arch, arch.tiles * arch.rows, "weight_brick_reads")

@@ -30,6 +30,4 @@ class Stripes(DesignModel):
 
     def parts(self, arch: ArchConfig) -> list[hw.Part]:
         """Per lane one activation bit ANDed with a pe_width-bit weight; the PE's tree and shift-accumulator."""
-        w = arch.pe_width
-        return ([hw.Part("lane AND gates", "and_gate", w, arch.pes * arch.lanes, "toggle", "busy_lane_cycles", 1)]
-                + hw.pe_back_end(arch, w))
+        return hw.lane_and_gates(arch, arch.pe_width) + hw.pe_back_end(arch, arch.pe_width)

@@ -60,22 +60,25 @@ def _brick_swis_costs(n_parts, bricks, group, n, out):
 
 
 @njit(cache=True)
-def restrict_bricks(bricks: np.ndarray, group: int, n: int) -> np.ndarray:
-    """Every weight restricted to the n most significant positions of its lane group's OR (sign kept)."""
-    nb, lanes = bricks.shape
-    out = np.empty_like(bricks)
+def restrict_indexed(index: np.ndarray, flat: np.ndarray, group: int, n: int, out: np.ndarray) -> None:
+    """Every weight restricted to the n most significant positions of its lane group's OR (sign kept), in place in
+    ``out``: ``index`` (bricks, lanes) holds 1 + the flat position of each lane's weight (0: an empty lane)."""
+    nb, lanes = index.shape
     for b in range(nb):
         for g0 in range(0, lanes, group):
             g1 = min(g0 + group, lanes)
             union = 0
             for i in range(g0, g1):
-                v = bricks[b, i]
-                union |= v if v >= 0 else -v
+                k = index[b, i]
+                if k > 0:
+                    v = flat[k - 1]
+                    union |= v if v >= 0 else -v
             keep = top_bits(union, n)
             for i in range(g0, g1):
-                v = bricks[b, i]
-                out[b, i] = (v & keep) if v >= 0 else -((-v) & keep)
-    return out
+                k = index[b, i]
+                if k > 0:
+                    v = flat[k - 1]
+                    out[k - 1] = (v & keep) if v >= 0 else -((-v) & keep)
 
 
 @njit(cache=True)
@@ -166,12 +169,10 @@ class Swis(DesignModel):
         of ``group_size`` lanes of its brick after lowering: space-to-depth and depthwise included)."""
         index = weight_brick_index(layer, lanes=arch.lanes, rows=arch.rows,
                                    space_to_depth_enabled=arch.first_layer_space_to_depth)  # (..., lanes)
-        flat = layer.weights.ravel()
-        bricks = np.where(index > 0, flat[np.maximum(index - 1, 0)], 0).astype(np.int32).reshape(-1, arch.lanes)
-        kept = restrict_bricks(bricks, arch.group_size, arch.shared_terms).ravel()
-        out = np.zeros(layer.weights.size, dtype=layer.weights.dtype)
-        where = index.ravel()
-        out[where[where > 0] - 1] = kept[where > 0]
+        flat = np.ascontiguousarray(layer.weights).ravel()
+        out = np.zeros(flat.size, dtype=flat.dtype)
+        restrict_indexed(np.ascontiguousarray(index).reshape(-1, arch.lanes), flat, arch.group_size,
+                         arch.shared_terms, out)
         return out.reshape(layer.weights.shape)
 
     def ideal_and_terms(self, plan: LayerPlan) -> tuple[float, int]:
@@ -191,8 +192,7 @@ class Swis(DesignModel):
         to the shared position and the accumulator; the group's N shift positions in registers per row."""
         w, lanes, pes = arch.pe_width, arch.lanes, arch.pes
         groups = arch.tiles * arch.rows * (lanes // arch.group_size)
-        return ([hw.Part("lane AND gates", "and_gate", w, pes * lanes, "toggle", "busy_lane_cycles", 1)]
-                + hw.adder_tree("adder trees", pes, lanes, w)
+        return (hw.lane_and_gates(arch, w) + hw.adder_tree("adder trees", pes, lanes, w)
                 + hw.shifter("shared-position shifters", pes, w + hw.log2_ceil(lanes), w, "busy_pe_cycles")
                 + hw.accumulators(pes, hw.acc_bits(w))
                 + [hw.Part("shift-position registers", "register", arch.shared_terms * hw.log2_ceil(w), groups, "write",

@@ -34,6 +34,7 @@ from workloads.bits import bit_tables, mask_table, value_terms, value_widths
 from ... import components as hw
 from ...encodings import ENCODING_CODE, brick_msb_lsb
 from ...knobs import (
+    DESIGNS,
     ENCODING,
     FIRST_STAGE_BITS,
     GROUP_SIZE,
@@ -179,15 +180,5 @@ class Tactical(DesignModel):
         candidates = 1 + arch.lookahead + arch.lookaside
         front = hw.mux("lane activation multiplexers", arch.pes * arch.lanes, arch.pe_width, candidates,
                        "busy_lane_cycles")
-        w, units = arch.pe_width, arch.tiles * arch.columns
-        if arch.backend == Backend.DADIANNAO:
-            back = ([hw.Part("lane multipliers", "multiplier", w, arch.pes * arch.lanes, "multiply",
-                             "busy_lane_cycles", 1)] + hw.pe_back_end(arch, 2 * w))
-        elif arch.backend == Backend.PRAGMATIC:
-            back = (hw.term_generators(arch, units, "act_brick_reads") + hw.two_stage_shifting(arch, "busy_lane_cycles")
-                    + hw.run_ahead_registers(arch, units, "act_brick_reads"))
-        else:
-            back = ([hw.Part("lane AND gates", "and_gate", w, arch.pes * arch.lanes, "toggle", "busy_lane_cycles", 1)]
-                    + hw.pe_back_end(arch, w) + hw.precision_detectors(arch, units, "act_brick_reads")
-                    + hw.run_ahead_registers(arch, units, "act_brick_reads"))
+        back = DESIGNS[Design(arch.backend.value)].parts(arch)  # the back end's datapath, as that design lists it
         return front + back
