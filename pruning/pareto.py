@@ -1,7 +1,8 @@
 """A per-layer rate search with two measured objectives: cycles on an accelerator and accuracy (no retraining).
 
 Given an integer method with a rate parameter (``bit_balance``'s ``target``, ``magnitude``'s ``sparsity``,
-``bit_budget``'s ``max_terms``) and candidate ``rates``, every layer may take any rate. The search:
+``bit_budget``'s ``max_terms``, ``crossbar_rows``' ``ratio``) and candidate ``rates``, every layer may take any
+rate. The search:
 
 1. measures each layer alone at each rate: its cycles (``layer_cycles(layer)``, e.g. the simulator on a preset:
    layers run one after the other, so a workload's cycles are the sum of its layers') and the accuracy of the
@@ -32,7 +33,8 @@ from workloads import Layer, Workload
 
 from .base import METHODS, PruneResult, PruningError, assemble, check_layers_param, selected
 
-RATE_PARAMS = {"bit_balance": "target", "magnitude": "sparsity", "bit_budget": "max_terms", "n_of_g": "keep"}
+RATE_PARAMS = {"bit_balance": "target", "magnitude": "sparsity", "bit_budget": "max_terms", "n_of_g": "keep",
+               "crossbar_rows": "ratio"}
 
 
 @dataclass(frozen=True)
