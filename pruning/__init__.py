@@ -5,6 +5,7 @@ seed=0) -> PruneResult``; ``METHODS`` lists them with their typed parameters and
 **params)`` dispatches. Depends only on ``workloads``.
 """
 
+from .autoprune import AutoPruneResult, autoprune, uniform_search
 from .base import METHODS, Method, Param, PruneResult, PruningError, prune
 from .bit_balance import bit_balance
 from .bit_budget import bit_budget
@@ -15,6 +16,6 @@ from .n_of_g import n_of_g
 from .pareto import ParetoResult, pareto
 from .swis_decomposition import SwisResult, decompose, swis
 
-__all__ = ["METHODS", "Method", "Param", "ParetoResult", "PruneResult", "PruningError", "SwisResult", "bit_balance",
-           "bit_budget", "bitpruner", "crossbar_rows", "decompose", "magnitude", "n_of_g", "pareto", "prune",
-           "retrain", "swis"]
+__all__ = ["METHODS", "AutoPruneResult", "Method", "Param", "ParetoResult", "PruneResult", "PruningError", "SwisResult",
+           "autoprune", "bit_balance", "bit_budget", "bitpruner", "crossbar_rows", "decompose", "magnitude", "n_of_g",
+           "pareto", "prune", "retrain", "swis", "uniform_search"]
