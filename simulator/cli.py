@@ -19,11 +19,13 @@ import shlex
 import sys
 import tempfile
 import textwrap
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 from workloads import Workload, WorkloadError, importers, registry, synthetic
+from workloads.atomic import atomic_write
 
 from .config import ArchConfig, ConfigError, Design, load_arch, parse_knob_value, preset_names
 from .designs import MODELS
@@ -505,6 +507,57 @@ def cmd_import(args: argparse.Namespace, command: str) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace, command: str) -> int:
+    """Run (or resume) a sweep file into a store folder; ``--status`` only counts."""
+    from .executors import DaskExecutor, LocalExecutor
+    from .sweep import PointStore, expand, run_sweep
+
+    data_dir = getattr(args, "data_dir", None)
+    points = expand(args.sweep, data_dir=data_dir)
+    store = PointStore(args.out)
+    if args.status:
+        counts = store.status(points)
+        print(f"{len(points)} points: {counts['done']} done, {counts['pending']} pending, {counts['failed']} failed")
+        errors = store.errors()
+        for row in errors[errors["key"].isin({p.key for p in points})].itertuples():
+            print(f"  failed {row.key}: {row.error}")
+        return 0
+    if args.scheduler or args.dask_local:
+        executor = DaskExecutor(args.scheduler, local_workers=args.dask_local, data_dir=data_dir)
+        where = args.scheduler or f"a local Dask cluster of {args.dask_local} workers"
+    else:
+        executor = LocalExecutor(args.jobs, data_dir=data_dir)
+        where = f"{executor.jobs} local worker process(es)"
+    with atomic_write(store.root / "sweep.yaml") as fh:  # the file this store was run from (provenance)
+        fh.write(Path(args.sweep).read_bytes())
+    todo = sum(not store.done(p.key) for p in points)
+    print(f"{len(points)} points, {len(points) - todo} already done; running {todo} on {where}", file=sys.stderr)
+    start = time.monotonic()
+    with ProgressBar(len(points), sys.stderr, unit="points") as bar:
+        first = {}
+
+        def progress(finished: int, total: int, figures: dict) -> None:
+            first.setdefault("n", finished)
+            ran = finished - first["n"]
+            rate = ran / max(time.monotonic() - start, 1e-9)
+            eta = {"ETA s": round((total - finished) / rate)} if rate else {}
+            bar.steps()("sweep", finished, total, {"points/s": rate, **eta, "failed": figures["failed"]})
+
+        counts = run_sweep(points, store, executor, progress=progress)
+    table = store.table(points)
+    if args.table:
+        out = Path(args.table)
+        with atomic_write(out) as fh:
+            if out.suffix == ".parquet":
+                table.to_parquet(fh, index=False)
+            else:
+                fh.write(table.to_csv(index=False).encode())
+        print(f"wrote {out} ({len(table)} rows)")
+    print(f"{len(points)} points: {counts['done']} done, {counts['pending']} pending, {counts['failed']} failed "
+          f"({time.monotonic() - start:.1f} s); store {store.root}")
+    return 0 if counts["failed"] == 0 and counts["pending"] == 0 else 1
+
+
 # ----------------------------------------------------------------------------- entry point
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="Cycle-accurate simulator of bit-serial DNN accelerators.")
@@ -619,6 +672,23 @@ def build_parser() -> argparse.ArgumentParser:
                      help="ONNX float models: dynamic fixed point precision (default 8)")
     imp.add_argument("--name", help="the workload's name (default: the file name)")
     imp.set_defaults(func=cmd_import)
+
+    sw = sub.add_parser("sweep", parents=[common], help="run or resume a sweep file (local processes or Dask)",
+                        description="Expand a sweep file (designs x knob grids x workloads x pruning) into points and "
+                                    "run the ones the store has not finished; one file per point in --out, a rerun "
+                                    "resumes. Local worker processes by default; --dask-local N or --scheduler ADDR "
+                                    "run the same file on Dask.")
+    sw.add_argument("sweep", metavar="SWEEP.yaml", help="the sweep file (docs/sweeps.md)")
+    sw.add_argument("--out", "-o", required=True, metavar="DIR", help="the store folder (created; reused to resume)")
+    sw.add_argument("--status", action="store_true", help="only count done / pending / failed points")
+    sw.add_argument("--jobs", "-j", type=_positive_int, default=None, metavar="N",
+                    help="local worker processes (default: the machine's cores)")
+    where = sw.add_mutually_exclusive_group()
+    where.add_argument("--dask-local", type=_positive_int, default=None, metavar="N",
+                       help="run on a local Dask cluster of N worker processes")
+    where.add_argument("--scheduler", default=None, metavar="tcp://HOST:8786", help="run on this Dask scheduler")
+    sw.add_argument("--table", metavar="FILE.csv|FILE.parquet", help="write the whole results table there")
+    sw.set_defaults(func=cmd_sweep)
     return parser
 
 

@@ -4,7 +4,8 @@ Every design lists its compute parts next to its cost rule (``DesignModel.parts`
 interface are the same for every design (``memory_parts``). A ``Part`` is ``count`` cells of one table component
 (``simulator/tables``), each ``bits`` wide, used ``uses`` times per unit of ``per``, a counter column of the results
 table (``busy_lane_cycles``, ``busy_pe_cycles``, ``act_brick_reads``, ``weight_brick_reads``, ``psum_writes``,
-``act_buffer_bits``, ``weight_buffer_bits``, ``output_buffer_bits``, ``dram_bits``). Energy and area are then
+``act_buffer_bits``, ``weight_buffer_bits``, ``output_buffer_bits``, ``dram_bits``, or one of the design's own
+``extra_columns``). Energy and area are then
 sums over the parts (``simulator.energy``).
 
 Builders below give the usual blocks: adder trees, barrel shifters, multiplexers, accumulators, precision
@@ -40,8 +41,8 @@ class Part:
     group: str = "compute"
 
     def __post_init__(self) -> None:
-        if self.per not in COUNTERS:
-            raise ValueError(f"part {self.name!r}: per ({self.per!r}) must be one of {', '.join(COUNTERS)}")
+        if not self.per.isidentifier():
+            raise ValueError(f"part {self.name!r}: per ({self.per!r}) must name a counter column")
         if self.bits < 1 or self.count < 0 or self.uses < 0:
             raise ValueError(f"part {self.name!r}: bits ({self.bits}) must be >= 1, count ({self.count}) and uses "
                              f"({self.uses}) >= 0")
@@ -139,12 +140,15 @@ def two_stage_shifting(arch, lane_per: str, tree_per: str = "busy_pe_cycles") ->
 
 
 def memory_parts(arch) -> list[Part]:
-    """On-chip activation and weight buffers (SRAM, one bank per tile, 64-bit words) and the DRAM interface."""
+    """On-chip activation and weight buffers (SRAM, one bank per tile, 64-bit words; no weight buffer when the
+    weights are resident in the compute array) and the DRAM interface."""
     banks = arch.tiles
     act_kib, wgt_kib = arch.act_buffer_kib / banks, arch.weight_buffer_kib / banks
+    weights = [] if arch.model.weights_resident else [  # resident weights (ReRAM cells) need no weight buffer
+        Part("weight buffer reads", "sram", 64, banks, "read", "weight_buffer_bits", 1 / 64, wgt_kib, "buffers")]
     return [
         Part("activation buffer reads", "sram", 64, banks, "read", "act_buffer_bits", 1 / 64, act_kib, "buffers"),
         Part("activation buffer writes", "sram", 64, 0, "write", "output_buffer_bits", 1 / 64, act_kib, "buffers"),
-        Part("weight buffer reads", "sram", 64, banks, "read", "weight_buffer_bits", 1 / 64, wgt_kib, "buffers"),
+        *weights,
         Part("DRAM transfers", "dram", 64, 0, "access", "dram_bits", 1 / 64, 0.0, "off-chip"),
     ]

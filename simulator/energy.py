@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .components import Part, memory_parts
+from .components import COUNTERS, Part, memory_parts
 from .config import ArchConfig, ConfigError
 from .technology import cell_area_um2, cell_energy_pj, cell_leakage_nw
 
@@ -37,8 +37,12 @@ class PricedPart:
 def priced_parts(arch: ArchConfig) -> tuple[PricedPart, ...]:
     """Every part of the chip (the design's compute parts, then buffers and DRAM) with its prices."""
     node = arch.tech_node_nm
+    counters = (*COUNTERS, *arch.model.extra_columns)
     out = []
     for p in (*arch.model.parts(arch), *memory_parts(arch)):
+        if p.per not in counters:
+            raise ConfigError(f"{arch.design}: part {p.name!r} is driven by {p.per!r}, which is not a counter "
+                              f"({', '.join(counters)})")
         energy = cell_energy_pj(p.component, p.action, p.bits, p.capacity_kib, node)
         area = cell_area_um2(p.component, p.bits, p.capacity_kib, node) if p.count else 0.0
         leak = cell_leakage_nw(p.component, p.bits, p.capacity_kib, node) if p.count else 0.0

@@ -58,8 +58,10 @@ def simulate_layer(arch: ArchConfig, layer: Layer, *, first: bool = True, last: 
     design = arch.model
     custom = design.fast_layer(plan)
     pair_sum = None
+    extras = {}
     if custom is not None:
-        cyc, busy_pe, busy_lane = custom
+        cyc, busy_pe, busy_lane, *more = custom
+        extras = more[0] if more else {}
     elif plan.serial == Serial.BOTH:
         cyc, busy_pe, busy_lane, pair_sum = _both_path(plan, design)
     else:
@@ -72,11 +74,12 @@ def simulate_layer(arch: ArchConfig, layer: Layer, *, first: bool = True, last: 
     else:
         ideal_work, terms = _ideal_and_terms(plan, design)
     row = _row(plan, int(cyc), busy_pe, busy_lane, ideal_work, terms)
+    row.update(extras)
     row.update(layer_memory(arch, layer, row["cycles"], row["act_brick_reads"], row["weight_brick_reads"],
                             plan.passes, plan.window_sets, first=first, last=last))
     row["time_us"] = row["total_cycles"] / arch.clock_mhz
     row.update(row_energy(arch, row))
-    row.update(_fidelity(arch, layer))
+    row.update(design.fidelity(arch, layer, row) or _fidelity(arch, layer))
     return row
 
 
@@ -283,4 +286,4 @@ def simulate(arch: ArchConfig | str, workload: Workload, *, progress: Progress |
         progress(len(workload.layers), len(workload.layers), "")
     table = pd.DataFrame(rows)
     table.insert(2, "workload", workload.name)
-    return Results(arch, workload.name, table[COLUMNS], workload.digest())
+    return Results(arch, workload.name, table[COLUMNS + list(arch.model.extra_columns)], workload.digest())

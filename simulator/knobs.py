@@ -35,6 +35,7 @@ class Design(enum.StrEnum):
     WEIGHT_SERIAL = "weight_serial"
     BITFUSION = "bitfusion"
     CAMBRICON_X = "cambricon_x"
+    RERAM = "reram"
 
 
 class Serial(enum.StrEnum):
@@ -80,6 +81,21 @@ class Promotion(enum.StrEnum):
 class EmptySlots(enum.StrEnum):
     PROCESS = "process"  # every slot without a weight processes its lane's own activation (the multiplexer's default)
     DNNSIM = "dnnsim"  # DNNsim: a slot emptied by promoting its weight to an earlier step is not processed
+
+
+class AdcResolution(enum.StrEnum):
+    FIXED = "fixed"  # every conversion resolves adc_bits bits
+    COLUMN = "column"  # a conversion resolves the bits its column can reach (at most adc_bits): less energy
+
+
+class SliceLayout(enum.StrEnum):
+    SEPARATE = "separate"  # a crossbar's columns hold one slice significance of consecutive outputs
+    ADJACENT = "adjacent"  # a weight's slices sit in adjacent columns (ISAAC)
+
+
+class Compaction(enum.StrEnum):
+    NONE = "none"  # dense mapping: every row and column of the unrolled matrix is stored
+    COMPACT = "compact"  # rows / columns all zero within a crossbar's column block are not stored (AUTO-PRUNE)
 
 
 class DepthwiseMapping(enum.StrEnum):

@@ -16,6 +16,9 @@ Memory cycles = DRAM bits / (``dram_gb_per_s`` in bits per cycle at ``clock_mhz`
 ``double_buffering`` transfers overlap compute (``total_cycles = max(compute, memory)``), else they add.
 ``bound`` says which side sets ``total_cycles``.
 
+Designs whose weights stay in the compute array (``weights_resident``: ReRAM crossbars, programmed before the
+inference) move no weights at all.
+
 On-chip traffic (for energy): activation bricks read (``act_brick_reads`` x lanes x stored bits), weight bricks read
 (likewise) and output activations written.
 """
@@ -46,7 +49,7 @@ def layer_memory(arch: ArchConfig, layer: Layer, compute_cycles: int, act_brick_
     a_bits, w_bits = stored_bits(arch, layer)
     in_bits = int(layer.activations.size) * a_bits
     out_bits = math.prod(layer.output_shape) * a_bits
-    weight_bits = int(layer.weights.size) * w_bits
+    weight_bits = 0 if arch.model.weights_resident else int(layer.weights.size) * w_bits
     weights_fit = weight_bits <= arch.weight_buffer_kib * 8192
     acts_fit = in_bits + out_bits <= arch.act_buffer_kib * 8192
     dram = weight_bits * (1 if weights_fit else window_sets)
@@ -62,7 +65,7 @@ def layer_memory(arch: ArchConfig, layer: Layer, compute_cycles: int, act_brick_
         total = compute_cycles + memory_cycles
     return {
         "act_buffer_bits": act_brick_reads * arch.lanes * a_bits,
-        "weight_buffer_bits": weight_brick_reads * arch.lanes * w_bits,
+        "weight_buffer_bits": 0 if arch.model.weights_resident else weight_brick_reads * arch.lanes * w_bits,
         "output_buffer_bits": out_bits,
         "dram_bits": dram,
         "memory_cycles": memory_cycles,

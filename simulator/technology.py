@@ -9,7 +9,8 @@ The data are CSV files in ``simulator/tables/`` with the source of every number:
 
 A lookup takes the table row of the same component (and action) nearest in ``log2(bits)`` (ties: the smaller
 width; memories: then nearest in ``log2(capacity)``) and scales it by the row's ``scaling`` rule: ``linear`` or
-``quadratic`` in the width, ``sqrt_capacity`` (memory access energy: linear in the word, square root of the
+``quadratic`` in the width, ``exponential`` (x2 per bit: converter resolution),
+``sqrt_capacity`` (memory access energy: linear in the word, square root of the
 capacity), ``capacity`` (memory area: linear in the capacity), or ``none`` (the width must be tabulated). A
 component, action or node the tables lack is an error, never a default.
 
@@ -30,7 +31,7 @@ import pandas as pd
 from .knobs import ConfigError
 
 TABLES = Path(__file__).resolve().parent / "tables"
-_SCALINGS = ("linear", "quadratic", "sqrt_capacity", "capacity", "none")
+_SCALINGS = ("linear", "quadratic", "exponential", "sqrt_capacity", "capacity", "none")
 
 
 class TechnologyError(ConfigError):
@@ -149,6 +150,8 @@ def _scale(row: pd.Series, value: float, bits: int, capacity_kib: float, what: s
         return value * ratio
     if rule == "quadratic":
         return value * ratio * ratio
+    if rule == "exponential":  # converters: x2 per bit of resolution
+        return value * 2.0 ** (bits - row["bits"])
     if rule == "sqrt_capacity":
         return value * ratio * math.sqrt(capacity_kib / row["capacity_kib"])
     if rule == "capacity":

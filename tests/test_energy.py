@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simulator import load_arch, simulate, simulate_layer
+from simulator import ConfigError, load_arch, simulate, simulate_layer
 from simulator.cli import main
 from simulator.components import Part
 from simulator.energy import area_breakdown, area_mm2, energy_breakdown, priced_parts, scale_to_area
@@ -138,9 +138,14 @@ def test_a_design_part_missing_from_the_tables_fails_the_simulation(monkeypatch)
         priced_parts.cache_clear()
 
 
-def test_part_counter_must_exist():
+def test_part_counter_must_exist(monkeypatch):
     with pytest.raises(ValueError, match="per"):
-        Part("x", "adder", 8, 1, "add", "cycles_of_the_moon", 1)
+        Part("x", "adder", 8, 1, "add", "not a name", 1)
+    arch = load_arch("stripes", tiles=3)  # a configuration no other test priced (priced_parts is cached)
+    moon = [Part("x", "adder", 8, 1, "add", "cycles_of_the_moon", 1)]
+    monkeypatch.setattr(type(arch.model), "parts", lambda self, a: moon)
+    with pytest.raises(ConfigError, match="cycles_of_the_moon"):
+        priced_parts(arch)
 
 
 # ----------------------------------------------------------------------------- technology scaling

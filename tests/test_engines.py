@@ -80,7 +80,8 @@ def small_layers(draw):
 # small values for the knobs whose full range would make the reference engine crawl
 SMALL_INTS = {"tiles": (1, 3), "rows": (1, 4), "columns": (1, 4), "lanes": (1, 5), "run_ahead": (0, 2),
               "lookahead": (0, 3), "lookaside": (0, 3), "kept_columns": (1, 8), "shared_terms": (1, 4),
-              "fusion_rows": (1, 4), "fusion_columns": (1, 4)}
+              "fusion_rows": (1, 4), "fusion_columns": (1, 4), "xbar_columns": (1, 6), "cell_bits": (1, 3),
+              "input_bits": (1, 3), "adc_bits": (12, 16), "adcs_per_crossbar": (1, 3)}  # reram: no ADC clipping
 FIXED = {"pe_width", "clock_mhz", "group_size", "dram_gb_per_s", "tech_node_nm"}  # drawn separately (group_size)
 # or irrelevant to the cycles
 
@@ -105,6 +106,8 @@ def archs(draw, design):
         axis = model.group_axis or ("rows" if model.serial(knobs) == Serial.WEIGHT else "columns")
         knobs[axis] = draw(st.integers(1, 4))
         knobs["group_size"] = draw(st.sampled_from([g for g in (1, 2, 4) if knobs[axis] % g == 0]))
+    if "adcs_per_crossbar" in knobs:  # reram: no more ADCs than a crossbar's columns
+        knobs["adcs_per_crossbar"] = min(knobs["adcs_per_crossbar"], knobs["xbar_columns"])
     return load_arch(design.value, **knobs)
 
 

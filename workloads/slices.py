@@ -2,8 +2,8 @@
 
 A signed integer weight is stored differentially: its magnitude goes to a positive or a negative array (the other
 holds 0), each cut into ``cell_bits``-bit slices, lowest significance first (slice j weighs ``2**(j * cell_bits)``).
-An unsigned weight uses the positive array only. ``slice_count`` slices cover the magnitude bits (``weight_bits - 1``
-for signed weights, ``weight_bits`` for unsigned ones).
+An unsigned weight uses the positive array only. ``slice_count`` slices cover ``weight_bits`` magnitude bits: a
+signed weight's magnitude reaches ``2**(weight_bits - 1)`` (the most negative value), which needs them all.
 
 A crossbar column sums, per read, ``cell value x input digit`` over the rows it holds; with ``input_bits`` bits of
 the input applied per read the largest sum is ``sum of the column's cells x (2**input_bits - 1)``, and an ADC
@@ -17,8 +17,9 @@ import numpy as np
 
 
 def magnitude_bits(weight_bits: int, signed: bool) -> int:
-    """Bits of a weight's magnitude: the sign is not stored in the cells (differential arrays)."""
-    return weight_bits - 1 if signed else weight_bits
+    """Bits the cells must hold for a weight's magnitude: ``weight_bits`` (the sign is not stored, differential
+    arrays, but a signed weight's magnitude reaches ``2**(weight_bits - 1)``)."""
+    return weight_bits
 
 
 def slice_count(weight_bits: int, signed: bool, cell_bits: int) -> int:

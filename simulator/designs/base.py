@@ -55,6 +55,10 @@ class DesignModel(DesignSpec):
     supports_fp32_weights: ClassVar[bool] = False  # float32-weight layers (BitX) need an explicit model
     cost_is_terms: ClassVar[bool] = False  # value_cost == the value's terms under arch.encoding (Pragmatic)
     packed_storage: ClassVar[bool] = False  # operands stored at their precision (Loom), not in pe_width containers
+    weights_resident: ClassVar[bool] = False  # weights stay in the compute array (ReRAM cells): no weight traffic
+    # counters of this design's own, after the common results columns; ``fast_layer`` returns them (a dict, its 4th
+    # item) and parts may be driven by them
+    extra_columns: ClassVar[tuple[str, ...]] = ()
 
     # ----------------------------------------------------------------- hardware (energy and area)
     def parts(self, arch: ArchConfig) -> list[hw.Part]:
@@ -63,8 +67,9 @@ class DesignModel(DesignSpec):
         raise NotImplementedError(f"{self.design} lists no hardware parts")
 
     # ----------------------------------------------------------------- whole-layer hooks (optional)
-    def fast_layer(self, plan: LayerPlan) -> tuple[int, int, int] | None:
-        """(cycles, busy PE-cycles, busy lane-cycles) of a planned layer, or None to use the brick path."""
+    def fast_layer(self, plan: LayerPlan) -> tuple | None:
+        """(cycles, busy PE-cycles, busy lane-cycles) of a planned layer, and for designs with ``extra_columns`` a
+        4th item, the dict of those counters; or None to use the brick path."""
         return None
 
     def reference_layer(self, plan: LayerPlan) -> tuple[int, np.ndarray] | None:
@@ -78,6 +83,11 @@ class DesignModel(DesignSpec):
     def effective_weights(self, arch: ArchConfig, layer) -> np.ndarray:
         """The weights the design actually multiplies (lossy designs differ from ``layer.weights``)."""
         return layer.weights
+
+    def fidelity(self, arch: ArchConfig, layer, row: dict) -> dict | None:
+        """``lossless`` and ``weight_rel_error`` of a simulated layer (its results ``row``) when the design knows them
+        otherwise than from its effective weights (e.g. from its ADCs); None: compare the effective weights."""
+        return None
 
     def surely_lossless(self, arch: ArchConfig, layer) -> bool:
         """True when the design multiplies ``layer``'s own weights, known without computing ``effective_weights``

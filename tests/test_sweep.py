@@ -1,0 +1,170 @@
+"""Sweeps (simulator/sweep.py, simulator/executors.py): expansion and keys, one-line errors, the resumable store,
+a killed driver and a killed Dask worker, and the executors giving identical tables."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import yaml
+
+from simulator import load_arch
+from simulator.executors import DaskExecutor, LocalExecutor, SerialExecutor
+from simulator.results import package_version
+from simulator.sweep import PointStore, SweepError, expand, run_sweep
+from workloads.synthetic import build
+
+from .conftest import REPO
+
+SMALL = {"synthetic": "alexnet", "max_layers": 2}
+SWEEP = {
+    "designs": ["dadiannao",
+                {"preset": "pragmatic", "grid": {"first_stage_bits": [0, 2], "run_ahead": [0, 1]}},
+                {"preset": "stripes", "zip": {"rows": [8, 16], "columns": [8, 16]}, "knobs": {"tiles": 4}}],
+    "workloads": [SMALL],
+    "pruning": ["none", {"method": "magnitude", "sparsity": [0.5, 0.8]}],
+}
+
+
+def test_grid_and_zip_expand_every_combination_once():
+    points = expand(SWEEP)
+    assert len(points) == (1 + 4 + 2) * 1 * 3
+    pragmatic = {(p.arch["first_stage_bits"], p.arch["run_ahead"]) for p in points if p.arch["design"] == "pragmatic"}
+    assert pragmatic == {(0, 0), (0, 1), (2, 0), (2, 1)}
+    stripes = {(p.arch["rows"], p.arch["columns"], p.arch["tiles"]) for p in points if p.arch["design"] == "stripes"}
+    assert stripes == {(8, 8, 4), (16, 16, 4)}  # zipped side by side, not crossed
+    assert len({p.key for p in points}) == len(points)
+
+
+def test_key_is_the_hash_of_the_full_configuration():
+    point = expand({"designs": [{"preset": "stripes", "knobs": {"rows": 8}}], "workloads": [SMALL]})[0]
+    arch = load_arch("stripes", rows=8).to_dict()
+    digest = build("alexnet", max_layers=2).digest()
+    data = {"arch": arch, "workload": SMALL, "pruning": {}, "outputs": ["cycles", "energy"], "accuracy_images": 0,
+            "digest": digest, "version": package_version()}
+    assert point.key == hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:20]
+    other = expand({"designs": [{"preset": "stripes", "knobs": {"rows": 4}}], "workloads": [SMALL]})[0]
+    assert other.key != point.key
+
+
+def test_keys_are_the_same_in_another_process(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(SWEEP))
+    code = ("import json, sys; from simulator.sweep import expand; "
+            "print(json.dumps([p.key for p in expand(sys.argv[1])]))")
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True, env=env,
+                         cwd=REPO)
+    assert json.loads(out.stdout) == [p.key for p in expand(path)]
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"colour": "red"}, "unknown field 'colour'"),
+    ({"designs": [{"preset": "pragmatic", "grid": {"first_stage_bits": [1, 9]}}]},
+     "designs[0].grid.first_stage_bits: pragmatic: first_stage_bits (9)"),
+    ({"designs": [{"preset": "stripes", "zip": {"rows": [8, 16], "columns": [8]}}]},
+     "designs[0].zip: zipped lists must have one length"),
+    ({"designs": ["no_such_preset"]}, "designs[0]"),
+    ({"designs": [{"preset": "stripes", "grid": {"rows": []}}]}, "designs[0].grid.rows: the list of values is empty"),
+    ({"workloads": ["no_such_network"]}, "workloads[0]"),
+    ({"workloads": [{"synthetic": "alexnet", "file": "x.npz"}]}, "workloads[0]: must have exactly one of"),
+    ({"pruning": [{"method": "shears"}]}, "pruning[0].method: unknown pruning method 'shears'"),
+    ({"pruning": [{"method": "magnitude", "sparsity": [1.5]}]}, "pruning[0]: magnitude: sparsity (1.5)"),
+    ({"outputs": ["cycles", "joy"]}, "outputs (['cycles', 'joy'])"),
+    ({"outputs": ["accuracy"]}, "accuracy needs a built-in real workload"),
+])
+def test_bad_sweep_files_give_one_line_errors_naming_the_field(tmp_path, change, words):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({**SWEEP, **change}))
+    with pytest.raises(SweepError) as err:
+        expand(path)
+    message = str(err.value)
+    assert words in message and "\n" not in message and str(path) in message
+
+
+class CountingExecutor(SerialExecutor):
+    def __init__(self):
+        super().__init__()
+        self.ran = []
+
+    def map_points(self, points, store_root):
+        self.ran += [p.key for p in points]
+        yield from super().map_points(points, store_root)
+
+
+def test_store_resumes_and_records_failures_without_stopping(tmp_path):
+    wide = {"designs": ["dadiannao", "dadiannao_int8"], "workloads": [SMALL]}  # 16-bit layers: int8 refuses them
+    points = expand(wide)
+    store = PointStore(tmp_path / "store")
+    first = CountingExecutor()
+    assert run_sweep(points, store, first) == {"done": 1, "failed": 1, "pending": 0}
+    assert "exceeds the PE width" in store.errors()["error"].iloc[0]
+    again = CountingExecutor()
+    run_sweep(points, store, again)
+    assert again.ran == [points[1].key]  # only the failed point is tried again; the finished one is not recomputed
+    table = store.table()
+    assert set(table["key"]) == {points[0].key} and len(table) == 2  # one row per layer of the finished point
+    ref = load_arch("dadiannao")
+    from simulator import simulate
+
+    np.testing.assert_array_equal(table["cycles"], simulate(ref, build("alexnet", max_layers=2)).layers["cycles"])
+
+
+def _write(tmp_path, sweep) -> str:
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(sweep))
+    return str(path)
+
+
+def test_a_killed_driver_loses_nothing_finished_and_a_rerun_does_only_the_rest(tmp_path):
+    sweep = {"designs": [{"preset": "stripes", "grid": {"rows": [1, 2, 4, 8, 16, 32]}}],
+             "workloads": [{"synthetic": "alexnet", "max_layers": 4}]}
+    path, out = _write(tmp_path, sweep), tmp_path / "store"
+    points = expand(path)
+    cmd = [sys.executable, "-m", "simulator", "sweep", path, "--out", str(out), "--jobs", "1"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    store = PointStore(out)
+    deadline = time.monotonic() + 120
+    while not store.done_keys() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)  # at a random moment after the first point
+    proc.wait()
+    done = store.done_keys()
+    assert 1 <= len(done) <= len(points)
+    for key in done:  # whatever was recorded is complete and readable
+        assert len(store.table([p for p in points if p.key == key])) == 4
+    rerun = CountingExecutor()
+    assert run_sweep(points, store, rerun)["done"] == len(points)
+    assert sorted(rerun.ran) == sorted(p.key for p in points if p.key not in done)
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_local_and_dask_executors_give_identical_tables_and_survive_a_killed_worker(tmp_path):
+    sweep = {"designs": [{"preset": "pragmatic", "grid": {"first_stage_bits": [0, 1, 2, 3], "rows": [4, 8, 16]}}],
+             "workloads": [{"synthetic": "alexnet", "max_layers": 3}]}
+    points = expand(sweep)
+    local = PointStore(tmp_path / "local")
+    assert run_sweep(points, local, LocalExecutor(2))["done"] == len(points)
+    dask_store = PointStore(tmp_path / "dask")
+    executor = DaskExecutor(local_workers=2)
+    killed = []
+
+    def kill_a_worker(finished, total, figures):
+        if finished == 1 and not killed:  # a point is done and the others are queued or running: kill a worker
+            pids = executor.client.run(os.getpid)
+            victim = sorted(pids.values())[0]
+            os.kill(victim, signal.SIGKILL)
+            killed.append(victim)
+
+    assert run_sweep(points, dask_store, executor, progress=kill_a_worker) == {"done": len(points), "failed": 0,
+                                                                               "pending": 0}
+    assert killed
+    a, b = local.table(), dask_store.table()
+    assert len(a) == 3 * len(points) and a.equals(b)
