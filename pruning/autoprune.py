@@ -27,7 +27,8 @@ of a pair draws the first one's noise negated: antithetic sampling, which halves
 the two). Every ``batch`` episodes the policy takes one Adam step along
 ``sum_i A_i x sum_t grad log pi(z_it | s_it)`` with ``grad log pi = (z - mu) / sigma^2 x grad mu``. The advantage
 A_i is the episode's centered rank among the batch's rewards, in [-1/2, 1/2] (fitness shaping as in evolution
-strategies; the batch's median is the baseline). We tried the textbook advantage, reward minus a moving average
+strategies; the batch's median is the baseline; tied rewards share their mean rank, so a batch of equal rewards
+moves nothing). We tried the textbook advantage, reward minus a moving average
 of the rewards over their standard deviation: the infeasible episodes' penalties then dominate the scale, the
 differences in cost between feasible episodes vanish in it, and on the toy problem of the tests the policy
 settled on pruning almost nothing; ranks with mirrored pairs found the cheapest points (about half of the gap
@@ -216,6 +217,21 @@ def _best(rows: list[dict]) -> dict:
 
 
 # ----------------------------------------------------------------------------- the agent
+def centered_ranks(rewards: np.ndarray) -> np.ndarray:
+    """Ranks of ``rewards`` (0 = lowest; tied rewards share their mean rank) scaled to [-1/2, 1/2], mean 0."""
+    r = np.asarray(rewards, dtype=np.float64)
+    n = len(r)
+    if n < 2:
+        return np.zeros(n)
+    order = np.argsort(r, kind="stable")
+    ranks = np.empty(n)
+    ranks[order] = np.arange(n, dtype=np.float64)
+    for v in np.unique(r):  # ties: the mean of their ranks
+        tied = r == v
+        ranks[tied] = ranks[tied].mean()
+    return ranks / (n - 1) - 0.5
+
+
 def _check_grid(grid, max_ratio: float) -> np.ndarray | None:
     if grid is None:
         return None
@@ -323,8 +339,7 @@ def autoprune(workload: Workload, *, cost: Callable[[Workload], float], accuracy
         batch.append((np.array(states), np.array(dlogp), row["reward"]))
         if len(batch) == agent.batch or ep == episodes:
             rewards = np.array([b[2] for b in batch])
-            ranks = np.argsort(np.argsort(rewards, kind="stable"), kind="stable")
-            adv = (ranks - (len(batch) - 1) / 2) / max(1, len(batch) - 1)  # centered ranks in [-1/2, 1/2]
+            adv = centered_ranks(rewards)
             dmu = np.concatenate([a_ * b[1] for a_, b in zip(adv, batch, strict=True)]) / len(batch)
             policy.ascend(np.concatenate([b[0] for b in batch]), dmu, agent.lr)
             batch = []

@@ -153,6 +153,24 @@ def test_the_reward():
     assert episode_reward(0.4, 0.49, 0.5, 0.0) == pytest.approx(-1 - np.log(2))  # max_drop 0: violations / 0.01
 
 
+def test_centered_ranks_share_ties():
+    from pruning.autoprune import centered_ranks
+
+    np.testing.assert_allclose(centered_ranks(np.array([-1, -1, -0.5, -2])), [0, 0, 0.5, -0.5])
+    np.testing.assert_allclose(centered_ranks(np.array([-1.0] * 4)), 0)
+
+
+def test_a_plateau_of_equal_rewards_moves_nothing():
+    """Every episode feasible at the same cost (a staircase cost between its steps): the policy stays as it was, as
+    the same agent that never learns."""
+    wl = _toy(3)
+    runs = [autoprune(wl, cost=lambda w: 1.0, accuracy=lambda w: 0.5, episodes=16, seed=2, agent=Agent(lr=lr))
+            for lr in (0.03, 1e-12)]
+    assert (runs[0].history["reward"] == -1).all()
+    pd_equal = runs[0].history.equals(runs[1].history)
+    assert pd_equal
+
+
 def test_the_agent_is_deterministic_for_a_seed():
     wl = _toy(5)
     runs = [autoprune(wl, cost=_cost, accuracy=_accuracy(wl), episodes=12, max_drop=0.03, seed=s) for s in (3, 3, 4)]
