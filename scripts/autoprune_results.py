@@ -12,12 +12,15 @@ evaluations (``pareto``'s count, the unpruned network's included):
 - ``pareto``: ``pruning.pareto`` with per-layer crossbars as its additive cost, ``--rates`` (default: the ratios at
   which ResNet-20's 144-, 288- and 576-row matrices lose a 128-row crossbar), ``--budgets`` loss budgets;
 - ``autoprune``: ``pruning.autoprune``, continuous ratios in [0, ``--max-ratio``], episodes = the budget - 1;
-- ``autoprune-grid`` (with ``--grid``): the same agent, its ratios rounded down to ``--rates``;
+- ``autoprune-grid``: the same agent, its ratios rounded down to ``--rates``;
 - ``uniform``: ``pruning.uniform_search`` over as many ratios, evenly spaced in (0, ``--max-ratio``].
 
 Each picks its cheapest point within ``--max-drop`` of the unpruned network's search accuracy.
 
-    python scripts/autoprune_results.py [--images 500] [--max-drop 0.01] [--grid] [--json out.json]
+    python scripts/autoprune_results.py [--images 500] [--max-drop 0.01] [--only SEARCH ...] [--budget N]
+                                        [--json out.json]
+
+About 25 minutes on the project's 2-core machine shared with other work (70 evaluations per search, 2-5 s each).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -41,6 +45,7 @@ ARCH = load_arch("reram", compaction="compact")
 # the ratios at which a matrix loses a 128-row crossbar: 144 rows 2 -> 1 at 0.12; 288: 3 -> 2 -> 1 at 0.12, 0.56; 576:
 # 5 -> 4 -> 3 -> 2 at 0.12, 0.34, 0.56 (-> 1 at 0.78, far beyond what the network bears without retraining)
 RATES = (0.12, 0.34, 0.56)
+SEARCHES = ["pareto", "autoprune", "autoprune-grid", "uniform"]
 
 
 def crossbars(wl: Workload) -> float:
@@ -70,10 +75,14 @@ def main() -> int:
     ap.add_argument("--max-ratio", type=float, default=0.9)
     ap.add_argument("--rates", type=float, nargs="+", default=list(RATES), help="pareto's rates (and the grid)")
     ap.add_argument("--budgets", type=int, default=12, help="pareto's loss budgets")
-    ap.add_argument("--grid", action="store_true", help="also run the agent with its ratios rounded to --rates")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--only", nargs="+", choices=SEARCHES, default=SEARCHES, help="run only these searches")
+    ap.add_argument("--budget", type=int, help="accuracy evaluations per search (default: pareto's count; needed "
+                    "without pareto)")
     ap.add_argument("--json", help="write the rows and the search histories here")
     args = ap.parse_args()
+    if "pareto" not in args.only and args.budget is None:
+        ap.error("--budget is needed when pareto does not run")
 
     t_all = time.perf_counter()
     wl = load_builtin("resnet20-cifar10", precision="dfp8")
@@ -92,31 +101,35 @@ def main() -> int:
               flush=True)
 
     # pareto first: its evaluation count is every search's budget
-    acc = Counted(args.images)
-    t = time.perf_counter()
-    par = pruning.pareto(wl, layer_cycles=layer_crossbars, accuracy=acc, method="crossbar_rows", rates=args.rates,
-                         budgets=args.budgets, max_drop=args.max_drop)
-    seconds = time.perf_counter() - t
-    budget = acc.calls
-    base_search = float(par.frontier["baseline_accuracy"].iloc[0])
-    rows.append({"method": "unpruned", "crossbars": base_xbars, "x_fewer": 1.0, "search_top1": base_search,
-                 "search_drop": 0.0, "holdout_top1": base_holdout, "evaluations": 1, "seconds": 0.0, "ratios": None})
-    # the cheapest measured point within max_drop, else the unpruned network (pareto itself falls back on its most
-    # accurate point, which may lie far below the floor)
-    f = par.frontier
-    ok = f[f["accuracy"] >= base_search - args.max_drop]
-    if len(ok):
-        i = int(ok.sort_values(["cycles", "accuracy"], ascending=[True, False]).index[0])
-        record("pareto", par.points[i].workload, par.points[i].params["rates"], acc, seconds,
-               float(f.loc[i, "accuracy"]), base_search)
+    budget, base_search = args.budget, None
+    if "pareto" in args.only:
+        acc = Counted(args.images)
+        t = time.perf_counter()
+        par = pruning.pareto(wl, layer_cycles=layer_crossbars, accuracy=acc, method="crossbar_rows",
+                             rates=args.rates, budgets=args.budgets, max_drop=args.max_drop)
+        seconds = time.perf_counter() - t
+        budget = budget or acc.calls
+        base_search = float(par.frontier["baseline_accuracy"].iloc[0])
+        # the cheapest measured point within max_drop, else the unpruned network (pareto itself falls back on its
+        # most accurate point, which may lie far below the floor)
+        f = par.frontier
+        ok = f[f["accuracy"] >= base_search - args.max_drop]
+        if len(ok):
+            i = int(ok.sort_values(["cycles", "accuracy"], ascending=[True, False]).index[0])
+            record("pareto", par.points[i].workload, par.points[i].params["rates"], acc, seconds,
+                   float(f.loc[i, "accuracy"]), base_search)
+        else:
+            record("pareto", wl, None, acc, seconds, base_search, base_search)
+        histories["pareto"] = par.frontier.to_dict("records")
     else:
-        record("pareto", wl, None, acc, seconds, base_search, base_search)
-    histories["pareto"] = par.frontier.to_dict("records")
+        base_search = evaluate(wl, subset="train", limit=args.images)["top1"]
+    rows.insert(0, {"method": "unpruned", "crossbars": base_xbars, "x_fewer": 1.0, "search_top1": base_search,
+                    "search_drop": 0.0, "holdout_top1": base_holdout, "evaluations": 1, "seconds": 0.0,
+                    "ratios": None})
 
-    searches = [("autoprune", {})]
-    if args.grid:
-        searches.append(("autoprune-grid", {"grid": args.rates}))
-    for label, extra in searches:
+    for label, extra in [("autoprune", {}), ("autoprune-grid", {"grid": args.rates})]:
+        if label not in args.only:
+            continue
         acc = Counted(args.images)
         t = time.perf_counter()
         res = pruning.autoprune(wl, cost=crossbars, accuracy=acc, method="crossbar_rows", max_drop=args.max_drop,
@@ -127,17 +140,17 @@ def main() -> int:
                res.baseline_accuracy)
         histories[label] = res.history.to_dict("records")
 
-    acc = Counted(args.images)
-    t = time.perf_counter()
-    uni = pruning.uniform_search(wl, cost=crossbars, accuracy=acc, ratios=np.linspace(0, args.max_ratio,
-                                                                                      budget)[1:].round(4),
-                                 method="crossbar_rows", max_drop=args.max_drop)
-    h = uni.history
-    ratio = next(iter(uni.params["ratios"].values()))
-    row = h.loc[(h[f"ratio:{wl[0].name}"] == ratio) & h["feasible"]].iloc[0]
-    record("uniform", uni.workload, ratio, acc, time.perf_counter() - t, float(row["accuracy"]),
-           uni.baseline_accuracy)
-    histories["uniform"] = h.to_dict("records")
+    if "uniform" in args.only:
+        acc = Counted(args.images)
+        t = time.perf_counter()
+        uni = pruning.uniform_search(wl, cost=crossbars, accuracy=acc, method="crossbar_rows", max_drop=args.max_drop,
+                                     ratios=np.linspace(0, args.max_ratio, budget)[1:].round(4))
+        h = uni.history
+        ratio = next(iter(uni.params["ratios"].values()))
+        row = h.loc[(h[f"ratio:{wl[0].name}"] == ratio) & h["feasible"]].iloc[0]
+        record("uniform", uni.workload, ratio, acc, time.perf_counter() - t, float(row["accuracy"]),
+               uni.baseline_accuracy)
+        histories["uniform"] = h.to_dict("records")
 
     headers = ["method", "crossbars", "x fewer", "search top-1 %", "holdout top-1 %", "holdout drop", "evaluations",
                "s"]
@@ -145,6 +158,16 @@ def main() -> int:
                                   f"{100 * r['search_top1']:.2f}", f"{100 * r['holdout_top1']:.2f}",
                                   f"{100 * (base_holdout - r['holdout_top1']):.2f}", r["evaluations"],
                                   f"{r['seconds']:.0f}"] for r in rows], left=1))
+    # the trade-off each search measured on its way (search half; no extra evaluations): its cheapest point within
+    # wider drops (the agent's reward is shaped for --max-drop only)
+    drops = (0.01, 0.02, 0.05, 0.10)
+    curve = []
+    for label, h in histories.items():
+        cost = "cycles" if label == "pareto" else "cost"
+        h = pd.DataFrame(h)
+        curve.append([label, *(f"{h.loc[h['accuracy'] >= base_search - d, cost].min():.0f}" for d in drops)])
+    print("cheapest measured point (crossbars) within a drop of the search accuracy:")
+    print(format_table(["search", *(f"<= {100 * d:g} pt" for d in drops)], curve, left=1))
     total = time.perf_counter() - t_all
     print(f"search accuracy on {args.images} train-half images, holdout on 5,000; budget {budget} evaluations per "
           f"search; max drop {args.max_drop}; wall time {total:.0f} s")
