@@ -165,7 +165,8 @@ def main() -> int:
     for label, h in histories.items():
         cost = "cycles" if label == "pareto" else "cost"
         h = pd.DataFrame(h)
-        curve.append([label, *(f"{h.loc[h['accuracy'] >= base_search - d, cost].min():.0f}" for d in drops)])
+        best = [h.loc[h["accuracy"] >= base_search - d, cost].min() for d in drops]
+        curve.append([label, *("-" if np.isnan(b) else f"{b:.0f}" for b in best)])
     print("cheapest measured point (crossbars) within a drop of the search accuracy:")
     print(format_table(["search", *(f"<= {100 * d:g} pt" for d in drops)], curve, left=1))
     total = time.perf_counter() - t_all
