@@ -558,6 +558,18 @@ def cmd_sweep(args: argparse.Namespace, command: str) -> int:
     return 0 if counts["failed"] == 0 and counts["pending"] == 0 else 1
 
 
+def cmd_plot(args: argparse.Namespace, command: str) -> int:
+    """Plots of a sweep store or table (simulator.sweep_plots)."""
+    from .sweep_plots import plot_sweep, read_table
+
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    _, files = plot_sweep(read_table(args.source), args.kind, args.out, baseline=args.baseline, knob=args.knob,
+                          formats=formats)
+    for path in files:
+        print(f"wrote {path}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- entry point
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="Cycle-accurate simulator of bit-serial DNN accelerators.")
@@ -689,6 +701,19 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--scheduler", default=None, metavar="tcp://HOST:8786", help="run on this Dask scheduler")
     sw.add_argument("--table", metavar="FILE.csv|FILE.parquet", help="write the whole results table there")
     sw.set_defaults(func=cmd_sweep)
+
+    pl = sub.add_parser("plot", parents=[common], help="plot a sweep: speedup, energy, accuracy Pareto, a knob",
+                        description="Plot a sweep store (or its --table CSV / Parquet), one figure per workload: "
+                                    "speedup bars, energy (dynamic + static) bars, top-1 vs speedup Pareto curves "
+                                    "per pruning method, or speedup against a grid knob.")
+    pl.add_argument("source", metavar="STORE|TABLE", help="a sweep store folder, or a .csv / .parquet table")
+    pl.add_argument("--kind", choices=["speedup", "energy", "pareto", "knob"], default="speedup")
+    pl.add_argument("--knob", metavar="NAME", help="the grid knob of a knob plot")
+    pl.add_argument("--baseline", metavar="LABEL", help="the design label speedups divide (default: dadiannao, "
+                                                        "else the first)")
+    pl.add_argument("--out", "-o", default="plots", metavar="DIR", help="output folder (default: ./plots)")
+    pl.add_argument("--format", default="png", metavar="png,svg", help="png, svg or both (default png)")
+    pl.set_defaults(func=cmd_plot)
     return parser
 
 

@@ -283,23 +283,34 @@ def expand(sweep: dict | str | os.PathLike, *, data_dir: str | None = None) -> l
 
 
 # ----------------------------------------------------------------------------- one point
-def compute_point(point: Point, data_dir: str | None = None) -> pd.DataFrame:
-    """Simulate one point: its per-layer results with the point's columns (and accuracy if asked)."""
+@functools.lru_cache(maxsize=8)
+def _point_workload(spec_json: str, pruning_json: str, digest: str, data_dir: str | None) -> Workload:
+    """A point's workload, pruned (cached per process: the points of a design grid share it)."""
     import pruning
 
+    wl = load_spec_workload(spec_json, data_dir)
+    if wl.digest() != digest:
+        raise SweepError(f"workload {workload_text(json.loads(spec_json))} changed since the sweep was expanded "
+                         f"(digest {wl.digest()[:12]} != {digest[:12]})")
+    step = json.loads(pruning_json)
+    if step:
+        wl = pruning.prune(wl, step.pop("method"), **step).workload
+    return wl
+
+
+def compute_point(point: Point, data_dir: str | None = None) -> tuple[pd.DataFrame, float]:
+    """Simulate one point: its per-layer results with the point's columns (and accuracy if asked), and the seconds
+    ``simulate`` took."""
     from .compare import accuracy
     from .config import arch_from_dict
     from .engine import simulate
 
-    wl = load_spec_workload(json.dumps(point.workload, sort_keys=True), data_dir)
-    if wl.digest() != point.digest:
-        raise SweepError(f"workload {workload_text(point.workload)} changed since the sweep was expanded "
-                         f"(digest {wl.digest()[:12]} != {point.digest[:12]})")
-    if point.pruning:
-        params = dict(point.pruning)
-        wl = pruning.prune(wl, params.pop("method"), **params).workload
+    wl = _point_workload(json.dumps(point.workload, sort_keys=True), json.dumps(point.pruning, sort_keys=True),
+                         point.digest, data_dir)
     arch = arch_from_dict(point.arch, "sweep point")
+    start = time.perf_counter()
     res = simulate(arch, wl)
+    sim_seconds = time.perf_counter() - start
     keep = ["layer", "kind"] + [c for o in point.outputs for c in KEEP.get(o, [])]
     table = res.layers[keep + list(arch.model.extra_columns)].copy()
     if "accuracy" in point.outputs:
@@ -307,7 +318,7 @@ def compute_point(point: Point, data_dir: str | None = None) -> pd.DataFrame:
     for col, value in reversed(point.describe().items()):
         table.insert(0, col, value)
     table.insert(1, "arch", arch.name)
-    return table
+    return table, sim_seconds
 
 
 # ----------------------------------------------------------------------------- the store
@@ -331,12 +342,13 @@ class PointStore:
     def failed_keys(self) -> set[str]:
         return {p.stem for p in self.failed.glob("*.json")} if self.failed.is_dir() else set()
 
-    def write(self, point: Point, table: pd.DataFrame, seconds: float) -> None:
+    def write(self, point: Point, table: pd.DataFrame, seconds: float, simulate_seconds: float = 0.0) -> None:
         buf = io.BytesIO()
         table.to_parquet(buf, index=False)
         with atomic_write(self.points / f"{point.key}.parquet") as fh:
             fh.write(buf.getvalue())
-        record = {"key": point.key, "point": _point_data(point), "seconds": seconds, "host": platform.node(),
+        record = {"key": point.key, "point": _point_data(point), "seconds": seconds,
+                  "simulate_seconds": simulate_seconds, "host": platform.node(),
                   "pid": os.getpid(), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         with atomic_write(self.points / f"{point.key}.json") as fh:  # last: its presence marks the point done
             fh.write(json.dumps(record, indent=1, default=str).encode())
@@ -355,6 +367,12 @@ class PointStore:
         for p in points:
             counts["done" if p.key in done else "failed" if p.key in failed else "pending"] += 1
         return counts
+
+    def records(self) -> pd.DataFrame:
+        """The finished points' provenance: key, seconds (compute and store), simulate_seconds, host, finished."""
+        rows = [json.loads(p.read_text()) for p in sorted(self.points.glob("*.json"))] if self.points.is_dir() else []
+        cols = ["key", "seconds", "simulate_seconds", "host", "finished"]
+        return pd.DataFrame([{c: r.get(c) for c in cols} for r in rows], columns=cols)
 
     def errors(self) -> pd.DataFrame:
         rows = [json.loads(p.read_text()) for p in sorted(self.failed.glob("*.json"))] if self.failed.is_dir() else []
@@ -379,14 +397,13 @@ def run_point(point: Point, store_root: str, data_dir: str | None = None) -> tup
     store = PointStore(store_root)
     start = time.perf_counter()
     try:
-        table = compute_point(point, data_dir)
+        table, sim_seconds = compute_point(point, data_dir)
     except Exception as exc:  # noqa: BLE001 - recorded with its traceback
         store.write_failure(point, exc)
         log.warning("point %s failed: %s", point.key, exc)
         return point.key, "failed", time.perf_counter() - start
-    seconds = time.perf_counter() - start
-    store.write(point, table, seconds)
-    return point.key, "done", seconds
+    store.write(point, table, time.perf_counter() - start, sim_seconds)
+    return point.key, "done", time.perf_counter() - start
 
 
 Progress = Callable[[int, int, dict], None]  # (finished, total, {"failed": n, ...})
