@@ -18,7 +18,8 @@ A sweep file::
       - none
       - {method: magnitude, sparsity: [0.5, 0.7]}   # lists expand as a grid
     outputs: [cycles, energy, accuracy]     # what each point keeps (accuracy: `evaluate`, built-in real only)
-    accuracy_images: 500
+    accuracy_images: 500                    # images per accuracy (default 500)
+    accuracy_subset: holdout                # CIFAR-10: all (default), or the half retraining never sees
 
 A point is one design configuration x one workload x one pruning step. Its key is the sha256 of its full
 configuration (every knob value of the resolved architecture, the workload's spec and content digest, the pruning
@@ -66,9 +67,11 @@ KEEP = {
     "cycles": ["macs", "cycles", "ideal_cycles", "pe_utilization", "lane_utilization", "terms", "memory_cycles",
                "total_cycles", "bound", "time_us", "lossless", "weight_rel_error"],
     "energy": ["busy_pe_cycles", "busy_lane_cycles", "act_buffer_bits", "weight_buffer_bits", "output_buffer_bits",
-               "dram_bits", "dynamic_energy_pj", "static_energy_pj", "energy_pj"],
+               "dram_bits", "dynamic_energy_pj", "static_energy_pj", "energy_pj"],  # + energy_<group>_pj
 }
-TOP_KEYS = {"name", "designs", "workloads", "pruning", "outputs", "accuracy_images"}
+ENERGY_GROUPS = ("compute", "buffers", "off-chip")  # simulator.components Part.group
+TOP_KEYS = {"name", "designs", "workloads", "pruning", "outputs", "accuracy_images", "accuracy_subset"}
+SUBSETS = ("all", "holdout")
 DESIGN_KEYS = {"preset", "knobs", "grid", "zip", "label"}
 WORKLOAD_KINDS = ("synthetic", "builtin", "file")
 
@@ -90,6 +93,7 @@ class Point:
     digest: str  # the workload's content digest (before pruning)
     version: str
     labels: dict = field(default_factory=dict)  # the design entry's label and the knobs its grids set
+    accuracy_subset: str = "all"
 
     @property
     def key(self) -> str:
@@ -97,6 +101,8 @@ class Point:
         data = {"arch": self.arch, "workload": self.workload, "pruning": self.pruning, "outputs": list(self.outputs),
                 "accuracy_images": self.accuracy_images if "accuracy" in self.outputs else 0,
                 "digest": self.digest, "version": self.version}
+        if "accuracy" in self.outputs and self.accuracy_subset != "all":
+            data["accuracy_subset"] = self.accuracy_subset
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:20]
 
     def describe(self) -> dict:
@@ -206,12 +212,27 @@ def _pruning_steps(entry: Any, where: str) -> list[dict]:
     params = {k: v for k, v in entry.items() if k != "method"}
     steps = []
     for combo in _grid(params, where):
+        name, call = method_call({"method": method, **combo})
+        outer = pruning.METHODS[name]
         try:
-            pruning.METHODS[method].bind({k: v for k, v in combo.items() if k not in ("layers", "seed")})
+            outer.bind({k: v for k, v in call.items() if k not in outer.options})
+            inner = pruning.METHODS.get(call.get("method")) if outer.wraps else None
+            if inner is not None:  # the wrapped method's own parameters
+                own = {p.name for p in outer.params}
+                inner.bind({k: v for k, v in call.items() if k not in own and k not in outer.options})
         except pruning.PruningError as exc:
             raise SweepError(f"{where}: {exc}") from None
         steps.append({"method": method, **combo})
     return steps
+
+
+def method_call(step: dict) -> tuple[str, dict]:
+    """(method name, parameters) of a pruning step; a wrapping method's inner method is written ``prune`` in sweep
+    files (``{method: retrain, prune: n_of_g, keep: 8}``), since ``method`` names the step's own."""
+    params = {k: v for k, v in step.items() if k != "method"}
+    if "prune" in params:
+        params["method"] = params.pop("prune")
+    return step["method"], params
 
 
 @functools.lru_cache(maxsize=8)
@@ -252,6 +273,9 @@ def expand(sweep: dict | str | os.PathLike, *, data_dir: str | None = None) -> l
     images = sweep.get("accuracy_images", 500)
     if isinstance(images, bool) or not isinstance(images, int) or images < 1:
         raise SweepError(f"{source}: accuracy_images ({images!r}) must be a positive integer")
+    subset = sweep.get("accuracy_subset", "all")
+    if subset not in SUBSETS:
+        raise SweepError(f"{source}: accuracy_subset ({subset!r}) must be one of: {', '.join(SUBSETS)}")
     archs = [a for i, e in enumerate(sweep["designs"]) for a in _design_configs(e, f"{source}: designs[{i}]")]
     specs = [_workload_spec(e, f"{source}: workloads[{i}]") for i, e in enumerate(sweep["workloads"])]
     prune_list = sweep.get("pruning") or ["none"]
@@ -269,7 +293,7 @@ def expand(sweep: dict | str | os.PathLike, *, data_dir: str | None = None) -> l
                              f"workload (its model and labelled images)")
         digests[i] = wl.digest()
     version = package_version()
-    points = [Point(arch.to_dict(), spec, step, tuple(outputs), images, digests[i], version, labels)
+    points = [Point(arch.to_dict(), spec, step, tuple(outputs), images, digests[i], version, labels, subset)
               for (arch, labels) in archs for i, spec in enumerate(specs) for step in steps]
     keys = [p.key for p in points]
     if len(set(keys)) != len(keys):  # the same configuration twice: keep one
@@ -294,7 +318,8 @@ def _point_workload(spec_json: str, pruning_json: str, digest: str, data_dir: st
                          f"(digest {wl.digest()[:12]} != {digest[:12]})")
     step = json.loads(pruning_json)
     if step:
-        wl = pruning.prune(wl, step.pop("method"), **step).workload
+        name, params = method_call(step)
+        wl = pruning.prune(wl, name, **params).workload
     return wl
 
 
@@ -303,6 +328,7 @@ def compute_point(point: Point, data_dir: str | None = None) -> tuple[pd.DataFra
     ``simulate`` took."""
     from .compare import accuracy
     from .config import arch_from_dict
+    from .energy import energy_breakdown
     from .engine import simulate
 
     wl = _point_workload(json.dumps(point.workload, sort_keys=True), json.dumps(point.pruning, sort_keys=True),
@@ -313,8 +339,15 @@ def compute_point(point: Point, data_dir: str | None = None) -> tuple[pd.DataFra
     sim_seconds = time.perf_counter() - start
     keep = ["layer", "kind"] + [c for o in point.outputs for c in KEEP.get(o, [])]
     table = res.layers[keep + list(arch.model.extra_columns)].copy()
+    if "energy" in point.outputs:  # per part group: compute (the design's parts), buffers, off-chip
+        groups = energy_breakdown(arch, res.layers).groupby(["layer", "group"], sort=False)["energy_pj"].sum()
+        for group in ENERGY_GROUPS:
+            col = groups.xs(group, level="group") if group in groups.index.get_level_values("group") else None
+            table[f"energy_{group.replace('-', '')}_pj"] = (
+                table["layer"].map(col).fillna(0.0).to_numpy() if col is not None else 0.0)
     if "accuracy" in point.outputs:
-        table["top1"] = accuracy(arch, wl, point.accuracy_images)
+        kw = {} if point.accuracy_subset == "all" else {"subset": point.accuracy_subset}
+        table["top1"] = accuracy(arch, wl, point.accuracy_images, **kw)
     for col, value in reversed(point.describe().items()):
         table.insert(0, col, value)
     table.insert(1, "arch", arch.name)
@@ -387,7 +420,8 @@ class PointStore:
 
 def _point_data(point: Point) -> dict:
     return {"arch": point.arch, "workload": point.workload, "pruning": point.pruning, "outputs": list(point.outputs),
-            "accuracy_images": point.accuracy_images, "digest": point.digest, "version": point.version,
+            "accuracy_images": point.accuracy_images, "accuracy_subset": point.accuracy_subset,
+            "digest": point.digest, "version": point.version,
             "labels": point.labels}
 
 

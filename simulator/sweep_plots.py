@@ -24,7 +24,8 @@ from .config import ConfigError
 from .report import _pyplot, _save
 
 ID = ["key", "arch", "preset", "label", "design", "workload_spec", "pruning"]
-SUMS = ["macs", "cycles", "total_cycles", "time_us", "dynamic_energy_pj", "static_energy_pj", "energy_pj"]
+SUMS = ["macs", "cycles", "total_cycles", "time_us", "dynamic_energy_pj", "static_energy_pj", "energy_pj",
+        "energy_compute_pj", "energy_buffers_pj", "energy_offchip_pj"]
 KINDS = ("speedup", "energy", "pareto", "knob")
 
 
