@@ -19,18 +19,22 @@ symmetric range of the other methods, ``pruning.base.magnitude_cap``: an 8-bit -
 weight fits its slices whatever ``cell_bits``. The result's weights are the projected integers, as ``retrain``
 gives.
 
-The penalty: ``l1 x sum over the selected layers and the slices of mean(slice_j(|w_int|))``, where ``w_int`` is
-the latent weight in integer units (|w| / scale, masked, before rounding), slice_j its j-th slice of the rounded,
-saturated magnitude, and the gradient straight-through: d slice_j / d|w_int| = 2^-(j x cell_bits). This is the
-surrogate of the authors' public code (floor with an identity gradient on the integer magnitude divided by the
-slice weight). Note what it implies: the gradient of the penalty is
-``l1 x sign(w) / scale x sum_j 2^-(j x cell_bits) / N_layer`` for every unpruned weight, i.e. the same direction as
-a plain L1 on |w_int| (per-layer mean, factor 1.33 for four 2-bit slices); the slices set the penalty's value, not
-its direction. It shrinks magnitudes, which empties the high slices first (a magnitude below 2^(j x cell_bits)
-has zero slices j and above) and turns small weights into zeros (all slices zero). The mean is per layer, as
-specified, so a small layer's weights are pushed harder than a large layer's (the authors' code divides the sum
-over all layers by the network's weight count instead). ``l1=0`` is the unregularized baseline: the same pruning,
-the same fine-tuning, the same seeds.
+The penalty: ``l1 x sum over the selected layers and the slices j of slice_j(|w_int|)``, divided by the selected
+layers' weight count (``normalize="network"``, the default, as the authors' public code does) or by each layer's
+own (``normalize="layer"``: the sum over layers of each layer's mean slice value). ``w_int`` is the latent weight
+in integer units (|w| / scale, masked, before rounding); slice_j is the j-th slice of its rounded, saturated
+magnitude, with a straight-through gradient d slice_j / d|w_int| = 2^-(j x cell_bits) (the authors' surrogate:
+floor with an identity gradient on the magnitude divided by the slice weight). What this implies: for every
+unpruned weight the penalty's gradient is ``l1 x sign(w) / scale x sum_j 2^-(j x cell_bits) / divisor``, the
+direction of a plain L1 on |w_int| (factor 1.33 for four 2-bit slices); the slices set the penalty's value, not
+its direction. It shrinks magnitudes, which empties the high slices first (a magnitude below 2^(j x cell_bits) has
+zero slices j and above) and turns small weights into zeros (all slices zero). On ResNet-20 the per-layer mean
+pushes the small layers (conv1: 432 weights, layer1: 2,304) 16-85x harder per weight than the 36,864-weight ones
+and wrecks accuracy before the large layers gain any slice sparsity, hence the network default (measured in
+``scripts/bitslice_results.py``). Either way SGD moves the float weight, so a step moves an integer weight by
+lr x gradient / scale: the penalty's push in integer units grows as 1 / scale^2 (1 / scale relative to the loss's
+own push), and layers with a finer weight scale (ResNet-20's 2^-9 ones) lose their weights first. ``l1=0`` is the
+unregularized baseline: the same pruning, the same fine-tuning, the same seeds.
 
 Report columns (per layer, ``slice_report``): ``slice<j>_zero`` (zero share of slice j over both differential
 arrays, lowest slice first), ``slice_zero`` (all slices), ``slice<j>_adc_bits`` (the most ADC bits any crossbar
@@ -117,7 +121,10 @@ def slice_report(layer_weights, weight_bits: int, signed: bool, cell_bits: int =
                 "fine-tuning (kept zero)", 0.5, lo=0.0, hi=1.0),
           Param("cell_bits", int, "bits per ReRAM cell: the width of a weight slice", 2, lo=1, hi=16),
           Param("l1", float, "strength of the L1 penalty on the slices (0: fine-tuning without it, the baseline)",
-                0.3, lo=0.0),
+                10.0, lo=0.0),
+          Param("normalize", str, "network: the slice sum over the selected layers / their weight count (the "
+                "authors' code); layer: the sum over layers of each layer's mean slice value", "network",
+                choices=("network", "layer")),
           Param("xbar_rows", int, "crossbar rows (report: the ADC bits of a column)", 128, lo=1),
           Param("input_bits", int, "input bits applied per crossbar read (report: the ADC bits of a column)", 1,
                 lo=1, hi=16),
@@ -141,7 +148,8 @@ def bitslice_l1(workload: Workload, *, layers: Sequence[str] | None = None, seed
     net = rt.QuantNet(start, data_dir=data_dir)
     net.projection = _mask_projection(rt, net, chosen)
     net.refresh()
-    penalty, epoch_penalties = _slice_penalty(net, chosen, params["cell_bits"], params["l1"])
+    penalty, epoch_penalties = _slice_penalty(net, chosen, params["cell_bits"], params["l1"],
+                                               params["normalize"])
     history: dict[str, list] = {"stage": [], "loss": [], "penalty": []}
     for phase, epochs in (("finetune", params["epochs"]), ("final", params["final_epochs"])):
         marks = []
@@ -186,8 +194,9 @@ def _mask_projection(rt, net, chosen: set[str]):
     return SliceMask(rule)
 
 
-def _slice_penalty(net, chosen: set[str], cell_bits: int, strength: float):
-    """``(penalty, values)``: the loss term (None for ``strength`` 0) and the list its values are appended to."""
+def _slice_penalty(net, chosen: set[str], cell_bits: int, strength: float, normalize: str = "network"):
+    """``(penalty, values)``: the loss term (None for ``strength`` 0) and the list its values are appended to;
+    ``normalize``: "layer" (each layer's mean over its weights) or "network" (every layer's sum / all weights)."""
     import torch
 
     values: list[float] = []
@@ -198,6 +207,8 @@ def _slice_penalty(net, chosen: set[str], cell_bits: int, strength: float):
     caps = {n: float(magnitude_cap(net.layers[n])) for n in names}
     n_slices = {n: slice_count(net.layers[n].weight_bits, net.layers[n].weight_signed, cell_bits) for n in names}
     base = float(1 << cell_bits)
+    total_weights = sum(net.layers[n].weights.size for n in names)
+    divisor = {n: net.layers[n].weights.size if normalize == "layer" else total_weights for n in names}
 
     def penalty():
         total = 0.0
@@ -209,7 +220,7 @@ def _slice_penalty(net, chosen: set[str], cell_bits: int, strength: float):
                 step = base ** j
                 value = torch.remainder(torch.floor(mag / step), base)
                 surrogate = x / step  # d slice_j / d|w_int| = 2^-(j * cell_bits)
-                total = total + (surrogate + (value - surrogate).detach()).mean()
+                total = total + (surrogate + (value - surrogate).detach()).sum() / divisor[n]
         term = strength * total
         values.append(float(term.detach()))
         return term
