@@ -9,11 +9,12 @@ from .base import METHODS, Method, Param, PruneResult, PruningError, prune
 from .bit_balance import bit_balance
 from .bit_budget import bit_budget
 from .bitpruner import bitpruner, retrain
+from .bsq import bsq, drop_planes
 from .magnitude import magnitude
 from .n_of_g import n_of_g
 from .pareto import ParetoResult, pareto
 from .swis_decomposition import SwisResult, decompose, swis
 
 __all__ = ["METHODS", "Method", "Param", "ParetoResult", "PruneResult", "PruningError", "SwisResult", "bit_balance",
-           "bit_budget", "bitpruner", "decompose", "magnitude", "n_of_g", "pareto", "prune",
+           "bit_budget", "bitpruner", "bsq", "decompose", "drop_planes", "magnitude", "n_of_g", "pareto", "prune",
            "retrain", "swis"]
