@@ -121,6 +121,7 @@ def test_requantization_drops_exactly_the_all_zero_end_planes_and_rescales():
     lasso = _planes(np.array([5, 7, -3, 2]), 7)  # plane 0 driven below 1/2 everywhere: it is dropped ...
     lasso.p.data[0] = 0.3
     lasso.n.data[0] = 0.2
+    lasso.p.data[1, 3] = 0.6  # 2 x 0.6 + 0.1 = 1.3 would round to an odd 1 on the old grid
     assert lasso.requantize(min_planes=1) == (1, 4)
     np.testing.assert_array_equal(lasso.ints(), [4, 6, -2, 2])  # ... and the weights round on the grid of 2
     assert lasso.p.detach().numpy()[0].tolist() == [0, 0, 0, 0]
