@@ -287,3 +287,9 @@ def test_a_large_strength_lowers_precisions_and_the_result_evaluates(r20):
     for a, b in zip(res.workload, again.workload, strict=True):
         np.testing.assert_array_equal(a.weights, b.weights)
         assert a.meta == b.meta
+    one = pruning.prune(r20, "bsq", layers=["layer3.1.conv1"], **kw)  # the other layers keep their precision
+    bits = one.report.set_index("layer")["bits_after"]
+    assert bits["layer3.1.conv1"] < 8 and (bits.drop("layer3.1.conv1") == 8).all()
+    for layer in one.workload:
+        if layer.name != "layer3.1.conv1":
+            assert layer.meta["weight"] == r20[layer.name].meta["weight"] and layer.weight_bits == 8
