@@ -10,11 +10,12 @@ from .bit_balance import bit_balance
 from .bit_budget import bit_budget
 from .bitpruner import bitpruner, retrain
 from .bitslice_l1 import bitslice_l1, slice_report
+from .bsq import bsq, drop_planes
 from .magnitude import magnitude
 from .n_of_g import n_of_g
 from .pareto import ParetoResult, pareto
 from .swis_decomposition import SwisResult, decompose, swis
 
 __all__ = ["METHODS", "Method", "Param", "ParetoResult", "PruneResult", "PruningError", "SwisResult", "bit_balance",
-           "bit_budget", "bitpruner", "bitslice_l1", "decompose", "magnitude", "n_of_g", "pareto", "prune",
-           "retrain", "slice_report", "swis"]
+           "bit_budget", "bitpruner", "bitslice_l1", "bsq", "decompose", "drop_planes", "magnitude", "n_of_g",
+           "pareto", "prune", "retrain", "slice_report", "swis"]

@@ -76,7 +76,7 @@ def test_slice_report_unsigned_weights_use_one_array():
     (lambda: slice_report(FC, 8, True, xbar_rows=0), r"xbar_rows \(0\) must be an integer >= 1"),
     (lambda: slice_report(FC, 8, False), r"unsigned weights hold a negative value \(-70\)"),
     (lambda: slice_report(FC.astype(float), 8, True), "must be a non-empty integer array"),
-    (lambda: slice_report(np.array([[-128]]), 8, True, cell_bits=1), r"outside the 7 slices of 1 bits"),
+    (lambda: slice_report(np.array([[300]]), 8, False, cell_bits=1), r"outside the 8 slices of 1 bits"),
 ])
 def test_slice_report_refuses_bad_arguments_in_one_line(call, message):
     with pytest.raises(PruningError, match=message) as err:
