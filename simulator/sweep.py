@@ -27,11 +27,11 @@ step, the outputs) and the package version: the same point has the same key on e
 changed knob, workload, method or version gives another key. ``expand`` validates the whole file up front; an
 error is one line naming the field (``designs[1].grid.first_stage_bits``).
 
-``PointStore`` keeps one Parquet file per finished point (its per-layer results, with the point's columns) and a
-JSON record of its provenance, both written atomically; a point is done when its record exists. A failed point
-records its error instead and does not stop the sweep; ``run_sweep`` skips done points, so a rerun computes only
-what is pending or failed. ``PointStore.table()`` is the concatenation: one tidy DataFrame, a row per (point,
-layer). Executors (local processes, Dask) are in ``simulator.executors``.
+``PointStore`` keeps one Parquet file per finished point (its per-layer results, with the point's columns, and the
+JSON record of its provenance in the file's metadata), written atomically; a point is done when its file exists.
+A failed point records its error instead and does not stop the sweep; ``run_sweep`` skips done points, so a rerun
+computes only what is pending or failed. ``PointStore.table()`` is the concatenation: one tidy DataFrame, a row per
+(point, layer). Executors (local processes, Dask) are in ``simulator.executors``.
 """
 
 from __future__ import annotations
@@ -51,7 +51,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from workloads import Workload
 from workloads.atomic import atomic_write
@@ -95,7 +98,7 @@ class Point:
     labels: dict = field(default_factory=dict)  # the design entry's label and the knobs its grids set
     accuracy_subset: str = "all"
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         """sha256 (first 20 hex digits) of everything that determines the point's results."""
         data = {"arch": self.arch, "workload": self.workload, "pruning": self.pruning, "outputs": list(self.outputs),
@@ -341,11 +344,11 @@ def _top1(arch: ArchConfig, wl: Workload, images: int, subset: str) -> float:
     return _TOP1[key]
 
 
-def compute_point(point: Point, data_dir: str | None = None) -> tuple[pd.DataFrame, float]:
-    """Simulate one point: its per-layer results with the point's columns (and accuracy if asked), and the seconds
-    ``simulate`` took."""
+def compute_point(point: Point, data_dir: str | None = None) -> tuple[pa.Table, float]:
+    """Simulate one point: its per-layer results with the point's columns (and accuracy if asked), as an Arrow table
+    (what the store writes), and the seconds ``simulate`` took."""
     from .config import arch_from_dict
-    from .energy import energy_breakdown
+    from .energy import group_energy
     from .engine import simulate
 
     wl = _point_workload(json.dumps(point.workload, sort_keys=True), json.dumps(point.pruning, sort_keys=True),
@@ -354,26 +357,33 @@ def compute_point(point: Point, data_dir: str | None = None) -> tuple[pd.DataFra
     start = time.perf_counter()
     res = simulate(arch, wl)
     sim_seconds = time.perf_counter() - start
-    keep = ["layer", "kind"] + [c for o in point.outputs for c in KEEP.get(o, [])]
-    table = res.layers[keep + list(arch.model.extra_columns)].copy()
+    layers = res.layers
+    keep = ["layer", "kind"] + [c for o in point.outputs for c in KEEP.get(o, [])] + list(arch.model.extra_columns)
+    n = len(layers)
+    ids = point.describe()
+    columns = {"key": ids.pop("key"), "arch": arch.name, **ids}
+    columns = {c: pa.array([v] * n) for c, v in columns.items()}  # a point's constants, on every layer's row
+    for c in keep:
+        values = layers[c].to_numpy()
+        columns[c] = pa.array(values.tolist() if values.dtype == object or values.dtype.kind in "OUT" else values)
     if "energy" in point.outputs:  # per part group: compute (the design's parts), buffers, off-chip
-        groups = energy_breakdown(arch, res.layers).groupby(["layer", "group"], sort=False)["energy_pj"].sum()
+        groups = group_energy(arch, layers)
         for group in ENERGY_GROUPS:
-            col = groups.xs(group, level="group") if group in groups.index.get_level_values("group") else None
-            table[f"energy_{group.replace('-', '')}_pj"] = (
-                table["layer"].map(col).fillna(0.0).to_numpy() if col is not None else 0.0)
+            columns[f"energy_{group.replace('-', '')}_pj"] = pa.array(groups.get(group, np.zeros(n)))
     if "accuracy" in point.outputs:
-        table["top1"] = _top1(arch, wl, point.accuracy_images, point.accuracy_subset)
-    for col, value in reversed(point.describe().items()):
-        table.insert(0, col, value)
-    table.insert(1, "arch", arch.name)
+        columns["top1"] = pa.array([_top1(arch, wl, point.accuracy_images, point.accuracy_subset)] * n)
+    table = pa.table(columns)
     return table, sim_seconds
 
 
 # ----------------------------------------------------------------------------- the store
+PROVENANCE = b"bitserial.provenance"  # the key of a point file's provenance record (Parquet file metadata)
+
+
 class PointStore:
-    """One folder: ``points/<key>.parquet`` (results) and ``points/<key>.json`` (provenance) per finished point,
-    ``failed/<key>.json`` per failed one. Every file is written atomically; a point is done when its record is."""
+    """One folder: ``points/<key>.parquet`` per finished point (its results, with its provenance record in the
+    file's metadata) and ``failed/<key>.json`` per failed one. Every file is written atomically (a temporary file
+    renamed into place), so a point file that exists is complete."""
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
@@ -381,26 +391,27 @@ class PointStore:
         self.failed = self.root / "failed"
 
     def done(self, key: str) -> bool:
-        return (self.points / f"{key}.json").is_file() and (self.points / f"{key}.parquet").is_file()
+        return (self.points / f"{key}.parquet").is_file()
 
     def done_keys(self) -> set[str]:
-        if not self.points.is_dir():
-            return set()
-        return {p.stem for p in self.points.glob("*.json") if (self.points / f"{p.stem}.parquet").is_file()}
+        return {p.stem for p in self.points.glob("*.parquet")} if self.points.is_dir() else set()
 
     def failed_keys(self) -> set[str]:
         return {p.stem for p in self.failed.glob("*.json")} if self.failed.is_dir() else set()
 
-    def write(self, point: Point, table: pd.DataFrame, seconds: float, simulate_seconds: float = 0.0) -> None:
+    def write(self, point: Point, table: pa.Table | pd.DataFrame, seconds: float, simulate_seconds: float = 0.0
+              ) -> None:
+        if isinstance(table, pd.DataFrame):
+            table = pa.Table.from_pandas(table, preserve_index=False)
+        record = {"key": point.key, "point": _point_data(point), "seconds": seconds,
+                  "simulate_seconds": simulate_seconds, "host": platform.node(), "pid": os.getpid(),
+                  "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}),
+                                               PROVENANCE: json.dumps(record, default=str).encode()})
         buf = io.BytesIO()
-        table.to_parquet(buf, index=False)
+        pq.write_table(table, buf)
         with atomic_write(self.points / f"{point.key}.parquet") as fh:
             fh.write(buf.getvalue())
-        record = {"key": point.key, "point": _point_data(point), "seconds": seconds,
-                  "simulate_seconds": simulate_seconds, "host": platform.node(),
-                  "pid": os.getpid(), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        with atomic_write(self.points / f"{point.key}.json") as fh:  # last: its presence marks the point done
-            fh.write(json.dumps(record, indent=1, default=str).encode())
         (self.failed / f"{point.key}.json").unlink(missing_ok=True)
 
     def write_failure(self, point: Point, error: BaseException) -> None:
@@ -417,9 +428,14 @@ class PointStore:
             counts["done" if p.key in done else "failed" if p.key in failed else "pending"] += 1
         return counts
 
+    def record(self, key: str) -> dict:
+        """A finished point's provenance: the point, seconds (compute), simulate_seconds, host, pid, finished."""
+        meta = pq.read_schema(self.points / f"{key}.parquet").metadata or {}
+        return json.loads(meta[PROVENANCE])
+
     def records(self) -> pd.DataFrame:
-        """The finished points' provenance: key, seconds (compute and store), simulate_seconds, host, finished."""
-        rows = [json.loads(p.read_text()) for p in sorted(self.points.glob("*.json"))] if self.points.is_dir() else []
+        """The finished points' provenance: key, seconds, simulate_seconds, host, finished."""
+        rows = [self.record(k) for k in sorted(self.done_keys())]
         cols = ["key", "seconds", "simulate_seconds", "host", "finished"]
         return pd.DataFrame([{c: r.get(c) for c in cols} for r in rows], columns=cols)
 

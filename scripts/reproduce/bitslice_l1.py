@@ -43,7 +43,7 @@ CLAIMS = [
     Claim("ADC energy (full-resolution conversions), without / with", "-",
           lambda r: total(r, BASE, "adc_full_conversions") / total(r, L1, "adc_full_conversions"),
           "column-resolution ADCs: fewer bits where slices are sparser"),
-    Claim("top-1 (holdout), without / with", "similar accuracy [A]",
+    Claim("top-1 (holdout), without / with", "-",
           lambda r: f"{100 * r.top1('reram', pruning=BASE).iloc[0]:.1f} / "
                     f"{100 * r.top1('reram', pruning=L1).iloc[0]:.1f} %", "", fmt="{}"),
 ]
