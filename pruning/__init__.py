@@ -10,6 +10,8 @@ from .base import METHODS, Method, Param, PruneResult, PruningError, prune
 from .bit_balance import bit_balance
 from .bit_budget import bit_budget
 from .bitpruner import bitpruner, retrain
+from .bitslice_l1 import bitslice_l1, slice_report
+from .bsq import bsq, drop_planes
 from .crossbar_rows import crossbar_rows
 from .magnitude import magnitude
 from .n_of_g import n_of_g
@@ -17,5 +19,6 @@ from .pareto import ParetoResult, pareto
 from .swis_decomposition import SwisResult, decompose, swis
 
 __all__ = ["METHODS", "AutoPruneResult", "Method", "Param", "ParetoResult", "PruneResult", "PruningError", "SwisResult",
-           "autoprune", "bit_balance", "bit_budget", "bitpruner", "crossbar_rows", "decompose", "magnitude", "n_of_g",
-           "pareto", "prune", "retrain", "swis", "uniform_search"]
+           "autoprune", "bit_balance", "bit_budget", "bitpruner", "bitslice_l1", "bsq", "crossbar_rows", "decompose",
+           "drop_planes", "magnitude", "n_of_g", "pareto", "prune", "retrain", "slice_report", "swis",
+           "uniform_search"]

@@ -558,6 +558,50 @@ def cmd_sweep(args: argparse.Namespace, command: str) -> int:
     return 0 if counts["failed"] == 0 and counts["pending"] == 0 else 1
 
 
+def cmd_plot(args: argparse.Namespace, command: str) -> int:
+    """Plots of a sweep store or table (simulator.sweep_plots)."""
+    from .sweep_plots import plot_sweep, read_table
+
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    _, files = plot_sweep(read_table(args.source), args.kind, args.out, baseline=args.baseline, knob=args.knob,
+                          formats=formats)
+    for path in files:
+        print(f"wrote {path}")
+    return 0
+
+
+REPRODUCE_DIR = Path(__file__).resolve().parent.parent / "scripts" / "reproduce"
+
+
+def reproductions() -> list[str]:
+    """The papers ``bitserial reproduce`` knows: ``scripts/reproduce/<paper>.py`` of the source tree."""
+    return sorted(p.stem for p in REPRODUCE_DIR.glob("*.py") if not p.stem.startswith("_"))
+
+
+def cmd_reproduce(args: argparse.Namespace, command: str) -> int:
+    """Run ``scripts/reproduce/<paper>.py`` (its sweep, then our figures beside the published ones)."""
+    import runpy
+
+    papers = reproductions()
+    if not papers:
+        raise CliError(f"no reproductions found in {REPRODUCE_DIR} (they live in the source tree: install the "
+                       f"project from a clone with pip install -e .)")
+    if args.paper not in papers:
+        raise CliError(f"unknown paper {args.paper!r}; reproductions: {', '.join(papers)}")
+    script = REPRODUCE_DIR / f"{args.paper}.py"
+    argv = [str(script), *(["--jobs", str(args.jobs)] if args.jobs else []),
+            *(["--out", args.out] if args.out else []), *(["--json", args.json] if args.json else [])]
+    old_argv, old_path = sys.argv, list(sys.path)
+    sys.argv, sys.path[:0] = argv, [str(REPRODUCE_DIR)]
+    try:
+        runpy.run_path(str(script), run_name="__main__")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.argv, sys.path[:] = old_argv, old_path
+    return 0
+
+
 # ----------------------------------------------------------------------------- entry point
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="Cycle-accurate simulator of bit-serial DNN accelerators.")
@@ -689,6 +733,29 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--scheduler", default=None, metavar="tcp://HOST:8786", help="run on this Dask scheduler")
     sw.add_argument("--table", metavar="FILE.csv|FILE.parquet", help="write the whole results table there")
     sw.set_defaults(func=cmd_sweep)
+
+    pl = sub.add_parser("plot", parents=[common], help="plot a sweep: speedup, energy, accuracy Pareto, a knob",
+                        description="Plot a sweep store (or its --table CSV / Parquet), one figure per workload: "
+                                    "speedup bars, energy (dynamic + static) bars, top-1 vs speedup Pareto curves "
+                                    "per pruning method, or speedup against a grid knob.")
+    pl.add_argument("source", metavar="STORE|TABLE", help="a sweep store folder, or a .csv / .parquet table")
+    pl.add_argument("--kind", choices=["speedup", "energy", "pareto", "knob"], default="speedup")
+    pl.add_argument("--knob", metavar="NAME", help="the grid knob of a knob plot")
+    pl.add_argument("--baseline", metavar="LABEL", help="the design label speedups divide (default: dadiannao, "
+                                                        "else the first)")
+    pl.add_argument("--out", "-o", default="plots", metavar="DIR", help="output folder (default: ./plots)")
+    pl.add_argument("--format", default="png", metavar="png,svg", help="png, svg or both (default png)")
+    pl.set_defaults(func=cmd_plot)
+
+    rp = sub.add_parser("reproduce", parents=[common], help="reproduce a paper's figures (scripts/reproduce)",
+                        description="Run a paper's reproduction (scripts/reproduce/PAPER.py and .yaml): its sweep, "
+                                    "then our figure beside the published one with the reason for every gap "
+                                    "(docs/reproductions.md).")
+    rp.add_argument("paper", metavar="PAPER", help=f"one of: {', '.join(reproductions()) or '(none found)'}")
+    rp.add_argument("--jobs", "-j", type=_positive_int, default=None, metavar="N", help="local worker processes")
+    rp.add_argument("--out", "-o", default=None, metavar="DIR", help="the sweep store (default runs/reproduce/PAPER)")
+    rp.add_argument("--json", default=None, metavar="FILE", help="also write the figures as JSON")
+    rp.set_defaults(func=cmd_reproduce)
     return parser
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from .components import COUNTERS, Part, memory_parts
@@ -61,6 +62,19 @@ def row_energy(arch: ArchConfig, row: dict) -> dict:
     dynamic = sum(row[pp.part.per] * pp.pj_per_unit for pp in priced_parts(arch))
     static = leakage_nw(arch) * row["total_cycles"] / arch.clock_mhz * 1e-3  # nW x us = 1e-3 pJ
     return {"dynamic_energy_pj": dynamic, "static_energy_pj": static, "energy_pj": dynamic + static}
+
+
+def group_energy(arch: ArchConfig, layers: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Per part group (compute, buffers, off-chip): each layer's energy (pJ), dynamic and static; the groups add up
+    to ``energy_pj`` (the sums of ``energy_breakdown`` by group, without building it)."""
+    parts = priced_parts(arch)
+    time_us = layers["total_cycles"].to_numpy(dtype=float) / arch.clock_mhz
+    out: dict[str, np.ndarray] = {}
+    for pp in parts:
+        group = pp.part.group
+        units = layers[pp.part.per].to_numpy(dtype=float)
+        out[group] = out.get(group, 0.0) + units * pp.pj_per_unit + pp.leakage_nw * time_us * 1e-3
+    return out
 
 
 def energy_breakdown(arch: ArchConfig, layers: pd.DataFrame) -> pd.DataFrame:

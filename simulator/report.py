@@ -190,10 +190,10 @@ def stats_rows(table: pd.DataFrame, totals: dict[str, float], baseline: str) -> 
 
 # ----------------------------------------------------------------------------- plots
 def _save(fig, path: Path, dpi: int) -> Path:
-    """Lay out and write a figure atomically as PNG."""
+    """Lay out and write a figure atomically, as PNG or SVG by ``path``'s suffix."""
     fig.tight_layout()
     with atomic_write(path) as fh:
-        fig.savefig(fh, format="png", dpi=dpi)
+        fig.savefig(fh, format="svg" if path.suffix.lower() == ".svg" else "png", dpi=dpi)
     return path
 
 

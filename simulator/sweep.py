@@ -18,7 +18,8 @@ A sweep file::
       - none
       - {method: magnitude, sparsity: [0.5, 0.7]}   # lists expand as a grid
     outputs: [cycles, energy, accuracy]     # what each point keeps (accuracy: `evaluate`, built-in real only)
-    accuracy_images: 500
+    accuracy_images: 500                    # images per accuracy (default 500)
+    accuracy_subset: holdout                # CIFAR-10: all (default), or the half retraining never sees
 
 A point is one design configuration x one workload x one pruning step. Its key is the sha256 of its full
 configuration (every knob value of the resolved architecture, the workload's spec and content digest, the pruning
@@ -26,11 +27,11 @@ step, the outputs) and the package version: the same point has the same key on e
 changed knob, workload, method or version gives another key. ``expand`` validates the whole file up front; an
 error is one line naming the field (``designs[1].grid.first_stage_bits``).
 
-``PointStore`` keeps one Parquet file per finished point (its per-layer results, with the point's columns) and a
-JSON record of its provenance, both written atomically; a point is done when its record exists. A failed point
-records its error instead and does not stop the sweep; ``run_sweep`` skips done points, so a rerun computes only
-what is pending or failed. ``PointStore.table()`` is the concatenation: one tidy DataFrame, a row per (point,
-layer). Executors (local processes, Dask) are in ``simulator.executors``.
+``PointStore`` keeps one Parquet file per finished point (its per-layer results, with the point's columns, and the
+JSON record of its provenance in the file's metadata), written atomically; a point is done when its file exists.
+A failed point records its error instead and does not stop the sweep; ``run_sweep`` skips done points, so a rerun
+computes only what is pending or failed. ``PointStore.table()`` is the concatenation: one tidy DataFrame, a row per
+(point, layer). Executors (local processes, Dask) are in ``simulator.executors``.
 """
 
 from __future__ import annotations
@@ -50,7 +51,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from workloads import Workload
 from workloads.atomic import atomic_write
@@ -66,9 +70,11 @@ KEEP = {
     "cycles": ["macs", "cycles", "ideal_cycles", "pe_utilization", "lane_utilization", "terms", "memory_cycles",
                "total_cycles", "bound", "time_us", "lossless", "weight_rel_error"],
     "energy": ["busy_pe_cycles", "busy_lane_cycles", "act_buffer_bits", "weight_buffer_bits", "output_buffer_bits",
-               "dram_bits", "dynamic_energy_pj", "static_energy_pj", "energy_pj"],
+               "dram_bits", "dynamic_energy_pj", "static_energy_pj", "energy_pj"],  # + energy_<group>_pj
 }
-TOP_KEYS = {"name", "designs", "workloads", "pruning", "outputs", "accuracy_images"}
+ENERGY_GROUPS = ("compute", "buffers", "off-chip")  # simulator.components Part.group
+TOP_KEYS = {"name", "designs", "workloads", "pruning", "outputs", "accuracy_images", "accuracy_subset"}
+SUBSETS = ("all", "holdout")
 DESIGN_KEYS = {"preset", "knobs", "grid", "zip", "label"}
 WORKLOAD_KINDS = ("synthetic", "builtin", "file")
 
@@ -90,13 +96,16 @@ class Point:
     digest: str  # the workload's content digest (before pruning)
     version: str
     labels: dict = field(default_factory=dict)  # the design entry's label and the knobs its grids set
+    accuracy_subset: str = "all"
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         """sha256 (first 20 hex digits) of everything that determines the point's results."""
         data = {"arch": self.arch, "workload": self.workload, "pruning": self.pruning, "outputs": list(self.outputs),
                 "accuracy_images": self.accuracy_images if "accuracy" in self.outputs else 0,
                 "digest": self.digest, "version": self.version}
+        if "accuracy" in self.outputs and self.accuracy_subset != "all":
+            data["accuracy_subset"] = self.accuracy_subset
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:20]
 
     def describe(self) -> dict:
@@ -206,12 +215,27 @@ def _pruning_steps(entry: Any, where: str) -> list[dict]:
     params = {k: v for k, v in entry.items() if k != "method"}
     steps = []
     for combo in _grid(params, where):
+        name, call = method_call({"method": method, **combo})
+        outer = pruning.METHODS[name]
         try:
-            pruning.METHODS[method].bind({k: v for k, v in combo.items() if k not in ("layers", "seed")})
+            outer.bind({k: v for k, v in call.items() if k not in outer.options})
+            inner = pruning.METHODS.get(call.get("method")) if outer.wraps else None
+            if inner is not None:  # the wrapped method's own parameters
+                own = {p.name for p in outer.params}
+                inner.bind({k: v for k, v in call.items() if k not in own and k not in outer.options})
         except pruning.PruningError as exc:
             raise SweepError(f"{where}: {exc}") from None
         steps.append({"method": method, **combo})
     return steps
+
+
+def method_call(step: dict) -> tuple[str, dict]:
+    """(method name, parameters) of a pruning step; a wrapping method's inner method is written ``prune`` in sweep
+    files (``{method: retrain, prune: n_of_g, keep: 8}``), since ``method`` names the step's own."""
+    params = {k: v for k, v in step.items() if k != "method"}
+    if "prune" in params:
+        params["method"] = params.pop("prune")
+    return step["method"], params
 
 
 @functools.lru_cache(maxsize=8)
@@ -252,6 +276,9 @@ def expand(sweep: dict | str | os.PathLike, *, data_dir: str | None = None) -> l
     images = sweep.get("accuracy_images", 500)
     if isinstance(images, bool) or not isinstance(images, int) or images < 1:
         raise SweepError(f"{source}: accuracy_images ({images!r}) must be a positive integer")
+    subset = sweep.get("accuracy_subset", "all")
+    if subset not in SUBSETS:
+        raise SweepError(f"{source}: accuracy_subset ({subset!r}) must be one of: {', '.join(SUBSETS)}")
     archs = [a for i, e in enumerate(sweep["designs"]) for a in _design_configs(e, f"{source}: designs[{i}]")]
     specs = [_workload_spec(e, f"{source}: workloads[{i}]") for i, e in enumerate(sweep["workloads"])]
     prune_list = sweep.get("pruning") or ["none"]
@@ -269,7 +296,7 @@ def expand(sweep: dict | str | os.PathLike, *, data_dir: str | None = None) -> l
                              f"workload (its model and labelled images)")
         digests[i] = wl.digest()
     version = package_version()
-    points = [Point(arch.to_dict(), spec, step, tuple(outputs), images, digests[i], version, labels)
+    points = [Point(arch.to_dict(), spec, step, tuple(outputs), images, digests[i], version, labels, subset)
               for (arch, labels) in archs for i, spec in enumerate(specs) for step in steps]
     keys = [p.key for p in points]
     if len(set(keys)) != len(keys):  # the same configuration twice: keep one
@@ -283,37 +310,80 @@ def expand(sweep: dict | str | os.PathLike, *, data_dir: str | None = None) -> l
 
 
 # ----------------------------------------------------------------------------- one point
-def compute_point(point: Point, data_dir: str | None = None) -> pd.DataFrame:
-    """Simulate one point: its per-layer results with the point's columns (and accuracy if asked)."""
+@functools.lru_cache(maxsize=8)
+def _point_workload(spec_json: str, pruning_json: str, digest: str, data_dir: str | None) -> Workload:
+    """A point's workload, pruned (cached per process: the points of a design grid share it)."""
     import pruning
 
-    from .compare import accuracy
+    wl = load_spec_workload(spec_json, data_dir)
+    if wl.digest() != digest:
+        raise SweepError(f"workload {workload_text(json.loads(spec_json))} changed since the sweep was expanded "
+                         f"(digest {wl.digest()[:12]} != {digest[:12]})")
+    step = json.loads(pruning_json)
+    if step:
+        name, params = method_call(step)
+        wl = pruning.prune(wl, name, **params).workload
+    return wl
+
+
+_TOP1: dict[tuple[str, int, str], float] = {}  # (effective workload digest, images, subset) -> top-1, per process
+
+
+def _top1(arch: ArchConfig, wl: Workload, images: int, subset: str) -> float:
+    """Top-1 of the weights ``arch`` multiplies, scored once per process for each distinct effective workload (the
+    lossless designs of a sweep share one score)."""
+    from workloads.evaluate import evaluate
+
+    from .compare import effective_workload
+
+    eff = wl if all(arch.model.surely_lossless(arch, layer) for layer in wl) else effective_workload(arch, wl)
+    key = (eff.digest(), images, subset)
+    if key not in _TOP1:
+        kw = {} if subset == "all" else {"subset": subset}
+        _TOP1[key] = float(evaluate(eff, limit=images, **kw)["top1"])
+    return _TOP1[key]
+
+
+def compute_point(point: Point, data_dir: str | None = None) -> tuple[pa.Table, float]:
+    """Simulate one point: its per-layer results with the point's columns (and accuracy if asked), as an Arrow table
+    (what the store writes), and the seconds ``simulate`` took."""
     from .config import arch_from_dict
+    from .energy import group_energy
     from .engine import simulate
 
-    wl = load_spec_workload(json.dumps(point.workload, sort_keys=True), data_dir)
-    if wl.digest() != point.digest:
-        raise SweepError(f"workload {workload_text(point.workload)} changed since the sweep was expanded "
-                         f"(digest {wl.digest()[:12]} != {point.digest[:12]})")
-    if point.pruning:
-        params = dict(point.pruning)
-        wl = pruning.prune(wl, params.pop("method"), **params).workload
+    wl = _point_workload(json.dumps(point.workload, sort_keys=True), json.dumps(point.pruning, sort_keys=True),
+                         point.digest, data_dir)
     arch = arch_from_dict(point.arch, "sweep point")
+    start = time.perf_counter()
     res = simulate(arch, wl)
-    keep = ["layer", "kind"] + [c for o in point.outputs for c in KEEP.get(o, [])]
-    table = res.layers[keep + list(arch.model.extra_columns)].copy()
+    sim_seconds = time.perf_counter() - start
+    layers = res.layers
+    keep = ["layer", "kind"] + [c for o in point.outputs for c in KEEP.get(o, [])] + list(arch.model.extra_columns)
+    n = len(layers)
+    ids = point.describe()
+    columns = {"key": ids.pop("key"), "arch": arch.name, **ids}
+    columns = {c: pa.array([v] * n) for c, v in columns.items()}  # a point's constants, on every layer's row
+    for c in keep:
+        values = layers[c].to_numpy()
+        columns[c] = pa.array(values.tolist() if values.dtype == object or values.dtype.kind in "OUT" else values)
+    if "energy" in point.outputs:  # per part group: compute (the design's parts), buffers, off-chip
+        groups = group_energy(arch, layers)
+        for group in ENERGY_GROUPS:
+            columns[f"energy_{group.replace('-', '')}_pj"] = pa.array(groups.get(group, np.zeros(n)))
     if "accuracy" in point.outputs:
-        table["top1"] = accuracy(arch, wl, point.accuracy_images)
-    for col, value in reversed(point.describe().items()):
-        table.insert(0, col, value)
-    table.insert(1, "arch", arch.name)
-    return table
+        columns["top1"] = pa.array([_top1(arch, wl, point.accuracy_images, point.accuracy_subset)] * n)
+    table = pa.table(columns)
+    return table, sim_seconds
 
 
 # ----------------------------------------------------------------------------- the store
+PROVENANCE = b"bitserial.provenance"  # the key of a point file's provenance record (Parquet file metadata)
+
+
 class PointStore:
-    """One folder: ``points/<key>.parquet`` (results) and ``points/<key>.json`` (provenance) per finished point,
-    ``failed/<key>.json`` per failed one. Every file is written atomically; a point is done when its record is."""
+    """One folder: ``points/<key>.parquet`` per finished point (its results, with its provenance record in the
+    file's metadata) and ``failed/<key>.json`` per failed one. Every file is written atomically (a temporary file
+    renamed into place), so a point file that exists is complete."""
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
@@ -321,25 +391,27 @@ class PointStore:
         self.failed = self.root / "failed"
 
     def done(self, key: str) -> bool:
-        return (self.points / f"{key}.json").is_file() and (self.points / f"{key}.parquet").is_file()
+        return (self.points / f"{key}.parquet").is_file()
 
     def done_keys(self) -> set[str]:
-        if not self.points.is_dir():
-            return set()
-        return {p.stem for p in self.points.glob("*.json") if (self.points / f"{p.stem}.parquet").is_file()}
+        return {p.stem for p in self.points.glob("*.parquet")} if self.points.is_dir() else set()
 
     def failed_keys(self) -> set[str]:
         return {p.stem for p in self.failed.glob("*.json")} if self.failed.is_dir() else set()
 
-    def write(self, point: Point, table: pd.DataFrame, seconds: float) -> None:
+    def write(self, point: Point, table: pa.Table | pd.DataFrame, seconds: float, simulate_seconds: float = 0.0
+              ) -> None:
+        if isinstance(table, pd.DataFrame):
+            table = pa.Table.from_pandas(table, preserve_index=False)
+        record = {"key": point.key, "point": _point_data(point), "seconds": seconds,
+                  "simulate_seconds": simulate_seconds, "host": platform.node(), "pid": os.getpid(),
+                  "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}),
+                                               PROVENANCE: json.dumps(record, default=str).encode()})
         buf = io.BytesIO()
-        table.to_parquet(buf, index=False)
+        pq.write_table(table, buf)
         with atomic_write(self.points / f"{point.key}.parquet") as fh:
             fh.write(buf.getvalue())
-        record = {"key": point.key, "point": _point_data(point), "seconds": seconds, "host": platform.node(),
-                  "pid": os.getpid(), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        with atomic_write(self.points / f"{point.key}.json") as fh:  # last: its presence marks the point done
-            fh.write(json.dumps(record, indent=1, default=str).encode())
         (self.failed / f"{point.key}.json").unlink(missing_ok=True)
 
     def write_failure(self, point: Point, error: BaseException) -> None:
@@ -356,6 +428,17 @@ class PointStore:
             counts["done" if p.key in done else "failed" if p.key in failed else "pending"] += 1
         return counts
 
+    def record(self, key: str) -> dict:
+        """A finished point's provenance: the point, seconds (compute), simulate_seconds, host, pid, finished."""
+        meta = pq.read_schema(self.points / f"{key}.parquet").metadata or {}
+        return json.loads(meta[PROVENANCE])
+
+    def records(self) -> pd.DataFrame:
+        """The finished points' provenance: key, seconds, simulate_seconds, host, finished."""
+        rows = [self.record(k) for k in sorted(self.done_keys())]
+        cols = ["key", "seconds", "simulate_seconds", "host", "finished"]
+        return pd.DataFrame([{c: r.get(c) for c in cols} for r in rows], columns=cols)
+
     def errors(self) -> pd.DataFrame:
         rows = [json.loads(p.read_text()) for p in sorted(self.failed.glob("*.json"))] if self.failed.is_dir() else []
         return pd.DataFrame([{"key": r["key"], "error": r["error"]} for r in rows], columns=["key", "error"])
@@ -369,7 +452,8 @@ class PointStore:
 
 def _point_data(point: Point) -> dict:
     return {"arch": point.arch, "workload": point.workload, "pruning": point.pruning, "outputs": list(point.outputs),
-            "accuracy_images": point.accuracy_images, "digest": point.digest, "version": point.version,
+            "accuracy_images": point.accuracy_images, "accuracy_subset": point.accuracy_subset,
+            "digest": point.digest, "version": point.version,
             "labels": point.labels}
 
 
@@ -379,14 +463,13 @@ def run_point(point: Point, store_root: str, data_dir: str | None = None) -> tup
     store = PointStore(store_root)
     start = time.perf_counter()
     try:
-        table = compute_point(point, data_dir)
+        table, sim_seconds = compute_point(point, data_dir)
     except Exception as exc:  # noqa: BLE001 - recorded with its traceback
         store.write_failure(point, exc)
         log.warning("point %s failed: %s", point.key, exc)
         return point.key, "failed", time.perf_counter() - start
-    seconds = time.perf_counter() - start
-    store.write(point, table, seconds)
-    return point.key, "done", seconds
+    store.write(point, table, time.perf_counter() - start, sim_seconds)
+    return point.key, "done", time.perf_counter() - start
 
 
 Progress = Callable[[int, int, dict], None]  # (finished, total, {"failed": n, ...})

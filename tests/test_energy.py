@@ -26,6 +26,7 @@ from simulator.technology import (
     tabulated_nodes,
 )
 from workloads import Layer, Workload
+from workloads.synthetic import build
 
 TABLES = Path(__file__).resolve().parent.parent / "simulator" / "tables"
 
@@ -288,3 +289,14 @@ def test_energy_plot_stacks_the_breakdown(monkeypatch, tmp_path):
     per_arch = seen["table"].groupby("arch")["energy_uj"].sum()
     for r in results:
         assert per_arch[r.arch.name] == pytest.approx(r.energy_pj * 1e-6)
+
+
+def test_group_energy_equals_the_breakdown_summed_by_group():
+    from simulator.energy import group_energy
+
+    res = simulate("pragmatic", build("alexnet", max_layers=3))
+    br = energy_breakdown(res.arch, res.layers).groupby(["group", "layer"], sort=False)["energy_pj"].sum()
+    groups = group_energy(res.arch, res.layers)
+    assert set(groups) == set(br.index.get_level_values("group"))
+    for group, values in groups.items():
+        np.testing.assert_allclose(values, br[group].reindex(res.layers["layer"]).to_numpy(), rtol=1e-12)

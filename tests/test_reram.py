@@ -48,6 +48,7 @@ def test_compaction_by_hand():
     assert row["adc_conversions"] == 2 * (3 + 1)
     assert row["dac_drives"] == 2 * (2 + 1)
     assert row["cycles"] == 2 * 3
+    assert (row["nonzero_cells"], row["weight_slices"]) == (1 + 2 + 1, 8 * 3)  # w=1: one cell, 3: two, -2: one
     ref = simulate_layer_reference(_arch(compaction="compact"), HAND)
     assert ref.cycles == row["cycles"]
     np.testing.assert_array_equal(ref.output, [1 * 1 - 2 * 3, 3 * 3])

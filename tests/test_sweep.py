@@ -12,10 +12,11 @@ import sys
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
-from simulator import load_arch
+from simulator import ConfigError, load_arch
 from simulator.executors import DaskExecutor, LocalExecutor, SerialExecutor
 from simulator.results import package_version
 from simulator.sweep import PointStore, SweepError, expand, run_sweep
@@ -114,7 +115,10 @@ def test_store_resumes_and_records_failures_without_stopping(tmp_path):
     ref = load_arch("dadiannao")
     from simulator import simulate
 
-    np.testing.assert_array_equal(table["cycles"], simulate(ref, build("alexnet", max_layers=2)).layers["cycles"])
+    direct = simulate(ref, build("alexnet", max_layers=2)).layers
+    np.testing.assert_array_equal(table["cycles"], direct["cycles"])
+    groups = table[["energy_compute_pj", "energy_buffers_pj", "energy_offchip_pj"]].sum(axis=1)
+    np.testing.assert_allclose(groups, direct["energy_pj"], rtol=1e-12)  # the part groups add up to the energy
 
 
 def _write(tmp_path, sweep) -> str:
@@ -168,3 +172,64 @@ def test_local_and_dask_executors_give_identical_tables_and_survive_a_killed_wor
     assert killed
     a, b = local.table(), dask_store.table()
     assert len(a) == 3 * len(points) and a.equals(b)
+
+
+# ----------------------------------------------------------------------------- plots
+@pytest.fixture(scope="module")
+def small_store(tmp_path_factory):
+    sweep = {"designs": ["dadiannao", {"preset": "pragmatic", "grid": {"first_stage_bits": [0, 2]}}],
+             "workloads": [SMALL, {"synthetic": "resnet20", "max_layers": 2}],
+             "pruning": ["none", {"method": "magnitude", "sparsity": [0.6]}]}
+    points = expand(sweep)
+    store = PointStore(tmp_path_factory.mktemp("plots") / "store")
+    run_sweep(points, store, SerialExecutor())
+    return store
+
+
+def test_speedup_and_energy_plots_draw_the_stores_numbers(small_store, tmp_path):
+    from simulator.sweep_plots import plot_sweep
+
+    table = small_store.table()
+    drawn, files = plot_sweep(table, "speedup", tmp_path, formats=("png", "svg"))
+    assert sorted(f.name for f in files) == sorted(f"speedup_{w}.{x}" for w in ("alexnet_max_layers_2",
+                                                                                 "resnet20_max_layers_2")
+                                                   for x in ("png", "svg"))
+    assert all(f.read_bytes()[:4] == b"\x89PNG" for f in files if f.suffix == ".png")
+    assert all(b"<svg" in f.read_bytes()[:400] for f in files if f.suffix == ".svg")
+    per_key = table.groupby("key")["cycles"].sum()
+    info = table.drop_duplicates("key").set_index("key")
+    assert len(drawn) == len(per_key) == 12
+    for row in drawn.itertuples():
+        base = info.index[(info["label"] == "dadiannao") & (info["workload_spec"] == row.workload_spec)
+                          & (info["pruning"] == row.pruning)]
+        assert row.speedup == pytest.approx(per_key[base[0]] / per_key[row.key])
+    energy, _ = plot_sweep(table, "energy", tmp_path)
+    per_point = table.groupby("key")["energy_pj"].sum()
+    assert energy.set_index("key")["energy_pj"].to_dict() == pytest.approx(per_point.to_dict())
+
+
+def test_knob_and_pareto_plots(small_store, tmp_path):
+    from simulator.sweep_plots import pareto_front, plot_sweep
+
+    table = small_store.table()
+    drawn, files = plot_sweep(table, "knob", tmp_path, knob="first_stage_bits")
+    assert set(drawn["label"]) == {"pragmatic"} and len(files) == 2
+    with pytest.raises(ConfigError, match="grid knobs: first_stage_bits"):
+        plot_sweep(table, "knob", tmp_path, knob="colour")
+    with pytest.raises(ConfigError, match="needs accuracy"):
+        plot_sweep(table, "pareto", tmp_path)
+    scored = table.assign(top1=table["key"].map({k: 0.5 + 0.01 * i for i, k in enumerate(sorted(set(table["key"])))}))
+    drawn, files = plot_sweep(scored, "pareto", tmp_path)
+    assert len(files) == 2 and "speedup" in drawn
+    pts = pd.DataFrame({"speedup": [1.0, 2.0, 3.0, 2.5], "top1": [0.9, 0.8, 0.5, 0.7]})
+    assert pareto_front(pts).index.tolist() == [0, 1, 3, 2]
+    pts.loc[4] = [2.0, 0.7]  # beaten by (2.0, 0.8)
+    assert 4 not in pareto_front(pts).index
+
+
+def test_plot_cli(small_store, tmp_path, capsys):
+    from simulator.cli import main
+
+    assert main(["plot", str(small_store.root), "--kind", "energy", "--out", str(tmp_path), "--format", "svg"]) == 0
+    assert len(list(tmp_path.glob("energy_*.svg"))) == 2
+    assert main(["plot", str(tmp_path / "nothing.txt"), "--out", str(tmp_path)]) == 2

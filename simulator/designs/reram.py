@@ -308,7 +308,7 @@ class ReRam(DesignModel):
     weights_resident = True
     extra_columns: ClassVar[tuple[str, ...]] = (
         "crossbars", "crossbar_reads", "dac_drives", "adc_conversions", "adc_full_conversions", "adc_bits_max",
-        "adc_clip_columns")
+        "adc_clip_columns", "nonzero_cells", "weight_slices")
 
     def check(self, knobs) -> None:
         if knobs["adcs_per_crossbar"] > knobs["xbar_columns"]:
@@ -343,6 +343,8 @@ class ReRam(DesignModel):
             "adc_full_conversions": reads * xm.full_conversions,
             "adc_bits_max": xm.adc_bits_max,
             "adc_clip_columns": xm.clip_columns,
+            "nonzero_cells": xm.nonzero_cells,
+            "weight_slices": int(layer.weights.size) * _slices(arch, layer),
         }
         busy_pe = reads * int(conv.sum())
         busy_lane = reads * int((conv * xm.rows_used).sum())
