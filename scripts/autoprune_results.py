@@ -20,7 +20,8 @@ Each picks its cheapest point within ``--max-drop`` of the unpruned network's se
     python scripts/autoprune_results.py [--images 500] [--max-drop 0.01] [--only SEARCH ...] [--budget N]
                                         [--json out.json]
 
-About 25 minutes on the project's 2-core machine shared with other work (70 evaluations per search, 2-5 s each).
+About 7 minutes on the project's 2-core machine when quiet (70 evaluations per search, about 1 s each at 500
+images), 24 minutes under a load average of 5-7.
 """
 
 from __future__ import annotations
