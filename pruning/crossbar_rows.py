@@ -9,7 +9,8 @@ fraction of rows with the smallest L2 norm over the block's outputs is zeroed ac
 ``round(ratio x rows)`` rows per block (rows already zero count, having norm 0), ties to the lower row index.
 Norms use real magnitudes (|w| x the recorded weight scale, ``base.real_magnitudes``), so output channels
 quantized with different scales weigh fairly. A crossbar mapping that stores only the non-zero rows of each
-block (AUTO-PRUNE's compact mapping) then needs fewer crossbars.
+block (AUTO-PRUNE's compact mapping) then needs fewer crossbars, as long as the design's column blocks fall within
+one block of outputs (a group's outputs at most ``block_outputs``, or a multiple of it).
 
 Report column ``rows_freed``: the all-zero rows of the pruned layer, summed over its blocks (at least the rows
 the method zeroed); ``rows``: the rows of the unrolled matrix summed over the blocks (so ``rows_freed / rows`` is
