@@ -24,8 +24,9 @@ from .config import ConfigError
 from .report import _pyplot, _save
 
 ID = ["key", "arch", "preset", "label", "design", "workload_spec", "pruning"]
-SUMS = ["macs", "cycles", "total_cycles", "time_us", "dynamic_energy_pj", "static_energy_pj", "energy_pj",
-        "energy_compute_pj", "energy_buffers_pj", "energy_offchip_pj"]
+# per-layer columns that a point's total does not sum (how it combines them instead; None: dropped)
+NOT_SUMMED = {"pe_utilization": None, "lane_utilization": None, "weight_rel_error": "max", "adc_bits_max": "max",
+              "lossless": "all", "top1": "first"}
 KINDS = ("speedup", "energy", "pareto", "knob")
 
 
@@ -51,11 +52,15 @@ def read_table(source: str | os.PathLike) -> pd.DataFrame:
 
 
 def point_totals(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per point: its identifying columns and knobs, the layers' sums, and ``top1`` where measured."""
+    """One row per point: its identifying columns and knobs, the layers' sums of every additive counter (cycles,
+    energies, a design's own counters such as ``crossbars``), the largest ``adc_bits_max``, whether every layer is
+    ``lossless``, and ``top1`` where measured."""
     knobs = [c for c in table if c.startswith("knob:")]
     ids = [c for c in ID if c in table]
-    agg = {c: "sum" for c in SUMS if c in table}
-    agg.update({c: "first" for c in knobs + (["top1"] if "top1" in table else [])})
+    agg = {c: "sum" for c in table if c not in ids and c not in knobs and c not in NOT_SUMMED
+           and pd.api.types.is_numeric_dtype(table[c]) and not pd.api.types.is_bool_dtype(table[c])}
+    agg.update({c: how for c, how in NOT_SUMMED.items() if c in table and how})
+    agg.update({c: "first" for c in knobs})
     totals = table.groupby(ids, sort=False, dropna=False).agg(agg).reset_index()
     order = list(dict.fromkeys(totals["label"]))
     totals["_label_order"] = totals["label"].map(order.index)
