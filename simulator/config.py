@@ -53,7 +53,8 @@ def design_knobs(design: Design | str) -> dict[str, Knob]:
     """Every knob of ``design`` (machine knobs first, then the design's own), with the design's defaults."""
     design = _design(design)
     model = _model(design)
-    knobs = {k.name: (k.but(default=model.machine[k.name]) if k.name in model.machine else k) for k in MACHINE}
+    knobs = {k.name: k.but(default=model.machine.get(k.name, k.default), help=model.machine_help.get(k.name, k.help))
+             for k in MACHINE}
     knobs.update((k.name, k) for k in model.knobs)
     return knobs
 

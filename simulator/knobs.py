@@ -220,6 +220,7 @@ class DesignSpec:
     design: ClassVar[Design]
     knobs: ClassVar[tuple[Knob, ...]] = ()  # this design's knobs beyond the machine's (serial, encoding first)
     machine: ClassVar[dict[str, Any]] = {}  # machine-knob defaults this design changes
+    machine_help: ClassVar[dict[str, str]] = {}  # what a machine knob means on this design, where it differs
     group_axis: ClassVar[str | None] = None  # what group_size groups: None = the serial operand's units; "lanes"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

@@ -155,3 +155,12 @@ def test_energy_parts_and_resident_weights():
     chip = 168 * 12 * 8
     assert area["ADCs"] == pytest.approx(chip * 1827.91e-6)  # ISAAC's 9-bit row at 32 nm (area.csv), one per crossbar
     assert area["crossbars"] == pytest.approx(chip * 25e-6)
+
+
+def test_machine_knobs_say_what_they_mean_on_crossbars():
+    from simulator.config import design_knobs
+
+    knobs = design_knobs("reram")
+    assert "crossbars per tile" in knobs["rows"].help and "word lines" in knobs["lanes"].help
+    assert knobs["rows"].default == 12 and knobs["lanes"].default == 128
+    assert design_knobs("stripes")["rows"].help == "PE rows per tile: filters processed at once per tile"

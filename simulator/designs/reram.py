@@ -305,6 +305,14 @@ class ReRam(DesignModel):
     # per crossbar at 1.2 GS/s, 16-bit fixed point; 64 KB of eDRAM per tile (here SRAM)
     machine = {"tiles": 168, "rows": 12, "columns": 8, "lanes": 128, "pe_width": 16, "clock_mhz": 1200.0,
                "tech_node_nm": 32, "act_buffer_kib": 168 * 64}
+    machine_help = {
+        "tiles": "tiles on the chip (ISAAC: 168)",
+        "rows": "IMAs per tile: crossbars per tile = rows x columns",
+        "columns": "crossbars per IMA: crossbars per tile = rows x columns",
+        "lanes": "word lines (rows) per crossbar: inputs summed on a bit line",
+        "pe_width": "widest input (activation) precision, applied input_bits per read",
+        "clock_mhz": "ADC sample rate: one cycle is one conversion per ADC",
+    }
     weights_resident = True
     extra_columns: ClassVar[tuple[str, ...]] = (
         "crossbars", "crossbar_reads", "dac_drives", "adc_conversions", "adc_full_conversions", "adc_bits_max",
