@@ -34,7 +34,10 @@ COMPARE_COLUMNS = ["arch", "design", "clock_mhz", "tech_node_nm", "cycles", "tim
 
 
 def effective_workload(arch: ArchConfig, workload: Workload) -> Workload:
-    """``workload`` with every layer's weights replaced by those ``arch`` actually multiplies."""
+    """``workload`` with every layer's weights replaced by those ``arch`` actually multiplies (``workload`` itself
+    when the design surely multiplies every layer's own)."""
+    if all(arch.model.surely_lossless(arch, layer) for layer in workload.layers):
+        return workload
     layers = [layer.with_values(weights=effective_weights(arch, layer)) for layer in workload.layers]
     return Workload(workload.name, layers, meta=dict(workload.meta))
 

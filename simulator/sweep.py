@@ -336,7 +336,7 @@ def _top1(arch: ArchConfig, wl: Workload, images: int, subset: str) -> float:
 
     from .compare import effective_workload
 
-    eff = wl if all(arch.model.surely_lossless(arch, layer) for layer in wl) else effective_workload(arch, wl)
+    eff = effective_workload(arch, wl)
     key = (eff.digest(), images, subset)
     if key not in _TOP1:
         kw = {} if subset == "all" else {"subset": subset}
