@@ -541,7 +541,8 @@ def cmd_sweep(args: argparse.Namespace, command: str) -> int:
             ran = finished - first["n"]
             rate = ran / max(time.monotonic() - start, 1e-9)
             eta = {"ETA s": round((total - finished) / rate)} if rate else {}
-            bar.steps()("sweep", finished, total, {"points/s": rate, **eta, "failed": figures["failed"]})
+            pruned = {k: v for k, v in figures.items() if k == "pruned workloads"}
+            bar.steps()("sweep", finished, total, {**pruned, "points/s": rate, **eta, "failed": figures["failed"]})
 
         counts = run_sweep(points, store, executor, progress=progress)
     table = store.table(points)

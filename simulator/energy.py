@@ -69,11 +69,11 @@ def group_energy(arch: ArchConfig, layers: pd.DataFrame) -> dict[str, np.ndarray
     to ``energy_pj`` (the sums of ``energy_breakdown`` by group, without building it)."""
     parts = priced_parts(arch)
     time_us = layers["total_cycles"].to_numpy(dtype=float) / arch.clock_mhz
+    counters = {per: layers[per].to_numpy(dtype=float) for per in {pp.part.per for pp in parts}}
     out: dict[str, np.ndarray] = {}
     for pp in parts:
         group = pp.part.group
-        units = layers[pp.part.per].to_numpy(dtype=float)
-        out[group] = out.get(group, 0.0) + units * pp.pj_per_unit + pp.leakage_nw * time_us * 1e-3
+        out[group] = out.get(group, 0.0) + counters[pp.part.per] * pp.pj_per_unit + pp.leakage_nw * time_us * 1e-3
     return out
 
 

@@ -1,5 +1,5 @@
-"""Where sweep points run: one seam (``map_points(points, store_root)`` yields ``(key, state, seconds)`` as points
-finish), three executors.
+"""Where sweep points run: one seam (``map_points(points, store_root, task=run_point)`` runs ``task(point,
+store_root, data_dir)`` on every point and yields its ``(key, state, seconds)`` as points finish), three executors.
 
 * ``SerialExecutor``: in this process (tests, debugging).
 * ``LocalExecutor``: worker processes on this machine (joblib's loky backend). Each worker gets
@@ -11,18 +11,20 @@ finish), three executors.
   takes its running points with it and the scheduler runs them again elsewhere (Dask's ``allowed-failures``), so no
   finished point is lost and the sweep completes.
 
-Every executor runs ``simulator.sweep.run_point``: the same sweep file gives the same table on each.
+Every executor runs ``simulator.sweep.run_point`` (and ``prune_point`` for the pruned workloads a sweep needs): the
+same sweep file gives the same table on each.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from .sweep import Point, run_point
 
 Outcome = tuple[str, str, float]
+Task = Callable[[Point, str, str | None], Outcome]
 
 
 @contextlib.contextmanager
@@ -46,9 +48,9 @@ class SerialExecutor:
     def __init__(self, data_dir: str | None = None):
         self.data_dir = data_dir
 
-    def map_points(self, points: list[Point], store_root: str) -> Iterator[Outcome]:
+    def map_points(self, points: list[Point], store_root: str, task: Task = run_point) -> Iterator[Outcome]:
         for p in points:
-            yield run_point(p, store_root, self.data_dir)
+            yield task(p, store_root, self.data_dir)
 
 
 class LocalExecutor:
@@ -61,15 +63,15 @@ class LocalExecutor:
         self.numba_threads = numba_threads
         self.data_dir = data_dir
 
-    def map_points(self, points: list[Point], store_root: str) -> Iterator[Outcome]:
+    def map_points(self, points: list[Point], store_root: str, task: Task = run_point) -> Iterator[Outcome]:
         if self.jobs == 1 or len(points) <= 1:
-            yield from SerialExecutor(self.data_dir).map_points(points, store_root)
+            yield from SerialExecutor(self.data_dir).map_points(points, store_root, task)
             return
         from joblib import Parallel, delayed
 
         with _environment(NUMBA_NUM_THREADS=str(self.numba_threads)):
             run = Parallel(n_jobs=self.jobs, backend="loky", return_as="generator_unordered")
-            yield from run(delayed(run_point)(p, store_root, self.data_dir) for p in points)
+            yield from run(delayed(task)(p, store_root, self.data_dir) for p in points)
 
 
 class DaskExecutor:
@@ -100,7 +102,7 @@ class DaskExecutor:
                                                dashboard_address=None, env=env) as cluster, Client(cluster) as client:
             yield client
 
-    def map_points(self, points: list[Point], store_root: str) -> Iterator[Outcome]:
+    def map_points(self, points: list[Point], store_root: str, task: Task = run_point) -> Iterator[Outcome]:
         from dask.distributed import as_completed
 
         if not points:
@@ -108,7 +110,8 @@ class DaskExecutor:
         with self._client() as client:
             self.client = client
             try:
-                futures = [client.submit(run_point, p, store_root, self.data_dir, key=f"point-{p.key}", pure=False)
+                futures = [client.submit(task, p, store_root, self.data_dir, key=f"{task.__name__}-{p.key}",
+                                         pure=False)
                            for p in points]
                 for future in as_completed(futures):
                     yield future.result()

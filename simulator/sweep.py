@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import io
 import itertools
 import json
 import logging
@@ -310,20 +309,49 @@ def expand(sweep: dict | str | os.PathLike, *, data_dir: str | None = None) -> l
 
 
 # ----------------------------------------------------------------------------- one point
+def pruned_workload_path(store_root: str | os.PathLike, point: Point) -> Path:
+    """Where the store keeps ``point``'s pruned workload (one file per distinct workload and pruning step, shared by
+    every point and worker that needs it)."""
+    text = json.dumps([point.workload, point.pruning, point.digest, point.version], sort_keys=True)
+    return Path(store_root) / "workloads" / f"{hashlib.sha256(text.encode()).hexdigest()[:24]}.npz"
+
+
 @functools.lru_cache(maxsize=8)
-def _point_workload(spec_json: str, pruning_json: str, digest: str, data_dir: str | None) -> Workload:
-    """A point's workload, pruned (cached per process: the points of a design grid share it)."""
+def _point_workload(spec_json: str, pruning_json: str, digest: str, data_dir: str | None,
+                    saved: str | None = None) -> Workload:
+    """A point's workload, pruned (cached per process: the points of a design grid share it). With ``saved`` (a
+    path in the store), a pruned workload is read from that file when it exists, else computed and written there,
+    so that a retraining runs once per store, not once per worker or per rerun."""
     import pruning
 
+    step = json.loads(pruning_json)
+    if step and saved and Path(saved).is_file():
+        return Workload.load(saved)
     wl = load_spec_workload(spec_json, data_dir)
     if wl.digest() != digest:
         raise SweepError(f"workload {workload_text(json.loads(spec_json))} changed since the sweep was expanded "
                          f"(digest {wl.digest()[:12]} != {digest[:12]})")
-    step = json.loads(pruning_json)
     if step:
         name, params = method_call(step)
         wl = pruning.prune(wl, name, **params).workload
+        if saved:
+            wl.save(saved)
     return wl
+
+
+def point_workload(point: Point, data_dir: str | None = None, store_root: str | os.PathLike | None = None
+                   ) -> Workload:
+    """The workload ``point`` simulates (its pruning step applied; kept in the store when ``store_root`` is given)."""
+    saved = str(pruned_workload_path(store_root, point)) if store_root is not None and point.pruning else None
+    return _point_workload(json.dumps(point.workload, sort_keys=True), json.dumps(point.pruning, sort_keys=True),
+                           point.digest, data_dir, saved)
+
+
+@functools.lru_cache(maxsize=256)
+def _arch(arch_json: str) -> ArchConfig:
+    from .config import arch_from_dict
+
+    return arch_from_dict(json.loads(arch_json), "sweep point")
 
 
 _TOP1: dict[tuple[str, int, str], float] = {}  # (effective workload digest, images, subset) -> top-1, per process
@@ -344,16 +372,15 @@ def _top1(arch: ArchConfig, wl: Workload, images: int, subset: str) -> float:
     return _TOP1[key]
 
 
-def compute_point(point: Point, data_dir: str | None = None) -> tuple[pa.Table, float]:
+def compute_point(point: Point, data_dir: str | None = None, store_root: str | os.PathLike | None = None
+                  ) -> tuple[pa.Table, float]:
     """Simulate one point: its per-layer results with the point's columns (and accuracy if asked), as an Arrow table
     (what the store writes), and the seconds ``simulate`` took."""
-    from .config import arch_from_dict
     from .energy import group_energy
     from .engine import simulate
 
-    wl = _point_workload(json.dumps(point.workload, sort_keys=True), json.dumps(point.pruning, sort_keys=True),
-                         point.digest, data_dir)
-    arch = arch_from_dict(point.arch, "sweep point")
+    wl = point_workload(point, data_dir, store_root)
+    arch = _arch(json.dumps(point.arch, sort_keys=True))
     start = time.perf_counter()
     res = simulate(arch, wl)
     sim_seconds = time.perf_counter() - start
@@ -364,8 +391,7 @@ def compute_point(point: Point, data_dir: str | None = None) -> tuple[pa.Table, 
     columns = {"key": ids.pop("key"), "arch": arch.name, **ids}
     columns = {c: pa.array([v] * n) for c, v in columns.items()}  # a point's constants, on every layer's row
     for c in keep:
-        values = layers[c].to_numpy()
-        columns[c] = pa.array(values.tolist() if values.dtype == object or values.dtype.kind in "OUT" else values)
+        columns[c] = pa.array(layers[c].to_numpy())
     if "energy" in point.outputs:  # per part group: compute (the design's parts), buffers, off-chip
         groups = group_energy(arch, layers)
         for group in ENERGY_GROUPS:
@@ -408,10 +434,8 @@ class PointStore:
                   "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         table = table.replace_schema_metadata({**(table.schema.metadata or {}),
                                                PROVENANCE: json.dumps(record, default=str).encode()})
-        buf = io.BytesIO()
-        pq.write_table(table, buf)
-        with atomic_write(self.points / f"{point.key}.parquet") as fh:
-            fh.write(buf.getvalue())
+        with atomic_write(self.points / f"{point.key}.parquet") as fh:  # a few rows: no statistics, no dictionaries
+            pq.write_table(table, fh, write_statistics=False, use_dictionary=False)
         (self.failed / f"{point.key}.json").unlink(missing_ok=True)
 
     def write_failure(self, point: Point, error: BaseException) -> None:
@@ -419,6 +443,15 @@ class PointStore:
                   "traceback": "".join(traceback.format_exception(error))[-4000:], "host": platform.node()}
         with atomic_write(self.failed / f"{point.key}.json") as fh:
             fh.write(json.dumps(record, indent=1, default=str).encode())
+
+    def remove_temporaries(self) -> int:
+        """Remove the temporary files of writers that were killed before they finished (never read as results);
+        returns how many. Only while no other sweep writes into this store."""
+        stale = [p for folder in (self.points, self.failed, self.root / "workloads") if folder.is_dir()
+                 for p in folder.glob("*.tmp")]
+        for path in stale:
+            path.unlink(missing_ok=True)
+        return len(stale)
 
     def status(self, points: Iterable[Point]) -> dict[str, int]:
         """done / failed / pending counts of ``points``."""
@@ -463,7 +496,7 @@ def run_point(point: Point, store_root: str, data_dir: str | None = None) -> tup
     store = PointStore(store_root)
     start = time.perf_counter()
     try:
-        table, sim_seconds = compute_point(point, data_dir)
+        table, sim_seconds = compute_point(point, data_dir, store_root)
     except Exception as exc:  # noqa: BLE001 - recorded with its traceback
         store.write_failure(point, exc)
         log.warning("point %s failed: %s", point.key, exc)
@@ -472,15 +505,45 @@ def run_point(point: Point, store_root: str, data_dir: str | None = None) -> tup
     return point.key, "done", time.perf_counter() - start
 
 
+def prune_point(point: Point, store_root: str, data_dir: str | None = None) -> tuple[str, str, float]:
+    """Compute and keep ``point``'s pruned workload in the store (in any process); returns (key, "done" | "failed",
+    seconds). A failure is logged, not recorded: the points that need the workload try again and record it."""
+    start = time.perf_counter()
+    try:
+        point_workload(point, data_dir, store_root)
+    except Exception as exc:  # noqa: BLE001 - the points record it
+        log.warning("pruning %s of %s failed: %s", point.pruning, workload_text(point.workload), exc)
+        return point.key, "failed", time.perf_counter() - start
+    return point.key, "done", time.perf_counter() - start
+
+
 Progress = Callable[[int, int, dict], None]  # (finished, total, {"failed": n, ...})
 
 
 def run_sweep(points: list[Point], store: PointStore, executor, *, progress: Progress | None = None) -> dict[str, int]:
-    """Run the points the store has not finished on ``executor`` (``simulator.executors``); returns the status."""
+    """Run the points the store has not finished on ``executor`` (``simulator.executors``); returns the status.
+
+    A store takes one sweep at a time (an interrupted run's temporary files are removed first). Pruned workloads
+    come first: each distinct (workload, pruning step) the pending points need is computed once, in
+    parallel, and kept in the store (``workloads/``), so that no two workers retrain the same network and a rerun
+    retrains nothing that finished."""
+    if store.remove_temporaries():
+        log.info("removed the temporary files of an interrupted run from %s", store.root)
     todo = [p for p in points if not store.done(p.key)]
     total, finished, failed = len(points), len(points) - len(todo), 0
+    firsts: dict[Path, Point] = {}
+    for p in todo:
+        if p.pruning:
+            firsts.setdefault(pruned_workload_path(store.root, p), p)
+    prune = [p for path, p in firsts.items() if not path.is_file()]
     if progress:
-        progress(finished, total, {"failed": failed})
+        progress(finished, total, {"failed": failed, "pruned workloads": f"0/{len(prune)}"} if prune else
+                 {"failed": failed})
+    if prune:
+        log.info("pruning %d workload(s) before the points", len(prune))
+        for i, _ in enumerate(executor.map_points(prune, str(store.root), task=prune_point), 1):
+            if progress:
+                progress(finished, total, {"failed": failed, "pruned workloads": f"{i}/{len(prune)}"})
     for _key, state, _seconds in executor.map_points(todo, str(store.root)):
         finished += 1
         failed += state == "failed"

@@ -19,7 +19,8 @@ import yaml
 from simulator import ConfigError, load_arch
 from simulator.executors import DaskExecutor, LocalExecutor, SerialExecutor
 from simulator.results import package_version
-from simulator.sweep import PointStore, SweepError, expand, run_sweep
+from simulator.sweep import PointStore, SweepError, expand, pruned_workload_path, run_point, run_sweep
+from workloads import Workload
 from workloads.synthetic import build
 
 from .conftest import REPO
@@ -91,13 +92,15 @@ def test_bad_sweep_files_give_one_line_errors_naming_the_field(tmp_path, change,
 
 
 class CountingExecutor(SerialExecutor):
+    """Serial, noting the points it runs (``ran``) and the pruned workloads it computes (``pruned``)."""
+
     def __init__(self):
         super().__init__()
-        self.ran = []
+        self.ran, self.pruned = [], []
 
-    def map_points(self, points, store_root):
-        self.ran += [p.key for p in points]
-        yield from super().map_points(points, store_root)
+    def map_points(self, points, store_root, task=run_point):
+        (self.ran if task is run_point else self.pruned).extend(p.key for p in points)
+        yield from super().map_points(points, store_root, task)
 
 
 def test_store_resumes_and_records_failures_without_stopping(tmp_path):
@@ -144,6 +147,7 @@ def test_a_killed_driver_loses_nothing_finished_and_a_rerun_does_only_the_rest(t
     assert 1 <= len(done) <= len(points)
     for key in done:  # whatever was recorded is complete and readable
         assert len(store.table([p for p in points if p.key == key])) == 4
+    (out / "points" / "0123abcd.parquetx1y2.tmp").write_bytes(b"PAR1 half")  # as a writer killed mid-file leaves
     rerun = CountingExecutor()
     assert run_sweep(points, store, rerun)["done"] == len(points)
     assert sorted(rerun.ran) == sorted(p.key for p in points if p.key not in done)
@@ -172,6 +176,45 @@ def test_local_and_dask_executors_give_identical_tables_and_survive_a_killed_wor
     assert killed
     a, b = local.table(), dask_store.table()
     assert len(a) == 3 * len(points) and a.equals(b)
+
+
+def test_pruned_workloads_are_computed_once_per_store_and_reused_on_rerun(tmp_path, monkeypatch):
+    import pruning
+    from simulator import sweep as sweep_module
+
+    sweep = {"designs": [{"preset": "stripes", "grid": {"rows": [4, 8, 16]}}], "workloads": [SMALL],
+             "pruning": ["none", {"method": "magnitude", "sparsity": [0.5, 0.8]}]}
+    points = expand(sweep)
+    store = PointStore(tmp_path / "store")
+    first = CountingExecutor()
+    assert run_sweep(points, store, first)["done"] == len(points) == 9
+    assert len(first.pruned) == 2  # one per distinct (workload, step), before the points; none for "none"
+    saved = {pruned_workload_path(store.root, p) for p in points if p.pruning}
+    assert len(saved) == 2 and all(path.is_file() for path in saved)
+    for p in points:  # the saved file is the pruned workload the point simulated
+        if p.pruning:
+            direct = pruning.prune(build("alexnet", max_layers=2), "magnitude",
+                                   sparsity=p.pruning["sparsity"]).workload
+            assert Workload.load(pruned_workload_path(store.root, p)).digest() == direct.digest()
+
+    # another design on the same store, in a "new process" (caches cleared) where pruning would fail: the saved
+    # workloads are read back, nothing is pruned again
+    sweep_module._point_workload.cache_clear()
+    monkeypatch.setattr(pruning, "prune", lambda *a, **k: (_ for _ in ()).throw(AssertionError("pruned again")))
+    more = expand({**sweep, "designs": ["dadiannao"]})
+    again = CountingExecutor()
+    assert run_sweep(more, store, again) == {"done": 3, "failed": 0, "pending": 0}
+    assert again.pruned == [] and len(again.ran) == 3
+
+
+def test_local_executor_prunes_in_its_workers_into_one_file(tmp_path):
+    sweep = {"designs": [{"preset": "stripes", "grid": {"rows": [2, 4, 8, 16]}}], "workloads": [SMALL],
+             "pruning": [{"method": "magnitude", "sparsity": 0.7}]}
+    points = expand(sweep)
+    store = PointStore(tmp_path / "store")
+    assert run_sweep(points, store, LocalExecutor(2))["done"] == 4
+    assert len(list((store.root / "workloads").glob("*.npz"))) == 1
+    assert not list(store.root.rglob("*.tmp"))
 
 
 # ----------------------------------------------------------------------------- plots

@@ -23,7 +23,6 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-import pruning  # noqa: E402
 from simulator.config import arch_from_dict  # noqa: E402
 from simulator.energy import area_mm2  # noqa: E402
 from simulator.executors import LocalExecutor  # noqa: E402
@@ -109,17 +108,14 @@ def main(script: str, claims: list[Claim], *, baseline: str, title: str, detail:
     paper = Path(script).stem
     ap = argparse.ArgumentParser(description=f"Reproduce {title}: our figures beside the published ones.")
     ap.add_argument("--out", default=str(REPO / "runs" / "reproduce" / paper), help="the sweep store (resumed)")
-    ap.add_argument("--jobs", type=int, default=None,
-                    help="local worker processes (default: the cores; 1 when points retrain, so that each retrained "
-                         "network is computed once: a worker caches it for its later points)")
+    ap.add_argument("--jobs", type=int, default=None, help="local worker processes (default: the cores)")
     ap.add_argument("--json", metavar="FILE", help="also write the claims and the detail table as JSON")
     args = ap.parse_args(argv)
     sweep = Path(script).with_suffix(".yaml")
     start = time.monotonic()
     points = expand(sweep)
     store = PointStore(args.out)
-    retrains = any(p.pruning and pruning.METHODS[p.pruning["method"]].needs_torch for p in points)
-    status = run_sweep(points, store, LocalExecutor(args.jobs or (1 if retrains else None)))
+    status = run_sweep(points, store, LocalExecutor(args.jobs))
     archs = {}
     for p in points:
         archs.setdefault(p.labels["label"], p.arch)
