@@ -15,6 +15,7 @@ from workloads.bricks import to_bricks, weight_bricks
 from . import kernels
 from .config import ArchConfig, load_arch
 from .designs import DesignModel
+from .designs.base import weight_error_fields
 from .encodings import ENCODING_CODE
 from .energy import row_energy
 from .knobs import Serial, Sync
@@ -91,9 +92,7 @@ def _fidelity(arch: ArchConfig, layer: Layer) -> dict:
         return {"lossless": True, "weight_rel_error": 0.0}
     w = np.asarray(layer.weights, dtype=np.float64)
     eff = np.asarray(design.effective_weights(arch, layer), dtype=np.float64)
-    norm = float(np.linalg.norm(w))
-    diff = float(np.linalg.norm(eff - w))
-    return {"lossless": diff == 0.0, "weight_rel_error": diff / norm if norm else (0.0 if diff == 0 else float("inf"))}
+    return weight_error_fields(float(np.sum((eff - w) ** 2)), float(np.sum(w * w)))
 
 
 def _brick_path(plan: LayerPlan, design: DesignModel) -> tuple[int, int, int]:

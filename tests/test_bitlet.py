@@ -226,6 +226,9 @@ def test_bitx_effective_weights_clear_exactly_the_bits_below_group_msb_minus_k_p
                             cleared = (1 << max(0, msb - k + 1)) - 1 if msb >= 0 else 0
                             want[f, g0:g0 + len(members), r, s] = np.sign(members) * (np.abs(members) & ~cleared)
         np.testing.assert_array_equal(eff, want)
+        row = simulate_layer(load_arch("bitx", **{**SMALL, "lanes": lanes}, group_size=group, kept_columns=k), layer)
+        err = np.linalg.norm(want - w) / np.linalg.norm(w)  # the weights' error in place agrees with the hand mask
+        assert row["lossless"] == (err == 0) and row["weight_rel_error"] == pytest.approx(err, rel=1e-12)
 
 
 @pytest.mark.parametrize("kind", ["conv", "fc", "first", "depthwise"])
@@ -235,8 +238,12 @@ def test_reference_outputs_are_the_convolution_with_the_effective_weights(kind):
     eff = effective_weights(arch, layer)
     assert not np.array_equal(eff, layer.weights)  # lossy at k=3 on 12-bit weights
     ref = simulate_layer_reference(arch, layer)
-    assert ref.cycles == simulate_layer(arch, layer)["cycles"]
+    fast = simulate_layer(arch, layer)
+    assert ref.cycles == fast["cycles"]
     np.testing.assert_array_equal(ref.output, layer_output(layer, eff))
+    w = layer.weights.astype(float)  # in place (conv, fc) or from eff (first, depthwise): the same error
+    assert not fast["lossless"]
+    assert fast["weight_rel_error"] == pytest.approx(np.linalg.norm(eff - w) / np.linalg.norm(w), rel=1e-12)
 
 
 # ----------------------------------------------------------------------------- float32

@@ -131,6 +131,9 @@ def test_fast_equals_reference_and_outputs_use_effective_weights(kind, knobs):
     np.testing.assert_array_equal(ref.output, layer_output(layer, eff))
     assert fast["terms"] == int(sum(bin(abs(int(v))).count("1") for v in eff.ravel())) * np.prod(layer.output_hw)
     assert 0 < fast["lane_utilization"] <= 1 and 0 < fast["pe_utilization"] <= 1
+    w = layer.weights.astype(float)  # the error in place (lane groups in order) or from eff agrees with eff's
+    assert fast["lossless"] == bool((eff == layer.weights).all())
+    assert fast["weight_rel_error"] == pytest.approx(np.linalg.norm(eff - w) / np.linalg.norm(w), rel=1e-12)
 
 
 def test_run_ahead_units_are_rows_not_groups_of_rows():

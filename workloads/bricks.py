@@ -95,6 +95,12 @@ def channels_are_bricked_in_order(layer: Layer, space_to_depth_enabled: bool = T
     return not (uses_space_to_depth(layer, space_to_depth_enabled) or layer.is_depthwise)
 
 
+def channel_rows(layer: Layer) -> np.ndarray:
+    """The layer's weights with input channels on the last axis, one row per (filter, tap), contiguous: when
+    :func:`channels_are_bricked_in_order`, a brick's lanes are consecutive channels of a row."""
+    return np.ascontiguousarray(np.moveaxis(layer.weights, 1, -1).reshape(-1, layer.weights.shape[1]))
+
+
 def lowered_elements(layer: Layer, *, lanes: int, rows: int, space_to_depth_enabled: bool = True) -> int:
     """How many values :func:`lower` would allocate (activations + weights), computed from the shapes alone, so
     that a layer too large to simulate can be refused before anything is allocated."""

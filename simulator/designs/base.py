@@ -43,6 +43,12 @@ class BrickStats:
     extra: int = 0
 
 
+def weight_error_fields(err2: float, norm2: float) -> dict:
+    """``lossless`` and ``weight_rel_error`` (||w' - w|| / ||w||) from ||w' - w||^2 and ||w||^2."""
+    return {"lossless": err2 == 0.0,
+            "weight_rel_error": float(np.sqrt(err2 / norm2)) if norm2 else (0.0 if err2 == 0 else float("inf"))}
+
+
 class DesignModel(DesignSpec):
     """One design: its knobs (``DesignSpec``: ``design``, ``knobs``, ``machine``, ``group_axis``, ``check``) and
     its cost model. Subclasses live one per module in this package.

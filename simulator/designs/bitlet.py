@@ -39,7 +39,7 @@ import numpy as np
 from numba import prange
 
 from workloads import Layer
-from workloads.bricks import channels_are_bricked_in_order, weight_brick_index
+from workloads.bricks import channel_rows, channels_are_bricked_in_order, weight_brick_index
 from workloads.layer import WeightFormat
 from workloads.parallel import kernel, parts
 
@@ -49,7 +49,7 @@ from ..config import ArchConfig
 from ..knobs import ENCODING, GROUP_SIZE, RUN_AHEAD, SERIAL, ConfigError, Design, Encoding, Knob, Serial
 from ..plan import LayerPlan, Operand
 from ..sync import MODE_MAX, run_column_pipeline, run_synchronized
-from .base import BrickStats, Cycle, DesignModel
+from .base import BrickStats, Cycle, DesignModel, weight_error_fields
 
 FP32_MANTISSA_BITS = 24  # hidden bit + 23 fraction bits: the aligned columns of a float32 group
 FP32_MIN_EXP = -126  # exponent of the smallest normal float32 (subnormals share it, without the hidden bit)
@@ -142,6 +142,38 @@ def _pruned_popcount(n_parts, rows, group, kept):
                     m &= m - 1
                     total += 1
     return total
+
+
+def pruned_error(rows: np.ndarray, group: int, kept: int) -> tuple[float, float]:
+    """(||w' - w||^2, ||w||^2) over ``rows`` (int, channels on the last axis), w' keeping per group of ``group``
+    consecutive channels only the columns >= group msb - kept + 1 (sign kept), in one pass without building w'."""
+    err2, norm2 = _pruned_error(parts(rows.size), rows, group, kept)
+    return float(err2), float(norm2)
+
+
+@kernel
+def _pruned_error(n_parts, rows, group, kept):
+    err2 = 0.0
+    norm2 = 0.0
+    n, c = rows.shape
+    for b in prange(n):
+        for g0 in range(0, c, group):
+            g1 = min(g0 + group, c)
+            union = 0
+            for i in range(g0, g1):
+                v = rows[b, i]
+                union |= v if v >= 0 else -v
+            msb = 0
+            while (union >> (msb + 1)) != 0:
+                msb += 1
+            low = 0 if kept <= 0 else max(0, msb - kept + 1)
+            for i in range(g0, g1):
+                v = rows[b, i]
+                m = v if v >= 0 else -v
+                d = float(m - ((m >> low) << low))  # |w' - w|: the pruned low columns
+                err2 += d * d
+                norm2 += float(v) * float(v)
+    return err2, norm2
 
 
 def _msb(values: np.ndarray) -> np.ndarray:
@@ -343,6 +375,14 @@ class Bitlet(DesignModel):
         kept = self.kept(arch)
         return kept <= 0 or int(np.abs(layer.weights).max(initial=0)) < (1 << kept)
 
+    def fidelity(self, arch: ArchConfig, layer, row: dict) -> dict | None:
+        """Integer layers whose lane groups are consecutive channels: from the weights in place (one pass, no
+        effective-weight tensor); else None (from ``effective_weights``)."""
+        if (self.is_fp32(arch, layer) or self.surely_lossless(arch, layer)
+                or not channels_are_bricked_in_order(layer, arch.first_layer_space_to_depth)):
+            return None
+        return weight_error_fields(*pruned_error(channel_rows(layer), arch.group_size, self.kept(arch)))
+
     def effective_weights(self, arch: ArchConfig, layer: Layer) -> np.ndarray:
         """The weights multiplied: pruned (BitX) and, for float32, aligned to each group's largest exponent."""
         if self.kept(arch) <= 0 and not self.is_fp32(arch, layer):
@@ -389,8 +429,7 @@ class Bitlet(DesignModel):
         arch, layer = plan.arch, plan.layer
         oh, ow = layer.output_hw
         if not self.is_fp32(arch, layer) and channels_are_bricked_in_order(layer, arch.first_layer_space_to_depth):
-            rows = np.moveaxis(layer.weights, 1, -1).reshape(-1, layer.weights.shape[1])  # channels last
-            terms = pruned_popcount(np.ascontiguousarray(rows), arch.group_size, self.kept(arch)) * oh * ow
+            terms = pruned_popcount(channel_rows(layer), arch.group_size, self.kept(arch)) * oh * ow
         else:
             _, mags, _ = self._magnitudes(arch, layer)
             terms = _popcount(mags) * oh * ow

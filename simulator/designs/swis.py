@@ -26,14 +26,14 @@ import numpy as np
 from numba import njit, prange
 
 from workloads.bits import popcount, top_bits
-from workloads.bricks import channels_are_bricked_in_order, weight_brick_index
+from workloads.bricks import channel_rows, channels_are_bricked_in_order, weight_brick_index
 from workloads.parallel import kernel, parts
 
 from .. import components as hw
 from ..config import ArchConfig
 from ..knobs import ENCODING, GROUP_SIZE, RUN_AHEAD, SERIAL, Design, Encoding, Knob, Serial
 from ..plan import LayerPlan, Operand
-from .base import BrickStats, Cycle, DesignModel
+from .base import BrickStats, Cycle, DesignModel, weight_error_fields
 
 
 def brick_swis_costs(bricks: np.ndarray, group: int, n: int) -> np.ndarray:
@@ -89,6 +89,35 @@ def _capped_popcounts(values: np.ndarray, n: int) -> np.ndarray:
         v = flat[i]
         out[i] = min(popcount(v if v >= 0 else -v), n)
     return out.reshape(values.shape)
+
+
+@kernel
+def _swis_error(n_parts, rows, group, n):
+    err2 = 0.0
+    norm2 = 0.0
+    nr, c = rows.shape
+    for b in prange(nr):
+        for g0 in range(0, c, group):
+            g1 = min(g0 + group, c)
+            union = 0
+            for i in range(g0, g1):
+                v = rows[b, i]
+                union |= v if v >= 0 else -v
+            keep = top_bits(union, n)
+            for i in range(g0, g1):
+                v = rows[b, i]
+                m = v if v >= 0 else -v
+                d = float(m - (m & keep))  # |w' - w|: the bits the group rule drops
+                err2 += d * d
+                norm2 += float(v) * float(v)
+    return err2, norm2
+
+
+def swis_error(rows: np.ndarray, group: int, n: int) -> tuple[float, float]:
+    """(||w' - w||^2, ||w||^2) over ``rows`` (lane groups as in :func:`swis_work`), w' restricted to the group's
+    n most significant positions, in one pass without building w'."""
+    err2, norm2 = _swis_error(parts(rows.size), rows, group, n)
+    return float(err2), float(norm2)
 
 
 def swis_work(rows: np.ndarray, group: int, n: int) -> tuple[int, int]:
@@ -175,13 +204,19 @@ class Swis(DesignModel):
                          arch.shared_terms, out)
         return out.reshape(layer.weights.shape)
 
+    def fidelity(self, arch: ArchConfig, layer, row: dict) -> dict | None:
+        """From the weights in place (one pass, no effective-weight tensor) when lane groups are consecutive
+        channels; else None: from ``effective_weights``."""
+        if not channels_are_bricked_in_order(layer, arch.first_layer_space_to_depth):
+            return None
+        return weight_error_fields(*swis_error(channel_rows(layer), arch.group_size, arch.shared_terms))
+
     def ideal_and_terms(self, plan: LayerPlan) -> tuple[float, int]:
         arch, layer = plan.arch, plan.layer
         oh, ow = layer.output_hw
         # lane groups = consecutive channels of one filter
         if channels_are_bricked_in_order(layer, arch.first_layer_space_to_depth):
-            rows = np.ascontiguousarray(np.moveaxis(layer.weights, 1, -1).reshape(-1, layer.weights.shape[1]))
-            ideal, terms = swis_work(rows, arch.group_size, arch.shared_terms)
+            ideal, terms = swis_work(channel_rows(layer), arch.group_size, arch.shared_terms)
             return float(ideal * oh * ow), terms * oh * ow
         cost = self.value_cost(layer.weights, Operand(layer.weight_signed, layer.weight_bits), arch)
         terms = _capped_popcounts(self.effective_weights(arch, layer).astype(np.int64), 64)
