@@ -434,8 +434,8 @@ class PointStore:
                   "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         table = table.replace_schema_metadata({**(table.schema.metadata or {}),
                                                PROVENANCE: json.dumps(record, default=str).encode()})
-        with atomic_write(self.points / f"{point.key}.parquet") as fh:  # a few rows: no statistics, no dictionaries
-            pq.write_table(table, fh, write_statistics=False, use_dictionary=False)
+        with atomic_write(self.points / f"{point.key}.parquet") as fh:  # a few rows: nothing to index or compress
+            pq.write_table(table, fh, write_statistics=False, use_dictionary=False, compression="none")
         (self.failed / f"{point.key}.json").unlink(missing_ok=True)
 
     def write_failure(self, point: Point, error: BaseException) -> None:
