@@ -544,7 +544,8 @@ def cmd_sweep(args: argparse.Namespace, command: str) -> int:
             pruned = {k: v for k, v in figures.items() if k == "pruned workloads"}
             bar.steps()("sweep", finished, total, {**pruned, "points/s": rate, **eta, "failed": figures["failed"]})
 
-        counts = run_sweep(points, store, executor, progress=progress)
+        with executor:  # a Dask cluster serves the pruning phase and the points
+            counts = run_sweep(points, store, executor, progress=progress)
     table = store.table(points)
     if args.table:
         out = Path(args.table)

@@ -42,7 +42,18 @@ def _environment(**values: str) -> Iterator[None]:
                 os.environ[k] = v
 
 
-class SerialExecutor:
+class _Executor:
+    """Every executor is a context manager: ``with executor:`` holds what it starts (a Dask cluster) for every
+    ``map_points`` call inside; the local ones start nothing to hold."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+class SerialExecutor(_Executor):
     """Points one after the other in this process."""
 
     def __init__(self, data_dir: str | None = None):
@@ -53,7 +64,7 @@ class SerialExecutor:
             yield task(p, store_root, self.data_dir)
 
 
-class LocalExecutor:
+class LocalExecutor(_Executor):
     """``jobs`` worker processes (default: the machine's cores) with ``numba_threads`` numba threads each."""
 
     def __init__(self, jobs: int | None = None, *, numba_threads: int = 1, data_dir: str | None = None):
@@ -74,8 +85,11 @@ class LocalExecutor:
             yield from run(delayed(task)(p, store_root, self.data_dir) for p in points)
 
 
-class DaskExecutor:
-    """Points as tasks of a Dask distributed cluster: ``scheduler`` (an address) or ``local_workers`` processes."""
+class DaskExecutor(_Executor):
+    """Points as tasks of a Dask distributed cluster: ``scheduler`` (an address) or ``local_workers`` processes.
+
+    Used as a context manager (``with DaskExecutor(...) as ex:``), one client (and local cluster) serves every
+    ``map_points`` call inside (a sweep's pruning phase and its points); otherwise each call opens its own."""
 
     def __init__(self, scheduler: str | None = None, *, local_workers: int | None = None, numba_threads: int = 1,
                  data_dir: str | None = None):
@@ -87,10 +101,11 @@ class DaskExecutor:
         self.local_workers = local_workers
         self.numba_threads = numba_threads
         self.data_dir = data_dir
-        self.client = None  # while map_points runs (tests reach the workers through it)
+        self.client = None  # while a client is open (tests reach the workers through it)
+        self._session: contextlib.ExitStack | None = None
 
     @contextlib.contextmanager
-    def _client(self):
+    def _open(self):
         from dask.distributed import Client, LocalCluster
 
         if self.scheduler is not None:
@@ -102,18 +117,35 @@ class DaskExecutor:
                                                dashboard_address=None, env=env) as cluster, Client(cluster) as client:
             yield client
 
+    def __enter__(self) -> DaskExecutor:
+        self._session = contextlib.ExitStack()
+        self.client = self._session.enter_context(self._open())
+        return self
+
+    def __exit__(self, *exc) -> None:
+        session, self._session, self.client = self._session, None, None
+        if session is not None:
+            session.close()
+
+    @contextlib.contextmanager
+    def _client(self):
+        if self._session is not None:
+            yield self.client
+            return
+        with self._open() as client:
+            self.client = client
+            try:
+                yield client
+            finally:
+                self.client = None
+
     def map_points(self, points: list[Point], store_root: str, task: Task = run_point) -> Iterator[Outcome]:
         from dask.distributed import as_completed
 
         if not points:
             return
         with self._client() as client:
-            self.client = client
-            try:
-                futures = [client.submit(task, p, store_root, self.data_dir, key=f"{task.__name__}-{p.key}",
-                                         pure=False)
-                           for p in points]
-                for future in as_completed(futures):
-                    yield future.result()
-            finally:
-                self.client = None
+            futures = [client.submit(task, p, store_root, self.data_dir, key=f"{task.__name__}-{p.key}", pure=False)
+                       for p in points]
+            for future in as_completed(futures):
+                yield future.result()

@@ -217,6 +217,22 @@ def test_local_executor_prunes_in_its_workers_into_one_file(tmp_path):
     assert not list(store.root.rglob("*.tmp"))
 
 
+def test_a_dask_executor_in_a_with_block_keeps_one_cluster_for_pruning_and_points(tmp_path):
+    sweep = {"designs": [{"preset": "stripes", "grid": {"rows": [4, 16]}}], "workloads": [SMALL],
+             "pruning": [{"method": "magnitude", "sparsity": 0.6}]}
+    points = expand(sweep)
+    clients = []
+
+    def note_client(finished, total, figures):
+        clients.append((bool(figures.get("pruned workloads")), id(executor.client)))
+
+    with DaskExecutor(local_workers=1) as executor:
+        status = run_sweep(points, PointStore(tmp_path / "store"), executor, progress=note_client)
+    assert status == {"done": 2, "failed": 0, "pending": 0}
+    assert {phase for phase, _ in clients} == {True, False}  # both phases reported
+    assert len({client for _, client in clients}) == 1 and executor.client is None  # one client, closed after
+
+
 # ----------------------------------------------------------------------------- plots
 @pytest.fixture(scope="module")
 def small_store(tmp_path_factory):
