@@ -29,10 +29,10 @@ def _both_ways(monkeypatch, call):
     lambda: encodings.zero_bricks(BRICKS),
     lambda: bits.terms_sum(BRICKS, bits.ENC_CSD),
     lambda: bitlet.column_costs(BRICKS, 8, 3),
-    lambda: bitlet.pruned_popcount(BRICKS, 8, 3),
+    lambda: bitlet.pruned_stats(BRICKS, 8, 3),
     lambda: swis.brick_swis_costs(BRICKS, 8, 3),
-    lambda: swis.swis_work(BRICKS, 8, 3),
-], ids=["pra", "msb_lsb", "zero", "terms_sum", "bitlet_columns", "bitlet_popcount", "swis_costs", "swis_work"])
+    lambda: swis.swis_stats(BRICKS, 8, 3),
+], ids=["pra", "msb_lsb", "zero", "terms_sum", "bitlet_columns", "bitlet_stats", "swis_costs", "swis_stats"])
 def test_serial_and_parallel_twins_agree(monkeypatch, call):
     serial, par = _both_ways(monkeypatch, call)
     assert parallel.parts(10) > 1  # the second call really took the parallel path

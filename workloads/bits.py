@@ -81,6 +81,25 @@ def top_bits(x: int, n: int) -> int:
 
 
 @njit(cache=True)
+def magnitude_union(row: np.ndarray, g0: int, g1: int) -> int:
+    """OR of |row[g0:g1]|: the bit columns a group of lanes occupies."""
+    union = 0
+    for i in range(g0, g1):
+        v = row[i]
+        union |= v if v >= 0 else -v
+    return union
+
+
+@njit(cache=True)
+def kept_low(union: int, kept: int) -> int:
+    """The lowest column BitX keeps in a group whose magnitudes OR to ``union``: its msb - kept + 1 (0 when every
+    column is kept, ``kept`` <= 0, or the group is empty)."""
+    if kept <= 0 or union == 0:
+        return 0
+    return max(0, msb_index(union) - kept + 1)
+
+
+@njit(cache=True)
 def booth_masks(n: int) -> tuple[int, int]:
     """DNNsim's Booth-like recoding of a magnitude n <= 2^15 (docs/design.md §4): (positive, negative) term
     masks. The 18-bit string of n << 2 is scanned from its most significant end with a 3-bit window."""

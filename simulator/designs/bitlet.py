@@ -39,6 +39,7 @@ import numpy as np
 from numba import prange
 
 from workloads import Layer
+from workloads.bits import kept_low, magnitude_union, popcount
 from workloads.bricks import channel_rows, channels_are_bricked_in_order, weight_brick_index
 from workloads.layer import WeightFormat
 from workloads.parallel import kernel, parts
@@ -112,68 +113,34 @@ def column_costs(mags: np.ndarray, group: int, kept: int, serial: bool = False) 
     return out
 
 
-def pruned_popcount(rows: np.ndarray, group: int, kept: int) -> int:
-    """Set bits left in |rows| (int, channels on the last axis) after keeping, per group of ``group`` consecutive
-    channels, only the columns >= group msb - kept + 1 (every column if ``kept`` <= 0)."""
-    return int(_pruned_popcount(parts(rows.size), rows, group, kept))
+def pruned_stats(rows: np.ndarray, group: int, kept: int) -> tuple[int, float, float]:
+    """Over ``rows`` (int, channels on the last axis), keeping per group of ``group`` consecutive channels only the
+    columns >= group msb - kept + 1 (every column if ``kept`` <= 0), in one pass: (set bits kept,
+    ||w' - w||^2, ||w||^2), w' the kept weights with their signs (not built)."""
+    kept_bits, err2, norm2 = _pruned_stats(parts(rows.size), rows, group, kept)
+    return int(kept_bits), float(err2), float(norm2)
 
 
 @kernel
-def _pruned_popcount(n_parts, rows, group, kept):
-    total = 0
-    n, c = rows.shape
-    for b in prange(n):
-        for g0 in range(0, c, group):
-            g1 = min(g0 + group, c)
-            union = 0
-            for i in range(g0, g1):
-                v = rows[b, i]
-                union |= v if v >= 0 else -v
-            if union == 0:
-                continue
-            msb = 0
-            while (union >> (msb + 1)) != 0:
-                msb += 1
-            low = 0 if kept <= 0 else max(0, msb - kept + 1)
-            for i in range(g0, g1):
-                v = rows[b, i]
-                m = (v if v >= 0 else -v) >> low
-                while m:
-                    m &= m - 1
-                    total += 1
-    return total
-
-
-def pruned_error(rows: np.ndarray, group: int, kept: int) -> tuple[float, float]:
-    """(||w' - w||^2, ||w||^2) over ``rows`` (int, channels on the last axis), w' keeping per group of ``group``
-    consecutive channels only the columns >= group msb - kept + 1 (sign kept), in one pass without building w'."""
-    err2, norm2 = _pruned_error(parts(rows.size), rows, group, kept)
-    return float(err2), float(norm2)
-
-
-@kernel
-def _pruned_error(n_parts, rows, group, kept):
+def _pruned_stats(n_parts, rows, group, kept):
+    kept_bits = 0
     err2 = 0.0
     norm2 = 0.0
     n, c = rows.shape
     for b in prange(n):
+        row = rows[b]
         for g0 in range(0, c, group):
             g1 = min(g0 + group, c)
-            union = 0
+            low = kept_low(magnitude_union(row, g0, g1), kept)
             for i in range(g0, g1):
-                v = rows[b, i]
-                union |= v if v >= 0 else -v
-            msb = 0
-            while (union >> (msb + 1)) != 0:
-                msb += 1
-            low = 0 if kept <= 0 else max(0, msb - kept + 1)
-            for i in range(g0, g1):
-                v = rows[b, i]
+                v = row[i]
                 m = v if v >= 0 else -v
-                d = float(m - ((m >> low) << low))  # |w' - w|: the pruned low columns
+                k = m >> low
+                kept_bits += popcount(k)
+                d = float(m - (k << low))  # |w' - w|: the pruned low columns
                 err2 += d * d
                 norm2 += float(v) * float(v)
-    return err2, norm2
+    return kept_bits, err2, norm2
 
 
 def _msb(values: np.ndarray) -> np.ndarray:
@@ -381,7 +348,7 @@ class Bitlet(DesignModel):
         if (self.is_fp32(arch, layer) or self.surely_lossless(arch, layer)
                 or not channels_are_bricked_in_order(layer, arch.first_layer_space_to_depth)):
             return None
-        return weight_error_fields(*pruned_error(channel_rows(layer), arch.group_size, self.kept(arch)))
+        return weight_error_fields(*pruned_stats(channel_rows(layer), arch.group_size, self.kept(arch))[1:])
 
     def effective_weights(self, arch: ArchConfig, layer: Layer) -> np.ndarray:
         """The weights multiplied: pruned (BitX) and, for float32, aligned to each group's largest exponent."""
@@ -429,7 +396,7 @@ class Bitlet(DesignModel):
         arch, layer = plan.arch, plan.layer
         oh, ow = layer.output_hw
         if not self.is_fp32(arch, layer) and channels_are_bricked_in_order(layer, arch.first_layer_space_to_depth):
-            terms = pruned_popcount(channel_rows(layer), arch.group_size, self.kept(arch)) * oh * ow
+            terms = pruned_stats(channel_rows(layer), arch.group_size, self.kept(arch))[0] * oh * ow
         else:
             _, mags, _ = self._magnitudes(arch, layer)
             terms = _popcount(mags) * oh * ow

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from workloads.bits import popcount, top_bits
+from workloads.bits import magnitude_union, popcount, top_bits
 from workloads.bricks import channel_rows, channels_are_bricked_in_order, weight_brick_index
 from workloads.parallel import kernel, parts
 
@@ -91,61 +91,35 @@ def _capped_popcounts(values: np.ndarray, n: int) -> np.ndarray:
     return out.reshape(values.shape)
 
 
+def swis_stats(rows: np.ndarray, group: int, n: int) -> tuple[int, int, float, float]:
+    """Over ``rows`` (channels on the last axis, lane groups = ``group`` consecutive channels), in one pass:
+    (sum of min(popcount |w|, n), set bits kept by the group rule, ||w' - w||^2, ||w||^2), w' the weights restricted
+    to their group's n most significant positions (not built)."""
+    ideal, kept_bits, err2, norm2 = _swis_stats(parts(rows.size), rows, group, n)
+    return int(ideal), int(kept_bits), float(err2), float(norm2)
+
+
 @kernel
-def _swis_error(n_parts, rows, group, n):
+def _swis_stats(n_parts, rows, group, n):
+    ideal = 0
+    kept_bits = 0
     err2 = 0.0
     norm2 = 0.0
     nr, c = rows.shape
     for b in prange(nr):
+        row = rows[b]
         for g0 in range(0, c, group):
             g1 = min(g0 + group, c)
-            union = 0
+            keep = top_bits(magnitude_union(row, g0, g1), n)
             for i in range(g0, g1):
-                v = rows[b, i]
-                union |= v if v >= 0 else -v
-            keep = top_bits(union, n)
-            for i in range(g0, g1):
-                v = rows[b, i]
+                v = row[i]
                 m = v if v >= 0 else -v
+                ideal += min(popcount(m), n)
+                kept_bits += popcount(m & keep)
                 d = float(m - (m & keep))  # |w' - w|: the bits the group rule drops
                 err2 += d * d
                 norm2 += float(v) * float(v)
-    return err2, norm2
-
-
-def swis_error(rows: np.ndarray, group: int, n: int) -> tuple[float, float]:
-    """(||w' - w||^2, ||w||^2) over ``rows`` (lane groups as in :func:`swis_work`), w' restricted to the group's
-    n most significant positions, in one pass without building w'."""
-    err2, norm2 = _swis_error(parts(rows.size), rows, group, n)
-    return float(err2), float(norm2)
-
-
-def swis_work(rows: np.ndarray, group: int, n: int) -> tuple[int, int]:
-    """(sum of min(popcount |w|, n), set bits kept by the group rule) over ``rows`` (channels on the last axis,
-    lane groups = ``group`` consecutive channels)."""
-    ideal, kept_bits = _swis_work(parts(rows.size), rows, group, n)
-    return int(ideal), int(kept_bits)
-
-
-@kernel
-def _swis_work(n_parts, rows, group, n):
-    ideal = 0
-    kept_bits = 0
-    nr, c = rows.shape
-    for b in prange(nr):
-        for g0 in range(0, c, group):
-            g1 = min(g0 + group, c)
-            union = 0
-            for i in range(g0, g1):
-                v = rows[b, i]
-                m = v if v >= 0 else -v
-                union |= m
-                ideal += min(popcount(m), n)
-            keep = top_bits(union, n)
-            for i in range(g0, g1):
-                v = rows[b, i]
-                kept_bits += popcount((v if v >= 0 else -v) & keep)
-    return ideal, kept_bits
+    return ideal, kept_bits, err2, norm2
 
 
 class Swis(DesignModel):
@@ -209,14 +183,14 @@ class Swis(DesignModel):
         channels; else None: from ``effective_weights``."""
         if not channels_are_bricked_in_order(layer, arch.first_layer_space_to_depth):
             return None
-        return weight_error_fields(*swis_error(channel_rows(layer), arch.group_size, arch.shared_terms))
+        return weight_error_fields(*swis_stats(channel_rows(layer), arch.group_size, arch.shared_terms)[2:])
 
     def ideal_and_terms(self, plan: LayerPlan) -> tuple[float, int]:
         arch, layer = plan.arch, plan.layer
         oh, ow = layer.output_hw
         # lane groups = consecutive channels of one filter
         if channels_are_bricked_in_order(layer, arch.first_layer_space_to_depth):
-            ideal, terms = swis_work(channel_rows(layer), arch.group_size, arch.shared_terms)
+            ideal, terms, _, _ = swis_stats(channel_rows(layer), arch.group_size, arch.shared_terms)
             return float(ideal * oh * ow), terms * oh * ow
         cost = self.value_cost(layer.weights, Operand(layer.weight_signed, layer.weight_bits), arch)
         terms = _capped_popcounts(self.effective_weights(arch, layer).astype(np.int64), 64)
