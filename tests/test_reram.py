@@ -18,7 +18,7 @@ from workloads import Layer, Workload, layer_output
 
 def _arch(**knobs):
     base = {"tiles": 1, "rows": 1, "columns": 4, "lanes": 2, "xbar_columns": 4, "cell_bits": 1, "input_bits": 1,
-            "adcs_per_crossbar": 1, "replicate": False}
+            "adcs_per_crossbar": 1, "replicate": False, "flip_columns": False}
     return load_arch("reram", **{**base, **knobs})
 
 
@@ -102,6 +102,46 @@ def test_adc_resolution_rule_and_clipping():
     assert ref.output.tolist() == [31]  # the 5-bit ADC saturates at 31
 
 
+def test_flipped_columns_need_one_adc_bit_less_and_stay_exact():
+    # a full column of 3s (4 rows, 2-bit cells) under 2-bit inputs of 3: 36 needs 6 bits; flipped, its cells are
+    # stored as 0 and the read is 0 (1 bit); 3 x (3 + 3 + 3 + 3) - 0 = 36 is rebuilt digitally
+    layer = Layer.fc("threes", np.full(4, 3), np.full((1, 4), 3), act_bits=2, weight_bits=2, act_signed=False,
+                     weight_signed=False)
+    arch = _arch(lanes=4, xbar_columns=1, cell_bits=2, input_bits=2, adc_bits=5, flip_columns=True)
+    row, ref = simulate_layer(arch, layer), simulate_layer_reference(arch, layer)
+    assert row["adc_bits_max"] == 1 and row["adc_clip_columns"] == 0 and row["lossless"]
+    assert ref.output.tolist() == [36]  # where the unflipped 5-bit ADC gives 31 (above)
+    # cells 3, 3, 2, 0 sum 8 > 4 x 3 / 2: flipped to 0, 0, 1, 3 (sum 4); inputs 1, 2, 3, 1: the read is 0 + 0 + 3 + 3
+    # = 6 (3 bits, where 8 x 3 = 24 unflipped needs 5) and 3 x 7 - 6 = 15 = 3 + 6 + 6 + 0
+    layer = Layer.fc("mixed", np.array([1, 2, 3, 1]), np.array([[3, 3, 2, 0]]), act_bits=2, weight_bits=2,
+                     act_signed=False, weight_signed=False)
+    row, ref = simulate_layer(arch, layer), simulate_layer_reference(arch, layer)
+    assert row["adc_bits_max"] == 4  # the column's worst read: 4 x 3 = 12
+    assert simulate_layer(arch.replace(flip_columns=False), layer)["adc_bits_max"] == 5
+    assert ref.output.tolist() == [15]
+    # a column at or below half its maximum is not flipped
+    half = Layer.fc("half", np.array([3, 3, 3, 3]), np.array([[3, 3, 0, 0]]), act_bits=2, weight_bits=2,
+                    act_signed=False, weight_signed=False)
+    assert simulate_layer(arch, half)["adc_bits_max"] == simulate_layer(arch.replace(flip_columns=False),
+                                                                       half)["adc_bits_max"] == 5
+
+
+def test_isaac_preset_converts_16_bit_layers_exactly_with_8_bit_adcs():
+    rng = np.random.default_rng(4)
+    w = rng.integers(-32768, 32768, (6, 300))
+    w[:, :150] = 32767  # the first crossbar's positive columns: 128 cells of 3
+    acts = rng.integers(0, 1 << 16, 300)
+    layer = Layer.fc("isaac", acts, w, act_bits=16, weight_bits=16, act_signed=False)
+    isaac = load_arch("reram", tiles=1, rows=1, columns=8)
+    assert (isaac.adc_bits, isaac.flip_columns) == (8, True)  # ISAAC, Table 2 and its encoding
+    row = simulate_layer(isaac, layer)
+    assert row["adc_bits_max"] <= 8 and row["lossless"]
+    unflipped = simulate_layer(isaac.replace(flip_columns=False), layer)
+    assert unflipped["adc_bits_max"] == 9 and not unflipped["lossless"]  # 128 rows x 3 = 384 needs 9 bits
+    np.testing.assert_array_equal(simulate_layer_reference(isaac, layer).output,
+                                  w.astype(np.int64) @ acts.astype(np.int64))
+
+
 def test_column_resolution_spends_less_adc_energy_than_fixed():
     rng = np.random.default_rng(3)
     w = rng.integers(-3, 4, (16, 64))  # small weights: the upper slices' columns need few bits
@@ -153,7 +193,7 @@ def test_energy_parts_and_resident_weights():
     assert res.layers["dram_bits"].iloc[0] == 16 * 8 * 8 * 16  # the first layer's input only (16-bit containers)
     area = area_breakdown(res.arch).set_index("component")["area_mm2"]
     chip = 168 * 12 * 8
-    assert area["ADCs"] == pytest.approx(chip * 1827.91e-6)  # ISAAC's 9-bit row at 32 nm (area.csv), one per crossbar
+    assert area["ADCs"] == pytest.approx(chip * 0.0096 / 8)  # ISAAC Table 2: 8 ADCs of 8 bits, 0.0096 mm2 per IMA
     assert area["crossbars"] == pytest.approx(chip * 25e-6)
 
 

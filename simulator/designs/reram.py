@@ -25,7 +25,10 @@ layer larger than the chip runs its crossbars in rounds of the chip's size (prog
 **ADC resolution.** A column needs ``adc_bits_for(sum of its cells x (2**input_bits - 1))`` bits
 (``workloads.slices``); ``adc_bits_max`` reports the most any column needs. A column that needs more than
 ``adc_bits`` may clip: such a layer is marked lossy (``lossless`` false) and ``adc_clip_columns`` counts those
-columns; the reference engine computes the clipped outputs. With ``adc_resolution: column`` each conversion
+columns; the reference engine computes the clipped outputs. With ``flip_columns`` (ISAAC's encoding) a stored
+column whose cells sum above half of (its crossbar's stored rows x ``2**cell_bits - 1``) holds their complements
+and its read is subtracted from ``(2**cell_bits - 1) x the sum of the input digits``: a column's sum never exceeds
+half the maximum, one ADC bit less. With ``adc_resolution: column`` each conversion
 resolves only the bits its column needs (a SAR ADC stopping early): ``adc_full_conversions`` counts conversions in
 full-resolution equivalents of energy, which the ADC part is priced by.
 """
@@ -118,11 +121,13 @@ def column_order(n_arrays: int, n_slices: int, k_total: int, adjacent: bool) -> 
 
 
 @njit(cache=True)
-def map_crossbars(wt, n_arrays, cell_bits, xbar_rows, xbar_columns, column, compact, digit_max, adc_bits, share):
+def map_crossbars(wt, n_arrays, cell_bits, xbar_rows, xbar_columns, column, compact, digit_max, adc_bits, share,
+                  flip):
     """Crossbars of a weight matrix given as ``wt`` (outputs, inputs) whose (array, slice, output) sits in physical
     column ``column[a, j, k]``. Returns per crossbar its stored rows and stored columns, then the non-zero cells,
     the most ADC bits a stored column needs, the stored columns needing more than ``adc_bits``, and the sum over
-    stored columns of ``share[min(need, adc_bits)]`` (a conversion's energy in full-resolution conversions)."""
+    stored columns of ``share[min(need, adc_bits)]`` (a conversion's energy in full-resolution conversions).
+    ``flip``: a column whose cells sum above half of (stored rows x the largest cell) stores their complements."""
     k_total, n_in = wt.shape
     n_slices = column.shape[1]
     n_cols = n_arrays * n_slices * k_total
@@ -202,6 +207,8 @@ def map_crossbars(wt, n_arrays, cell_bits, xbar_rows, xbar_columns, column, comp
                 if compact and total == 0:
                     continue
                 cols_stored[x] += 1
+                if flip and 2 * total > rows_used[x] * mask:  # stored as complements: the read is their sum
+                    total = rows_used[x] * mask - total
                 total *= digit_max
                 need = 1
                 while total >> need:
@@ -267,7 +274,7 @@ def map_layer(arch: ArchConfig, layer: Layer) -> CrossbarMap:
     compact = arch.compaction == Compaction.COMPACT
     rows_used, cols_stored, cells, max_need, clipped, full = map_crossbars(
         np.ascontiguousarray(wt), n_arrays, arch.cell_bits, arch.lanes, arch.xbar_columns, column, compact,
-        (1 << arch.input_bits) - 1, arch.adc_bits, energy_shares(arch))
+        (1 << arch.input_bits) - 1, arch.adc_bits, energy_shares(arch), arch.flip_columns)
     return CrossbarMap(rows_used, cols_stored, int(cells), int(max_need), int(clipped), float(full))
 
 
@@ -296,6 +303,9 @@ class ReRam(DesignModel):
              Knob("adc_resolution", AdcResolution, AdcResolution.FIXED,
                   "fixed: every conversion resolves adc_bits; column: only the bits its column can reach"),
              Knob("adcs_per_crossbar", int, 1, "ADCs sharing a crossbar's columns", 1, 4096),
+             Knob("flip_columns", bool, False,
+                  "ISAAC's encoding: a column summing above half its maximum stores complemented cells, so no read "
+                  "needs the top ADC bit"),
              Knob("slice_layout", SliceLayout, SliceLayout.SEPARATE,
                   "separate: a crossbar holds one slice significance; adjacent: a weight's slices side by side"),
              Knob("compaction", Compaction, Compaction.NONE,
@@ -386,7 +396,7 @@ class ReRam(DesignModel):
         copies, rounds = schedule(arch, len(xbars), windows)
         chip = arch.tiles * arch.rows * arch.columns
         adcs, ib, cb = arch.adcs_per_crossbar, arch.input_bits, arch.cell_bits
-        top = (1 << arch.adc_bits) - 1
+        top, cell_max = (1 << arch.adc_bits) - 1, (1 << cb) - 1
         out = np.zeros((layer.out_channels, windows), dtype=np.int64)
         cycles = 0
         for r in range(rounds):
@@ -401,9 +411,15 @@ class ReRam(DesignModel):
                             for col in x.columns[cycle * adcs:(cycle + 1) * adcs]:
                                 a, k, j = col
                                 cells = x.cells[col]
+                                flipped = arch.flip_columns and 2 * sum(cells) > len(x.rows) * cell_max
                                 for win in range(digits.shape[0]):
-                                    line = int(sum(c * int(digits[win, i]) for i, c in zip(x.rows, cells)))
-                                    value = min(line, top) << (j * cb + t * ib)
+                                    d = [int(digits[win, i]) for i in x.rows]
+                                    if flipped:  # the ADC reads the complements: subtract from cell_max x sum(d)
+                                        dot = cell_max * sum(d) - min(sum((cell_max - c) * v for c, v in zip(cells, d)),
+                                                                      top)
+                                    else:
+                                        dot = min(sum(c * v for c, v in zip(cells, d)), top)
+                                    value = dot << (j * cb + t * ib)
                                     out[k, w0 + win] += -value if a else value
         out -= offset * m.sum(axis=0)[:, None]  # the inputs' offset, removed digitally
         psum = np.zeros((low.groups, int(low.filters.max(initial=0)), windows), dtype=np.int64)
