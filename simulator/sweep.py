@@ -27,7 +27,7 @@ step, the outputs) and the package version: the same point has the same key on e
 changed knob, workload, method or version gives another key. ``expand`` validates the whole file up front; an
 error is one line naming the field (``designs[1].grid.first_stage_bits``).
 
-``PointStore`` keeps one Parquet file per finished point (its per-layer results, with the point's columns, and the
+``PointStore`` keeps one Arrow IPC file per finished point (its per-layer results, with the point's columns, and the
 JSON record of its provenance in the file's metadata), written atomically; a point is done when its file exists.
 A failed point records its error instead and does not stop the sweep; ``run_sweep`` skips done points, so a rerun
 computes only what is pending or failed. ``PointStore.table()`` is the concatenation: one tidy DataFrame, a row per
@@ -403,24 +403,47 @@ def compute_point(point: Point, data_dir: str | None = None, store_root: str | o
 
 
 # ----------------------------------------------------------------------------- the store
-PROVENANCE = b"bitserial.provenance"  # the key of a point file's provenance record (Parquet file metadata)
+PROVENANCE = b"bitserial.provenance"  # the key of a point file's provenance record (its schema metadata)
+POINT_SUFFIXES = (".arrow", ".parquet")  # what a point file is written as; Parquet: stores of earlier versions
+
+
+def read_point_file(path: str | os.PathLike) -> pa.Table:
+    """A point file: Arrow IPC (``.arrow``, what the store writes) or Parquet (``.parquet``, earlier stores)."""
+    path = Path(path)
+    if path.suffix == ".parquet":
+        return pq.read_table(path)
+    with pa.OSFile(str(path), "rb") as fh:
+        return pa.ipc.open_file(fh).read_all()
 
 
 class PointStore:
-    """One folder: ``points/<key>.parquet`` per finished point (its results, with its provenance record in the
-    file's metadata) and ``failed/<key>.json`` per failed one. Every file is written atomically (a temporary file
-    renamed into place), so a point file that exists is complete."""
+    """One folder: ``points/<key>.arrow`` per finished point (its per-layer results as an Arrow IPC file, with its
+    provenance record in the schema metadata; ``pd.read_feather`` or :func:`read_point_file` reads one) and
+    ``failed/<key>.json`` per failed one. Every file is written atomically (a temporary file renamed into place), so
+    a point file that exists is complete. Arrow IPC rather than Parquet for the point files: a point's few rows
+    write in a third of the time (0.3 against 1 ms here), which is the store's whole cost per point; the whole table
+    exports to Parquet or CSV (``bitserial sweep --table``). Parquet point files of earlier stores are read too."""
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
         self.points = self.root / "points"
         self.failed = self.root / "failed"
 
+    def point_file(self, key: str) -> Path | None:
+        """The finished point's file, or None."""
+        for suffix in POINT_SUFFIXES:
+            path = self.points / f"{key}{suffix}"
+            if path.is_file():
+                return path
+        return None
+
     def done(self, key: str) -> bool:
-        return (self.points / f"{key}.parquet").is_file()
+        return self.point_file(key) is not None
 
     def done_keys(self) -> set[str]:
-        return {p.stem for p in self.points.glob("*.parquet")} if self.points.is_dir() else set()
+        if not self.points.is_dir():
+            return set()
+        return {p.stem for suffix in POINT_SUFFIXES for p in self.points.glob(f"*{suffix}")}
 
     def failed_keys(self) -> set[str]:
         return {p.stem for p in self.failed.glob("*.json")} if self.failed.is_dir() else set()
@@ -434,8 +457,8 @@ class PointStore:
                   "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         table = table.replace_schema_metadata({**(table.schema.metadata or {}),
                                                PROVENANCE: json.dumps(record, default=str).encode()})
-        with atomic_write(self.points / f"{point.key}.parquet") as fh:  # a few rows: nothing to index or compress
-            pq.write_table(table, fh, write_statistics=False, use_dictionary=False, compression="none")
+        with atomic_write(self.points / f"{point.key}.arrow") as fh, pa.ipc.new_file(fh, table.schema) as writer:
+            writer.write_table(table)
         (self.failed / f"{point.key}.json").unlink(missing_ok=True)
 
     def write_failure(self, point: Point, error: BaseException) -> None:
@@ -463,7 +486,14 @@ class PointStore:
 
     def record(self, key: str) -> dict:
         """A finished point's provenance: the point, seconds (compute), simulate_seconds, host, pid, finished."""
-        meta = pq.read_schema(self.points / f"{key}.parquet").metadata or {}
+        path = self.point_file(key)
+        if path is None:
+            raise KeyError(f"{self.root}: point {key} is not finished")
+        if path.suffix == ".parquet":
+            meta = pq.read_schema(path).metadata or {}
+        else:
+            with pa.OSFile(str(path), "rb") as fh:
+                meta = pa.ipc.open_file(fh).schema.metadata or {}
         return json.loads(meta[PROVENANCE])
 
     def records(self) -> pd.DataFrame:
@@ -479,7 +509,7 @@ class PointStore:
     def table(self, points: Iterable[Point] | None = None) -> pd.DataFrame:
         """The finished points' results (all, or those of ``points``): one row per (point, layer)."""
         keys = self.done_keys() if points is None else [p.key for p in points if self.done(p.key)]
-        frames = [pd.read_parquet(self.points / f"{k}.parquet") for k in sorted(keys)]
+        frames = [read_point_file(self.point_file(k)).to_pandas() for k in sorted(keys)]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 

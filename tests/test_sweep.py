@@ -19,7 +19,15 @@ import yaml
 from simulator import ConfigError, load_arch
 from simulator.executors import DaskExecutor, LocalExecutor, SerialExecutor
 from simulator.results import package_version
-from simulator.sweep import PointStore, SweepError, expand, pruned_workload_path, run_point, run_sweep
+from simulator.sweep import (
+    PointStore,
+    SweepError,
+    expand,
+    pruned_workload_path,
+    read_point_file,
+    run_point,
+    run_sweep,
+)
 from workloads import Workload
 from workloads.synthetic import build
 
@@ -122,6 +130,23 @@ def test_store_resumes_and_records_failures_without_stopping(tmp_path):
     np.testing.assert_array_equal(table["cycles"], direct["cycles"])
     groups = table[["energy_compute_pj", "energy_buffers_pj", "energy_offchip_pj"]].sum(axis=1)
     np.testing.assert_allclose(groups, direct["energy_pj"], rtol=1e-12)  # the part groups add up to the energy
+
+
+def test_points_are_arrow_files_and_parquet_points_of_earlier_stores_still_count(tmp_path):
+    import pyarrow.parquet as pq
+
+    points = expand({"designs": ["stripes", "dadiannao"], "workloads": [SMALL]})
+    store = PointStore(tmp_path / "store")
+    run_sweep(points[:1], store, SerialExecutor())
+    arrow = store.point_file(points[0].key)
+    assert arrow.suffix == ".arrow" and len(pd.read_feather(arrow)) == 2  # readable without this package
+    # an earlier version's Parquet point (same table and provenance) is done, read, and not recomputed
+    table = read_point_file(arrow)
+    pq.write_table(table, store.points / f"{points[1].key}.parquet")
+    assert store.done(points[1].key) and store.record(points[1].key) == store.record(points[0].key)
+    again = CountingExecutor()
+    assert run_sweep(points, store, again)["done"] == 2 and again.ran == []
+    assert len(store.table()) == 4
 
 
 def _write(tmp_path, sweep) -> str:
