@@ -16,7 +16,7 @@ Reported (a table, and ``--json``), for the warm run:
 - ``results_pct``: building each point's results beyond ``simulate`` (its architecture from the sweep's knobs, the
   cached workload, the energy per part group, the per-layer Arrow table with the point's columns): the provenance
   record's ``seconds`` minus ``simulate_seconds``;
-- ``store_pct``: the store, per point: the Parquet serialisation and the atomic write (the time ``run_point`` took
+- ``store_pct``: the store, per point: the Arrow IPC file and the atomic write (the time ``run_point`` took
   in its worker minus the record's ``seconds``);
 - ``executor_pct``: the executor: every other worker-second (dispatch, results coming back, the idle tail when
   fewer points than workers are left): ``wall_s x workers`` minus the time ``run_point`` took, summed;
