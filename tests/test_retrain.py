@@ -103,3 +103,60 @@ def test_retraining_refuses_what_it_cannot_train():
         pruning.prune(wl, "bitpruner", epochs=1)
     with pytest.raises(pruning.PruningError, match=r"retrain: method \('lottery'\) must be one of"):
         pruning.prune(wl, "retrain", method="lottery")
+
+
+def test_crossbar_rows_retraining_keeps_the_freed_rows_and_the_crossbars(r20):
+    """A short, hot fine-tune (64 images, lr 1e-2): the weights move, every row the pruning freed stays zero, and the
+    compact ReRAM mapping occupies no more crossbars."""
+    from pruning.crossbar_rows import kept_rows
+    from simulator import load_arch, simulate
+
+    arch = load_arch("reram", compaction="compact")
+    pruned = pruning.crossbar_rows(r20, ratio=0.12).workload
+    res = pruning.prune(r20, "retrain", method="crossbar_rows", ratio=0.12, epochs=1, final_epochs=0, lr=1e-2,
+                        limit=64, threads=1)
+    assert res.method == "crossbar_rows+retrain"
+    moved = 0
+    for before, after in zip(pruned, res.workload, strict=True):
+        keep = kept_rows(before, before.weights)
+        assert not after.weights[~keep].any(), before.name
+        moved += int((after.weights != before.weights).sum())
+    assert moved > 0
+    assert simulate(arch, res.workload).layers["crossbars"].sum() <= simulate(arch, pruned).layers["crossbars"].sum()
+
+
+def test_retrain_pruned_takes_per_layer_ratios_and_is_deterministic(r20):
+    from pruning.crossbar_rows import kept_rows, prune_rows
+    from pruning.pareto import _replace
+
+    ratios = {"layer1.0.conv1": 0.12, "layer3.2.conv2": 0.56}
+    pruned = _replace(r20, {n: prune_rows(r20[n], r20[n].weights, r)[0] for n, r in ratios.items()})
+    runs = [pruning.retrain_pruned(r20, pruned, layers=list(ratios), epochs=1, final_epochs=0, lr=1e-2, limit=32,
+                                   threads=1, seed=s) for s in (1, 1, 2)]
+    for a, b, p in zip(runs[0].workload, runs[1].workload, pruned, strict=True):
+        np.testing.assert_array_equal(a.weights, b.weights)
+        assert not a.weights[~kept_rows(p, p.weights)].any(), p.name
+    assert any((a.weights != c.weights).any() for a, c in zip(runs[0].workload, runs[2].workload, strict=True))
+    assert runs[0].method == "crossbar_rows+retrain"
+    with pytest.raises(pruning.PruningError, match=r"retrain_pruned: params must not set 'ratio'"):
+        pruning.retrain_pruned(r20, pruned, ratio=0.5)
+    with pytest.raises(pruning.PruningError, match=r"retrain_pruned: method \('magnitude'\) must be one of: "
+                                                   r"crossbar_rows"):
+        pruning.retrain_pruned(r20, pruned, method="magnitude")
+
+
+@pytest.mark.parametrize("how", ["bn", "lstsq"])
+def test_recalibration_recovers_a_heavily_pruned_network_and_keeps_its_rows(r20, how):
+    """Rows 0.56 pruned everywhere: holdout top-1 near chance; re-fitting the statistics (bn) or the kept weights
+    (lstsq) on 128 training images, without a training step, recovers much of it; freed rows stay zero."""
+    from pruning.crossbar_rows import kept_rows
+
+    pruned = pruning.crossbar_rows(r20, ratio=0.56).workload
+    res = pruning.retrain_pruned(r20, pruned, epochs=0, final_epochs=0, recalibrate=how, limit=128, threads=1)
+    for p, q in zip(pruned, res.workload, strict=True):
+        assert not q.weights[~kept_rows(p, p.weights)].any(), p.name
+    drift = res.params["history"]["recalibration"]
+    assert set(drift) <= {layer.name for layer in r20} and len(drift) >= 19
+    before = evaluate(pruned, subset="holdout", limit=300)["top1"]
+    after = evaluate(res.workload, subset="holdout", limit=300)["top1"]
+    assert after > before + 0.15, (before, after)
