@@ -63,6 +63,8 @@ TRAIN_PARAMS = (
           lo=0),
     Param("threads", int, "torch CPU threads (0: torch's choice)", 0, lo=0),
     Param("optimizer", str, "sgd (momentum 0.9) or adam (per-weight steps)", "sgd", choices=("sgd", "adam")),
+    Param("validation", int, "train-half images left out of the fine-tuning data: those "
+          "evaluate(subset='train', limit=validation) scores (a search's validation set)", 0, lo=0),
     Param("recalibrate", str, "before fine-tuning: none; bn (every conv's output statistics back to the unpruned "
           "network's: adaptive BN on the folded network); lstsq (every layer's kept weights re-fitted to the "
           "unpruned network's outputs by least squares)", "none", choices=("none", "bn", "lstsq")),
@@ -161,7 +163,7 @@ def _run(original, start, name, params, chosen, projection, stages, *, seed, lim
     the final epochs at the last one; the report compares with ``original``."""
     rt = _retraining()
     cfg = _config(params, seed, limit)
-    data = rt.TrainData.cifar10(params["split_seed"], datasets_dir, limit)
+    data = rt.TrainData.cifar10(params["split_seed"], datasets_dir, limit, params.get("validation", 0))
     net = rt.QuantNet(start, data_dir=data_dir)
     history: dict[str, list] = {"stage": [], "loss": []}
     if params.get("recalibrate", "none") != "none":

@@ -61,7 +61,7 @@ class TrainConfig:
     split_seed: int = 0
     threads: int | None = None  # torch CPU threads (default: torch's choice)
     optimizer: str = "sgd"  # "sgd" (momentum) or "adam" (per-weight steps: the folded layers' scales differ widely)
-    limit: int | None = None  # use only the first ``limit`` training images (tests)
+    limit: int | None = None  # use only ``limit`` evenly spaced training images (tests)
 
     def check(self) -> None:
         for name in ("epochs", "batch_size"):
@@ -300,16 +300,23 @@ class TrainData:
     indices: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     @classmethod
-    def cifar10(cls, split_seed: int = 0, datasets_dir=None, limit: int | None = None) -> TrainData:
-        from workloads.datasets import cifar10_split, dataset_dir, load_cifar10_test
+    def cifar10(cls, split_seed: int = 0, datasets_dir=None, limit: int | None = None,
+                validation: int = 0) -> TrainData:
+        """The train half; ``validation``: leave out the images ``evaluate(subset="train", limit=validation)``
+        scores (a validation set a search can judge fine-tuned networks on); ``limit``: then keep that many,
+        evenly spaced."""
+        from workloads.datasets import cifar10_split, dataset_dir, evenly_spaced, load_cifar10_test
 
         folder = dataset_dir(datasets_dir)
         labels = load_cifar10_test(folder)[1]
         train, _ = cifar10_split(labels, split_seed)
-        if limit is not None:
-            train = train[np.linspace(0, len(train) - 1, min(limit, len(train))).round().astype(np.int64)]
+        source = "CIFAR-10 test copy, train half (500 per class)"
+        if validation:
+            train = np.setdiff1d(train, evenly_spaced(train, validation))
+            source += f" without the {validation} validation images"
+        train = evenly_spaced(train, limit)
         images, labels = load_cifar10_test(folder, train)
-        return cls(images, labels, indices=train)
+        return cls(images, labels, source=source, indices=train)
 
 
 def _batches(data: TrainData, cfg: TrainConfig, epoch: int):
@@ -434,15 +441,17 @@ def recalibrate(net: QuantNet, reference: QuantNet, data: TrainData, images: int
     return drift
 
 
-def reconstruct(net: QuantNet, reference: QuantNet, data: TrainData, images: int = 128, positions: int = 8192,
+def reconstruct(net: QuantNet, reference: QuantNet, data: TrainData, images: int = 512, positions: int = 8192,
                 ridge: float = 1e-3, seed: int = 0) -> dict[str, float]:
-    """Least-squares reconstruction after pruning (as channel pruning's, He et al. 2017, for the rows a
-    projection keeps): layer by layer in execution order, every conv / linear layer's weights on its kept inputs
-    and its bias are re-fitted so that, on the inputs it now receives (the already reconstructed layers' outputs),
-    it reproduces the ``reference`` (unpruned) network's outputs of that layer, on ``images`` evenly spaced
-    training images (at most ``positions`` output positions drawn with ``seed``); ridge ``ridge`` x the mean
-    diagonal of the normal equations. The weights the projection zeroes stay zero. Returns every layer's relative
-    residual (||fit - target|| / ||target||)."""
+    """Least-squares reconstruction after pruning (as channel pruning's, He et al. 2017, for the rows a mask
+    projection keeps): layer by layer in execution order, every pruned layer's (its weights differ from the
+    reference's) weights on its kept inputs and its bias are re-fitted so that, on the inputs it now receives (the
+    already reconstructed layers' outputs), it reproduces the ``reference`` (unpruned) network's outputs of that
+    layer, on ``images`` evenly spaced training images (at most ``positions`` output positions drawn with
+    ``seed``); ridge ``ridge`` x the mean diagonal of the normal equations. The weights the projection zeroes stay
+    zero; layers the pruning left alone keep their weights (re-fitting them on a few images only adds noise: on
+    the unpruned network this is the identity). Returns every re-fitted layer's relative residual
+    (||fit - target|| / ||target||)."""
     from workloads.models.cifar_resnet import cifar_preprocess
 
     pick = np.linspace(0, len(data.labels) - 1, min(images, len(data.labels))).round().astype(np.int64)
@@ -462,23 +471,31 @@ def reconstruct(net: QuantNet, reference: QuantNet, data: TrainData, images: int
         def hook(mod, args, out):
             inp = args[0]
             conv = out.ndim == 4
+            if np.array_equal(net.layers[name].weights, reference.layers[name].weights):
+                return None  # not pruned: left as it is (its inputs may have changed, but it keeps its weights)
+            mask = getattr(net.projection, "masks", {}).get(name)  # a mask projection's zeros stay zero
+            ys = target[name].flatten(2).transpose(1, 2).reshape(-1, out.shape[1]) if conv else target[name]
+            rows = torch.arange(len(ys)) if len(ys) <= positions else \
+                torch.from_numpy(np.sort(rng.choice(len(ys), positions, replace=False)))
+            ys = ys[rows].double()
             if conv:
                 if mod.groups != 1:
                     return None
-                cols = nn.functional.unfold(inp, mod.kernel_size, mod.dilation, mod.padding, mod.stride)
-                xs = cols.transpose(1, 2).reshape(-1, cols.shape[1])  # (N * positions, C * R * S)
-                ys = target[name].flatten(2).transpose(1, 2).reshape(-1, out.shape[1])
+                per = out.shape[2] * out.shape[3]  # output positions per image
+                parts = []
+                for i in range(0, len(inp), 64):  # unfold 64 images at a time, keep the drawn positions
+                    cols = nn.functional.unfold(inp[i:i + 64], mod.kernel_size, mod.dilation, mod.padding,
+                                                mod.stride)
+                    cols = cols.transpose(1, 2).reshape(-1, cols.shape[1])  # (images * positions, C * R * S)
+                    mine = rows[(rows >= i * per) & (rows < (i + 64) * per)] - i * per
+                    parts.append(cols[mine])
+                xs = torch.cat(parts).double()
             else:
-                xs, ys = inp, target[name]
-            if len(xs) > positions:
-                rows = torch.from_numpy(np.sort(rng.choice(len(xs), positions, replace=False)))
-                xs, ys = xs[rows], ys[rows]
-            xs, ys = xs.double(), ys.double()
+                xs = inp[rows].double()
             w = mod.parametrizations.weight.original
             k = w.shape[0]
             scale = net.scale[name].double().reshape(k, -1) if net.scale[name].numel() > 1 else \
                 net.scale[name].double().reshape(1, 1)
-            mask = getattr(net.projection, "masks", {}).get(name)  # a mask projection's zeros stay zero
             keep = torch.ones(k, xs.shape[1], dtype=torch.bool) if mask is None else mask.reshape(k, -1) != 0
             new_w = torch.zeros(k, xs.shape[1], dtype=torch.float64)
             new_b = torch.zeros(k, dtype=torch.float64)
