@@ -1,6 +1,6 @@
 """AUTO-PRUNE (Yang et al., ICS 2021): a reinforcement-learning agent picks every layer's pruning ratio, rewarded
 by the hardware's direct feedback (any cost of the pruned workload, e.g. the occupied ReRAM crossbars) under an
-accuracy-loss constraint. No retraining inside the search.
+accuracy-loss constraint. No retraining inside the search (optionally, fine-tuning after it: ``finetune``).
 
 **Episode.** The agent walks the layers in order (as AMC does). At layer t it sees a state of normalized layer
 features: the layer's index, input and output channels, kernel size, stride, weights (parameters) and MACs (each
@@ -40,6 +40,13 @@ critic and their targets tuned; this agent learns from its first batch and has s
 is the best feasible episode seen (the unpruned network, episode 0, if no other is feasible).
 
 ``uniform_search`` is the baseline: one ratio for every layer, the highest feasible one of ``ratios``.
+
+**With retraining** (``finetune=``, both searches, the same budget): the search stays post-training (``max_drop``
+is then its looser constraint); afterwards the unpruned network and at most ``finetune_runs`` points of the
+search's Pareto front (cost vs accuracy over the feasible episodes) are fine-tuned, chosen by bisection on the
+front ordered by cost (assuming a cheaper front point fine-tunes no better), and the result is the cheapest
+fine-tuned point within ``finetune_drop`` of the fine-tuned unpruned network. ``finetune`` is a callable or a dict
+of ``retrain``'s training parameters for ``pruning.retrain_pruned`` (torch imported only then).
 
 Deterministic for a ``seed`` (one ``numpy.random.Generator`` drives the initial weights and every sample), as
 long as ``cost`` and ``accuracy`` are. Takes ``cost`` and ``accuracy`` callables, so this package never imports the
