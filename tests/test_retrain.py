@@ -180,3 +180,22 @@ def test_least_squares_leaves_an_unpruned_network_as_it_is(r20):
     assert res.params["history"]["recalibration"] == {}
     for a, b in zip(r20, res.workload, strict=True):
         np.testing.assert_array_equal(a.weights, b.weights)
+
+
+def test_a_fixed_mask_projects_the_training_forward_and_the_result_alike():
+    import torch
+
+    from pruning.finetune import FixedMaskProjection
+    from workloads import Layer
+
+    layer = Layer.fc("f@0", np.ones(3, np.int32), np.array([[1, 2, 3], [4, 5, 6]], np.int32), act_bits=8,
+                     weight_bits=8)
+    keep = np.array([[True, False, True], [True, False, True]])
+    proj = FixedMaskProjection({"f": keep})
+    proj.refresh({"f": layer}, {"f": np.full((2, 3), 9)})  # nothing is re-chosen
+    q = torch.tensor([[7.0, 8.0, 9.0], [1.0, 2.0, 3.0]])
+    np.testing.assert_array_equal(proj.apply("f", q).numpy(), [[7, 0, 9], [1, 0, 3]])
+    np.testing.assert_array_equal(proj.full(layer, np.array([[7, 8, 9], [1, 2, 3]])), [[7, 0, 9], [1, 0, 3]])
+    other = Layer.fc("g", np.ones(3, np.int32), np.ones((2, 3), np.int32), act_bits=8, weight_bits=8)
+    np.testing.assert_array_equal(proj.full(other, other.weights), other.weights)  # no mask: not constrained
+    np.testing.assert_array_equal(proj.apply("g", q).numpy(), q.numpy())
