@@ -45,7 +45,8 @@ is the best feasible episode seen (the unpruned network, episode 0, if no other 
 is then its looser constraint); afterwards the unpruned network and at most ``finetune_runs`` points of the
 search's Pareto front (cost vs accuracy over the feasible episodes) are fine-tuned, chosen by bisection on the
 front ordered by cost (assuming a cheaper front point fine-tunes no better), and the result is the cheapest
-fine-tuned point within ``finetune_drop`` of the fine-tuned unpruned network. ``finetune`` is a callable or a dict
+fine-tuned point within ``finetune_drop`` of the fine-tuned unpruned network (or, ``finetune_against="unpruned"``,
+of the unpruned network itself). ``finetune`` is a callable or a dict
 of ``retrain``'s training parameters for ``pruning.retrain_pruned`` (torch imported only then).
 
 Deterministic for a ``seed`` (one ``numpy.random.Generator`` drives the initial weights and every sample), as
@@ -231,8 +232,11 @@ def _best(rows: list[dict]) -> dict:
 
 
 # ----------------------------------------------------------------------------- fine-tuning the searched points
+FINETUNE_AGAINST = ("finetuned", "unpruned")  # the accuracy a fine-tuned point must stay within finetune_drop of
+
+
 def _finetuner(search: str, workload: Workload, method: str, params: dict, layers, seed: int, finetune, runs,
-               drop) -> Callable[[Workload], Workload] | None:
+               drop, against: str) -> Callable[[Workload], Workload] | None:
     """The fine-tuning callable of ``finetune`` (a callable pruned workload -> fine-tuned workload, or a dict of
     ``retrain``'s training parameters for ``pruning.retrain_pruned``), after checking ``runs`` and ``drop``."""
     if finetune is None:
@@ -241,6 +245,8 @@ def _finetuner(search: str, workload: Workload, method: str, params: dict, layer
         raise PruningError(f"{search}: finetune_runs ({runs!r}) must be a positive integer")
     if drop is not None and (isinstance(drop, bool) or not isinstance(drop, (int, float)) or not 0 <= drop < 1):
         raise PruningError(f"{search}: finetune_drop ({drop!r}) must be a number in [0, 1)")
+    if against not in FINETUNE_AGAINST:
+        raise PruningError(f"{search}: finetune_against ({against!r}) must be one of: {', '.join(FINETUNE_AGAINST)}")
     if callable(finetune):
         return finetune
     if not isinstance(finetune, dict):
@@ -279,12 +285,13 @@ def pareto_front(rows: Sequence[dict]) -> list[dict]:
 
 
 def _finetune_front(measure: _Pruner, search: str, finetune: Callable[[Workload], Workload], accuracy, runs: int,
-                    drop: float, progress) -> tuple[dict, Workload, pd.DataFrame, float]:
+                    drop: float, against: str, progress) -> tuple[dict, Workload, pd.DataFrame, float]:
     """Fine-tune the unpruned network and up to ``runs`` points of the search's Pareto front (cost vs accuracy
     among its feasible episodes), chosen by bisection on the front ordered by cost, assuming that a cheaper point
     of the front fine-tunes no better: the cheapest point found whose fine-tuned ``accuracy`` is within ``drop`` of
-    the fine-tuned unpruned network's. Returns (its row, its fine-tuned workload, the table of fine-tuned points,
-    the unpruned network's fine-tuned accuracy); the unpruned network's row and workload when none is."""
+    the fine-tuned unpruned network's (``against`` "finetuned"; "unpruned": of the unpruned network's). Returns
+    (its row, its fine-tuned workload, the table of fine-tuned points, the unpruned network's fine-tuned
+    accuracy); the unpruned network's row and workload when none is."""
     rows = {r["episode"]: r for r in measure.rows}
     front = [r for r in pareto_front([r for r in measure.rows if r["feasible"]])
              if r["cost"] < measure.base_cost]  # cheapest first
@@ -306,7 +313,7 @@ def _finetune_front(measure: _Pruner, search: str, finetune: Callable[[Workload]
         return tuned, acc
 
     best_wl, base_ft = tune(rows[0])
-    best_row, floor = rows[0], base_ft - drop
+    best_row, floor = rows[0], (base_ft if against == "finetuned" else measure.base_acc) - drop
     # bisection for the smallest feasible index of the front (cheapest first): front[lo] is infeasible (-1: none
     # known to be), front[hi] feasible (len(front): the unpruned network)
     lo, hi = -1, len(front)
@@ -324,14 +331,16 @@ def _finetune_front(measure: _Pruner, search: str, finetune: Callable[[Workload]
     return best_row, best_wl, pd.DataFrame(table), base_ft
 
 
-def _finish(measure: _Pruner, search: str, row: dict, extra: dict, finetune, accuracy, runs, drop,
+def _finish(measure: _Pruner, search: str, row: dict, extra: dict, finetune, accuracy, runs, drop, against,
             progress) -> AutoPruneResult:
     """The search's result: ``row``'s point, or with ``finetune`` the point chosen among the fine-tuned ones."""
     if finetune is None:
         return measure.result(search, row, extra)
     drop = measure.max_drop if drop is None else drop
-    row, tuned, table, base_ft = _finetune_front(measure, search, finetune, accuracy, int(runs), drop, progress)
-    res = measure.result(search, row, {**extra, "finetune_runs": int(runs), "finetune_drop": drop})
+    row, tuned, table, base_ft = _finetune_front(measure, search, finetune, accuracy, int(runs), drop, against,
+                                                 progress)
+    res = measure.result(search, row, {**extra, "finetune_runs": int(runs), "finetune_drop": drop,
+                                       "finetune_against": against})
     return dataclasses.replace(res, workload=tuned, finetuned=table, finetuned_baseline_accuracy=base_ft,
                                before_finetune=res.workload)
 
@@ -413,7 +422,8 @@ def autoprune(workload: Workload, *, cost: Callable[[Workload], float], accuracy
               episodes: int = 200, max_ratio: float = 0.9, grid: Sequence[float] | None = None,
               layers: Sequence[str] | None = None, seed: int = 0, agent: Agent | None = None,
               finetune: Callable[[Workload], Workload] | dict[str, Any] | None = None, finetune_runs: int = 3,
-              finetune_drop: float | None = None, progress=None) -> AutoPruneResult:
+              finetune_drop: float | None = None, finetune_against: str = "finetuned",
+              progress=None) -> AutoPruneResult:
     """Search per-layer ratios of ``method`` with the REINFORCE agent (see the module docstring): ``episodes``
     pruned networks, each measured once with ``cost`` and ``accuracy`` (plus one measurement of the unpruned
     network); returns the feasible episode of least cost (within ``max_drop`` of the unpruned accuracy) with the
@@ -426,9 +436,11 @@ def autoprune(workload: Workload, *, cost: Callable[[Workload], float], accuracy
     search, the unpruned network and up to ``finetune_runs`` points of the search's Pareto front (feasible
     episodes: ``max_drop`` is then the search's looser constraint) are fine-tuned and measured with ``accuracy``;
     the result is the cheapest one within ``finetune_drop`` (default ``max_drop``) of the fine-tuned unpruned
-    network, fine-tuned (see ``AutoPruneResult.finetuned``)."""
+    network (``finetune_against="finetuned"``) or of the unpruned network itself (``"unpruned"``), fine-tuned (see
+    ``AutoPruneResult.finetuned``)."""
     rate, params, chosen = _check("autoprune", workload, cost, accuracy, method, params, max_drop, layers)
-    tuner = _finetuner("autoprune", workload, method, params, layers, seed, finetune, finetune_runs, finetune_drop)
+    tuner = _finetuner("autoprune", workload, method, params, layers, seed, finetune, finetune_runs, finetune_drop,
+                       finetune_against)
     if isinstance(episodes, bool) or not isinstance(episodes, (int, np.integer)) or episodes < 1:
         raise PruningError(f"autoprune: episodes ({episodes!r}) must be a positive integer")
     if isinstance(max_ratio, bool) or not isinstance(max_ratio, (int, float)) or not 0 < max_ratio <= 1:
@@ -479,24 +491,24 @@ def autoprune(workload: Workload, *, cost: Callable[[Workload], float], accuracy
             progress("autoprune", ep, episodes, {"reward": row["reward"], "best_cost": best["cost_ratio"]})
     return _finish(measure, "autoprune", _best(measure.rows), {
         "episodes": episodes, "max_ratio": max_ratio, "grid": None if grid is None else grid.tolist(),
-        "seed": int(seed)}, tuner, accuracy, finetune_runs, finetune_drop, progress)
+        "seed": int(seed)}, tuner, accuracy, finetune_runs, finetune_drop, finetune_against, progress)
 
 
 def uniform_search(workload: Workload, *, cost: Callable[[Workload], float], accuracy: Callable[[Workload], float],
                    ratios: Sequence[float] = tuple(np.round(np.arange(0.05, 0.951, 0.05), 2)),
                    method: str = "crossbar_rows", params: dict[str, Any] | None = None, max_drop: float = 0.01,
                    layers: Sequence[str] | None = None, finetune: Callable[[Workload], Workload] | dict[str, Any] |
-                   None = None, finetune_runs: int = 3, finetune_drop: float | None = None, seed: int = 0,
-                   progress=None) -> AutoPruneResult:
+                   None = None, finetune_runs: int = 3, finetune_drop: float | None = None,
+                   finetune_against: str = "finetuned", seed: int = 0, progress=None) -> AutoPruneResult:
     """The baseline: every layer at one ratio; each of ``ratios`` measured once (plus the unpruned network); the
     highest feasible ratio (within ``max_drop`` of the unpruned accuracy) is the result, with the history (one
     ``episode`` per ratio, in the order given). ``finetune``, ``finetune_runs``, ``finetune_drop``: as
-    ``autoprune``'s (the same fine-tuning budget; ``seed`` seeds a dict ``finetune``)."""
+    ``finetune_against``: as ``autoprune``'s (the same fine-tuning budget; ``seed`` seeds a dict ``finetune``)."""
     rate, params, chosen = _check("uniform_search", workload, cost, accuracy, method, params, max_drop, layers)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise PruningError(f"uniform_search: seed ({seed!r}) must be a non-negative integer")
     tuner = _finetuner("uniform_search", workload, method, params, layers, seed, finetune, finetune_runs,
-                       finetune_drop)
+                       finetune_drop, finetune_against)
     try:
         ratios = [float(r) for r in ratios]
     except (TypeError, ValueError):
@@ -511,4 +523,4 @@ def uniform_search(workload: Workload, *, cost: Callable[[Workload], float], acc
     ok = [row for row in measure.rows if row["feasible"]]
     best = max(ok, key=lambda row: (row[f"ratio:{chosen[0].name.partition('@')[0]}"], -row["episode"]))
     return _finish(measure, "uniform_search", best, {"uniform_ratios": ratios}, tuner, accuracy, finetune_runs,
-                   finetune_drop, progress)
+                   finetune_drop, finetune_against, progress)

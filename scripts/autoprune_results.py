@@ -21,12 +21,13 @@ With ``--finetune-epochs N`` (AUTO-PRUNE with retraining): the searches run with
 ``--search-drop`` (on the post-training search accuracy), then each fine-tunes the unpruned network and up to
 ``--finetune-runs`` points of its search's Pareto front, by bisection on cost (``finetune=`` of ``autoprune`` and
 ``uniform_search``: the same budget), with ``pruning.retrain_pruned`` (N epochs on the train half, the freed rows
-kept at zero, ``--lr``, ``--optimizer``, ``--recalibrate``), and keeps the cheapest whose fine-tuned search accuracy
-is within ``--max-drop`` of the fine-tuned unpruned network's; pareto's chosen point (within ``--search-drop``) is
-fine-tuned once. The fine-tuning leaves out the ``--images`` search images (``validation``), so the fine-tuned
-points are judged on images they never trained on; the holdout half scores everything. The tables then give the
-holdout top-1 before and after fine-tuning, the unpruned network's holdout top-1 unpruned and fine-tuned the same
-way, and every fine-tuned point of every search.
+kept at zero, ``--lr``, ``--optimizer``, ``--recalibrate``), and keeps the cheapest whose fine-tuned search
+accuracy is within ``--max-drop`` of the fine-tuned unpruned network's (``--against unpruned``: of the unpruned
+one's); pareto's chosen point (within ``--search-drop``) is fine-tuned once. The fine-tuning leaves out the
+``--images`` search images (``validation``), so the fine-tuned points are judged on images they never trained on;
+the holdout half scores everything. The tables then give the holdout top-1 before and after fine-tuning, the
+unpruned network's holdout top-1 unpruned and fine-tuned the same way, and every fine-tuned point of every
+search.
 
     python scripts/autoprune_results.py [--images 500] [--max-drop 0.01] [--only SEARCH ...] [--budget N]
                                         [--finetune-epochs N --search-drop D --finetune-runs R --lr LR
@@ -124,6 +125,9 @@ def main() -> int:
     ft.add_argument("--search-drop", type=float, help="the searches' accuracy drop before fine-tuning (default "
                     "--max-drop)")
     ft.add_argument("--finetune-runs", type=int, default=3, help="front points fine-tuned per search (bisection)")
+    ft.add_argument("--against", choices=["finetuned", "unpruned"], default="finetuned",
+                    help="a fine-tuned point must be within --max-drop of the fine-tuned unpruned network, or of the "
+                    "unpruned one")
     ft.add_argument("--finetune-images", type=int, help="fine-tune on only this many train-half images (smoke "
                     "tests; default all 5,000)")
     ft.add_argument("--lr", type=float, default=1e-3)
@@ -138,7 +142,7 @@ def main() -> int:
     search_drop = args.max_drop if args.search_drop is None else args.search_drop
     tuner = Tuner(args) if args.finetune_epochs else None
     ft_kw = {} if tuner is None else {"finetune": tuner, "finetune_runs": args.finetune_runs,
-                                      "finetune_drop": args.max_drop}
+                                      "finetune_drop": args.max_drop, "finetune_against": args.against}
 
     t_all = time.perf_counter()
     wl = load_builtin("resnet20-cifar10", precision="dfp8")

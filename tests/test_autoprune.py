@@ -378,3 +378,23 @@ def test_bad_finetune_requests_give_one_line_errors(kw, message):
     with pytest.raises(PruningError, match=message) as err:
         autoprune(wl, cost=_cost, accuracy=_accuracy(wl), episodes=2, **kw)
     assert "\n" not in str(err.value)
+
+
+def test_finetune_against_the_unpruned_network_accepts_what_the_fine_tuned_one_refuses():
+    """Fine-tuning that lifts every network above the unpruned one: against the fine-tuned unpruned network the
+    floor is higher, so the chosen point is no cheaper than against the unpruned network itself."""
+    wl = _toy(4)
+    plain = _accuracy(wl)
+
+    def acc(w: Workload) -> float:  # 0.9 unpruned, fine-tuning adds 5 points
+        return 0.9 * plain(w) + (0.05 if w.meta.get("tuned") else 0.0)
+
+    kw = {"cost": _cost, "accuracy": acc, "max_drop": 0.3, "finetune": _tune, "finetune_runs": 6,
+          "finetune_drop": 0.005, "ratios": np.linspace(0.05, 0.9, 18)}
+    strict = uniform_search(wl, finetune_against="finetuned", **kw)
+    loose = uniform_search(wl, finetune_against="unpruned", **kw)
+    assert strict.params["finetune_against"] == "finetuned" and loose.params["finetune_against"] == "unpruned"
+    assert _cost(loose.workload) < _cost(strict.workload)
+    assert acc(loose.workload) >= loose.baseline_accuracy - 0.005
+    with pytest.raises(PruningError, match=r"uniform_search: finetune_against \('best'\) must be one of"):
+        uniform_search(wl, finetune_against="best", **kw)
