@@ -9,7 +9,7 @@ from .autoprune import AutoPruneResult, autoprune, uniform_search
 from .base import METHODS, Method, Param, PruneResult, PruningError, prune
 from .bit_balance import bit_balance
 from .bit_budget import bit_budget
-from .bitpruner import bitpruner, retrain
+from .bitpruner import bitpruner, retrain, retrain_pruned
 from .bitslice_l1 import bitslice_l1, slice_report
 from .bsq import bsq, drop_planes
 from .crossbar_rows import crossbar_rows
@@ -20,5 +20,5 @@ from .swis_decomposition import SwisResult, decompose, swis
 
 __all__ = ["METHODS", "AutoPruneResult", "Method", "Param", "ParetoResult", "PruneResult", "PruningError", "SwisResult",
            "autoprune", "bit_balance", "bit_budget", "bitpruner", "bitslice_l1", "bsq", "crossbar_rows", "decompose",
-           "drop_planes", "magnitude", "n_of_g", "pareto", "prune", "retrain", "slice_report", "swis",
+           "drop_planes", "magnitude", "n_of_g", "pareto", "prune", "retrain", "retrain_pruned", "slice_report", "swis",
            "uniform_search"]

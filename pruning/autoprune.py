@@ -1,6 +1,6 @@
 """AUTO-PRUNE (Yang et al., ICS 2021): a reinforcement-learning agent picks every layer's pruning ratio, rewarded
 by the hardware's direct feedback (any cost of the pruned workload, e.g. the occupied ReRAM crossbars) under an
-accuracy-loss constraint. No retraining inside the search.
+accuracy-loss constraint. No retraining inside the search (optionally, fine-tuning after it: ``finetune``).
 
 **Episode.** The agent walks the layers in order (as AMC does). At layer t it sees a state of normalized layer
 features: the layer's index, input and output channels, kernel size, stride, weights (parameters) and MACs (each
@@ -41,6 +41,14 @@ is the best feasible episode seen (the unpruned network, episode 0, if no other 
 
 ``uniform_search`` is the baseline: one ratio for every layer, the highest feasible one of ``ratios``.
 
+**With retraining** (``finetune=``, both searches, the same budget): the search stays post-training (``max_drop``
+is then its looser constraint); afterwards the unpruned network and at most ``finetune_runs`` points of the
+search's Pareto front (cost vs accuracy over the feasible episodes) are fine-tuned, chosen by bisection on the
+front ordered by cost (assuming a cheaper front point fine-tunes no better), and the result is the cheapest
+fine-tuned point within ``finetune_drop`` of the fine-tuned unpruned network (or, ``finetune_against="unpruned"``,
+of the unpruned network itself). ``finetune`` is a callable or a dict
+of ``retrain``'s training parameters for ``pruning.retrain_pruned`` (torch imported only then).
+
 Deterministic for a ``seed`` (one ``numpy.random.Generator`` drives the initial weights and every sample), as
 long as ``cost`` and ``accuracy`` are. Takes ``cost`` and ``accuracy`` callables, so this package never imports the
 simulator (as ``pruning.pareto``).
@@ -48,6 +56,7 @@ simulator (as ``pruning.pareto``).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -75,6 +84,12 @@ class AutoPruneResult(PruneResult):
     history: pd.DataFrame = field(default_factory=pd.DataFrame)
     baseline_cost: float = math.nan
     baseline_accuracy: float = math.nan
+    # with ``finetune``: one row per fine-tuned point (``episode``, ``cost``, ``cost_ratio``, ``accuracy`` before,
+    # ``finetuned_accuracy``, ``finetuned_cost``, ``feasible``; episode 0 is the unpruned network), the unpruned
+    # network's fine-tuned accuracy, and the chosen point before fine-tuning (``workload`` is the fine-tuned one)
+    finetuned: pd.DataFrame | None = None
+    finetuned_baseline_accuracy: float = math.nan
+    before_finetune: Workload | None = None
 
 
 @dataclass(frozen=True)
@@ -216,6 +231,120 @@ def _best(rows: list[dict]) -> dict:
     return max((r for r in rows if r["feasible"]), key=lambda r: (r["reward"], -r["episode"]))
 
 
+# ----------------------------------------------------------------------------- fine-tuning the searched points
+FINETUNE_AGAINST = ("finetuned", "unpruned")  # the accuracy a fine-tuned point must stay within finetune_drop of
+
+
+def _finetuner(search: str, workload: Workload, method: str, params: dict, layers, seed: int, finetune, runs,
+               drop, against: str) -> Callable[[Workload], Workload] | None:
+    """The fine-tuning callable of ``finetune`` (a callable pruned workload -> fine-tuned workload, or a dict of
+    ``retrain``'s training parameters for ``pruning.retrain_pruned``), after checking ``runs`` and ``drop``."""
+    if finetune is None:
+        return None
+    if isinstance(runs, bool) or not isinstance(runs, (int, np.integer)) or runs < 1:
+        raise PruningError(f"{search}: finetune_runs ({runs!r}) must be a positive integer")
+    if drop is not None and (isinstance(drop, bool) or not isinstance(drop, (int, float)) or not 0 <= drop < 1):
+        raise PruningError(f"{search}: finetune_drop ({drop!r}) must be a number in [0, 1)")
+    if against not in FINETUNE_AGAINST:
+        raise PruningError(f"{search}: finetune_against ({against!r}) must be one of: {', '.join(FINETUNE_AGAINST)}")
+    if callable(finetune):
+        return finetune
+    if not isinstance(finetune, dict):
+        raise PruningError(f"{search}: finetune ({finetune!r}) must be a callable (pruned workload -> fine-tuned "
+                           f"workload) or a dict of retrain's training parameters")
+    from .bitpruner import FIXED_PROJECTIONS, TRAIN_OPTIONS, retrain_pruned
+
+    if method not in FIXED_PROJECTIONS:
+        raise PruningError(f"{search}: finetune as a dict retrains {', '.join(FIXED_PROJECTIONS)} only (method "
+                           f"{method!r}); pass a callable")
+    train = {k: v for k, v in finetune.items() if k not in ("limit", "datasets_dir", "data_dir", "progress")}
+    opts = {k: v for k, v in finetune.items() if k in TRAIN_OPTIONS and k not in ("layers", "seed")}
+    bad = sorted(k for k in train if k not in {p.name for p in METHODS["retrain"].params} or k == "method")
+    if bad:
+        raise PruningError(f"{search}: finetune has unknown training parameters: {', '.join(bad)} (known: "
+                           f"{', '.join(p.name for p in METHODS['retrain'].params if p.name != 'method')})")
+    METHODS["retrain"].bind(train)  # one-line errors now, not after the search
+
+    def run(pruned: Workload) -> Workload:
+        return retrain_pruned(workload, pruned, method=method, layers=layers, seed=seed, **params, **train,
+                              **opts).workload
+
+    return run
+
+
+def pareto_front(rows: Sequence[dict]) -> list[dict]:
+    """The measured points no other point beats (cost no higher and accuracy no lower, one of them strictly),
+    by ascending cost; of points equal in both, the earliest episode."""
+    out: list[dict] = []
+    for r in sorted(rows, key=lambda r: (r["cost"], -r["accuracy"], r["episode"])):
+        if not out or r["accuracy"] > out[-1]["accuracy"]:
+            if out and r["cost"] == out[-1]["cost"]:
+                continue
+            out.append(r)
+    return out
+
+
+def _finetune_front(measure: _Pruner, search: str, finetune: Callable[[Workload], Workload], accuracy, runs: int,
+                    drop: float, against: str, progress) -> tuple[dict, Workload, pd.DataFrame, float]:
+    """Fine-tune the unpruned network and up to ``runs`` points of the search's Pareto front (cost vs accuracy
+    among its feasible episodes), chosen by bisection on the front ordered by cost, assuming that a cheaper point
+    of the front fine-tunes no better: the cheapest point found whose fine-tuned ``accuracy`` is within ``drop`` of
+    the fine-tuned unpruned network's (``against`` "finetuned"; "unpruned": of the unpruned network's). Returns
+    (its row, its fine-tuned workload, the table of fine-tuned points, the unpruned network's fine-tuned
+    accuracy); the unpruned network's row and workload when none is."""
+    rows = {r["episode"]: r for r in measure.rows}
+    front = [r for r in pareto_front([r for r in measure.rows if r["feasible"]])
+             if r["cost"] < measure.base_cost]  # cheapest first
+    table: list[dict] = []
+
+    def tune(row: dict) -> tuple[Workload, float]:
+        pruned = measure.workload if row["episode"] == 0 else _replace(measure.workload, measure.new_weights(
+            [row[f"ratio:{layer.name.partition('@')[0]}"] for layer in measure.chosen]))
+        tuned = finetune(pruned)
+        if not isinstance(tuned, Workload):
+            raise PruningError(f"{search}: finetune returned {type(tuned).__name__}, not a Workload")
+        acc = float(accuracy(tuned))
+        table.append({"episode": row["episode"], "cost": row["cost"], "cost_ratio": row["cost_ratio"],
+                      "accuracy": row["accuracy"], "finetuned_accuracy": acc,
+                      "finetuned_cost": float(measure.cost(tuned)), "feasible": True})
+        if progress is not None:
+            progress(f"{search} finetune", len(table), runs + 1, {"cost_ratio": row["cost_ratio"], "accuracy": acc})
+        log.debug("%s finetune of episode %d: accuracy %.4f -> %.4f", search, row["episode"], row["accuracy"], acc)
+        return tuned, acc
+
+    best_wl, base_ft = tune(rows[0])
+    best_row, floor = rows[0], (base_ft if against == "finetuned" else measure.base_acc) - drop
+    # bisection for the smallest feasible index of the front (cheapest first): front[lo] is infeasible (-1: none
+    # known to be), front[hi] feasible (len(front): the unpruned network)
+    lo, hi = -1, len(front)
+    for _ in range(runs):
+        if hi - lo <= 1:
+            break
+        mid = (lo + hi) // 2
+        tuned, acc = tune(front[mid])
+        ok = acc >= floor
+        table[-1]["feasible"] = ok
+        if ok:
+            hi, best_row, best_wl = mid, front[mid], tuned
+        else:
+            lo = mid
+    return best_row, best_wl, pd.DataFrame(table), base_ft
+
+
+def _finish(measure: _Pruner, search: str, row: dict, extra: dict, finetune, accuracy, runs, drop, against,
+            progress) -> AutoPruneResult:
+    """The search's result: ``row``'s point, or with ``finetune`` the point chosen among the fine-tuned ones."""
+    if finetune is None:
+        return measure.result(search, row, extra)
+    drop = measure.max_drop if drop is None else drop
+    row, tuned, table, base_ft = _finetune_front(measure, search, finetune, accuracy, int(runs), drop, against,
+                                                 progress)
+    res = measure.result(search, row, {**extra, "finetune_runs": int(runs), "finetune_drop": drop,
+                                       "finetune_against": against})
+    return dataclasses.replace(res, workload=tuned, finetuned=table, finetuned_baseline_accuracy=base_ft,
+                               before_finetune=res.workload)
+
+
 # ----------------------------------------------------------------------------- the agent
 def centered_ranks(rewards: np.ndarray) -> np.ndarray:
     """Ranks of ``rewards`` (0 = lowest; tied rewards share their mean rank) scaled to [-1/2, 1/2], mean 0."""
@@ -292,14 +421,26 @@ def autoprune(workload: Workload, *, cost: Callable[[Workload], float], accuracy
               method: str = "crossbar_rows", params: dict[str, Any] | None = None, max_drop: float = 0.01,
               episodes: int = 200, max_ratio: float = 0.9, grid: Sequence[float] | None = None,
               layers: Sequence[str] | None = None, seed: int = 0, agent: Agent | None = None,
+              finetune: Callable[[Workload], Workload] | dict[str, Any] | None = None, finetune_runs: int = 3,
+              finetune_drop: float | None = None, finetune_against: str = "finetuned",
               progress=None) -> AutoPruneResult:
     """Search per-layer ratios of ``method`` with the REINFORCE agent (see the module docstring): ``episodes``
     pruned networks, each measured once with ``cost`` and ``accuracy`` (plus one measurement of the unpruned
     network); returns the feasible episode of least cost (within ``max_drop`` of the unpruned accuracy) with the
     search history. ``params``: ``method``'s other parameters; ``grid``: the ratios an action may take (a sampled
     ratio is rounded down to the nearest; 0 is always allowed), default any; ``agent``: the agent's knobs;
-    ``progress(phase, step, steps, figures)`` is called after every episode."""
+    ``progress(phase, step, steps, figures)`` is called after every episode (and every fine-tuning).
+
+    ``finetune`` (a callable pruned workload -> fine-tuned workload, or a dict of ``retrain``'s training
+    parameters, e.g. ``{"epochs": 4, "lr": 5e-3}``, for ``pruning.retrain_pruned`` with ``seed``): after the
+    search, the unpruned network and up to ``finetune_runs`` points of the search's Pareto front (feasible
+    episodes: ``max_drop`` is then the search's looser constraint) are fine-tuned and measured with ``accuracy``;
+    the result is the cheapest one within ``finetune_drop`` (default ``max_drop``) of the fine-tuned unpruned
+    network (``finetune_against="finetuned"``) or of the unpruned network itself (``"unpruned"``), fine-tuned (see
+    ``AutoPruneResult.finetuned``)."""
     rate, params, chosen = _check("autoprune", workload, cost, accuracy, method, params, max_drop, layers)
+    tuner = _finetuner("autoprune", workload, method, params, layers, seed, finetune, finetune_runs, finetune_drop,
+                       finetune_against)
     if isinstance(episodes, bool) or not isinstance(episodes, (int, np.integer)) or episodes < 1:
         raise PruningError(f"autoprune: episodes ({episodes!r}) must be a positive integer")
     if isinstance(max_ratio, bool) or not isinstance(max_ratio, (int, float)) or not 0 < max_ratio <= 1:
@@ -348,19 +489,26 @@ def autoprune(workload: Workload, *, cost: Callable[[Workload], float], accuracy
                   row["cost_ratio"], row["accuracy"], best["cost_ratio"])
         if progress is not None:
             progress("autoprune", ep, episodes, {"reward": row["reward"], "best_cost": best["cost_ratio"]})
-    return measure.result("autoprune", _best(measure.rows), {
+    return _finish(measure, "autoprune", _best(measure.rows), {
         "episodes": episodes, "max_ratio": max_ratio, "grid": None if grid is None else grid.tolist(),
-        "seed": int(seed)})
+        "seed": int(seed)}, tuner, accuracy, finetune_runs, finetune_drop, finetune_against, progress)
 
 
 def uniform_search(workload: Workload, *, cost: Callable[[Workload], float], accuracy: Callable[[Workload], float],
                    ratios: Sequence[float] = tuple(np.round(np.arange(0.05, 0.951, 0.05), 2)),
                    method: str = "crossbar_rows", params: dict[str, Any] | None = None, max_drop: float = 0.01,
-                   layers: Sequence[str] | None = None, progress=None) -> AutoPruneResult:
+                   layers: Sequence[str] | None = None, finetune: Callable[[Workload], Workload] | dict[str, Any] |
+                   None = None, finetune_runs: int = 3, finetune_drop: float | None = None,
+                   finetune_against: str = "finetuned", seed: int = 0, progress=None) -> AutoPruneResult:
     """The baseline: every layer at one ratio; each of ``ratios`` measured once (plus the unpruned network); the
     highest feasible ratio (within ``max_drop`` of the unpruned accuracy) is the result, with the history (one
-    ``episode`` per ratio, in the order given)."""
+    ``episode`` per ratio, in the order given). ``finetune``, ``finetune_runs``, ``finetune_drop``: as
+    ``finetune_against``: as ``autoprune``'s (the same fine-tuning budget; ``seed`` seeds a dict ``finetune``)."""
     rate, params, chosen = _check("uniform_search", workload, cost, accuracy, method, params, max_drop, layers)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise PruningError(f"uniform_search: seed ({seed!r}) must be a non-negative integer")
+    tuner = _finetuner("uniform_search", workload, method, params, layers, seed, finetune, finetune_runs,
+                       finetune_drop, finetune_against)
     try:
         ratios = [float(r) for r in ratios]
     except (TypeError, ValueError):
@@ -374,4 +522,5 @@ def uniform_search(workload: Workload, *, cost: Callable[[Workload], float], acc
             progress("uniform_search", i, len(ratios), {"ratio": r})
     ok = [row for row in measure.rows if row["feasible"]]
     best = max(ok, key=lambda row: (row[f"ratio:{chosen[0].name.partition('@')[0]}"], -row["episode"]))
-    return measure.result("uniform_search", best, {"uniform_ratios": ratios})
+    return _finish(measure, "uniform_search", best, {"uniform_ratios": ratios}, tuner, accuracy, finetune_runs,
+                   finetune_drop, finetune_against, progress)

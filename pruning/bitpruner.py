@@ -13,7 +13,11 @@ projected weights.
 ``retrain`` fine-tunes with any integer method's constraint in the loop: ``magnitude`` and ``n_of_g`` keep the
 zeros of the pruned weights (masks; ADMM re-prunes the auxiliary weights each epoch), ``bit_budget`` keeps every
 weight within its term budget, ``bit_balance`` re-chooses the group budgets every epoch, ``swis`` re-decomposes
-every epoch (each group keeps its shared positions in between).
+every epoch (each group keeps its shared positions in between), ``crossbar_rows`` keeps every all-zero row of the
+pruned weights at zero, in every layer (a fixed mask read off the pruned weights: rows are never re-chosen, so the
+compact crossbar mapping never grows; the other weights, pruned layers' or not, train freely).
+``retrain_pruned`` fine-tunes a workload pruned elsewhere (``crossbar_rows`` at per-layer ratios, e.g.
+``autoprune``'s result) the same way.
 
 Retraining data and scoring: the CIFAR-10 test copy's ``train`` half (5,000 images, 500 per class, drawn with
 ``split_seed``); score the result on the other half with ``workloads.evaluate(subset="holdout")`` (see
@@ -44,6 +48,8 @@ from .base import (
 
 TORCH_INSTALL = "pip install -e '.[torch]'"  # torch==2.13.0, the CPU wheel
 
+RETRAIN_METHODS = ("magnitude", "n_of_g", "bit_budget", "bit_balance", "swis", "crossbar_rows")
+FIXED_PROJECTIONS = ("crossbar_rows",)  # constraint read off the pruned weights: retrain_pruned takes any rates
 TRAIN_OPTIONS = ("layers", "seed", "limit", "progress", "datasets_dir", "data_dir")  # call options, not parameters
 TRAIN_PARAMS = (
     Param("epochs", int, "fine-tuning epochs (per stage for bitpruner)", 2, lo=0),
@@ -56,6 +62,12 @@ TRAIN_PARAMS = (
     Param("split_seed", int, "seed of the class-balanced train / holdout split of the CIFAR-10 test copy", 0,
           lo=0),
     Param("threads", int, "torch CPU threads (0: torch's choice)", 0, lo=0),
+    Param("optimizer", str, "sgd (momentum 0.9) or adam (per-weight steps)", "sgd", choices=("sgd", "adam")),
+    Param("validation", int, "train-half images left out of the fine-tuning data: those "
+          "evaluate(subset='train', limit=validation) scores (a search's validation set)", 0, lo=0),
+    Param("recalibrate", str, "before fine-tuning: none; bn (every conv's output statistics back to the unpruned "
+          "network's: adaptive BN on the folded network); lstsq (every layer's kept weights re-fitted to the "
+          "unpruned network's outputs by least squares)", "none", choices=("none", "bn", "lstsq")),
 )
 
 
@@ -70,11 +82,13 @@ def _retraining():
 def _config(params: dict[str, Any], seed: int, limit: int | None):
     rt = _retraining()
     return rt.TrainConfig(epochs=params["epochs"], batch_size=params["batch_size"], lr=params["lr"], seed=seed,
-                          split_seed=params["split_seed"], threads=params["threads"] or None, limit=limit)
+                          split_seed=params["split_seed"], threads=params["threads"] or None, limit=limit,
+                          optimizer=params.get("optimizer", "sgd"))
 
 
-def _projection(method: str, params: dict[str, Any], layer_names: set[str]):
-    """The retraining projection of an integer method (only on ``layer_names``; the others pass through)."""
+def _projection(method: str, params: dict[str, Any], layer_names: set[str], start: Workload | None = None):
+    """The retraining projection of an integer method (only on ``layer_names``; the others pass through);
+    ``start``: the pruned workload, for the methods whose constraint is read off the pruned weights."""
     rt = _retraining()
     from .bit_balance import balance_budgets
     from .bit_budget import budget_table
@@ -117,8 +131,17 @@ def _projection(method: str, params: dict[str, Any], layer_names: set[str]):
                                f"(decomposition 'swis', not {params['decomposition']!r})")
         return tabled(lambda layer, w: swis_tables(layer, w, params["shared_terms"], params["group_size"],
                                                    params["first_layer_space_to_depth"]))
-    raise PruningError(f"retrain: method {method!r} has no retraining projection (magnitude, n_of_g, bit_budget, "
-                       f"bit_balance, swis)")
+    if method == "crossbar_rows":
+        if start is None:
+            raise PruningError("retrain: crossbar_rows retraining needs the pruned workload (start)")
+        from .crossbar_rows import kept_rows
+
+        # every layer's free rows stay free (the pruned layers' and any the others had): no layer's compact
+        # mapping can grow
+        return rt.FixedMaskProjection({layer.name.partition("@")[0]: kept_rows(layer, layer.weights,
+                                                                              params["block_outputs"])
+                                       for layer in start})
+    raise PruningError(f"retrain: method {method!r} has no retraining projection ({', '.join(RETRAIN_METHODS)})")
 
 
 def _result(net, workload: Workload, name: str, params: dict[str, Any], chosen: set[str], history: dict,
@@ -140,9 +163,14 @@ def _run(original, start, name, params, chosen, projection, stages, *, seed, lim
     the final epochs at the last one; the report compares with ``original``."""
     rt = _retraining()
     cfg = _config(params, seed, limit)
-    data = rt.TrainData.cifar10(params["split_seed"], datasets_dir, limit)
+    data = rt.TrainData.cifar10(params["split_seed"], datasets_dir, limit, params.get("validation", 0))
     net = rt.QuantNet(start, data_dir=data_dir)
     history: dict[str, list] = {"stage": [], "loss": []}
+    if params.get("recalibrate", "none") != "none":
+        net.projection = projection(stages[0])
+        net.refresh()
+        fit = rt.recalibrate if params["recalibrate"] == "bn" else rt.reconstruct
+        history["recalibration"] = fit(net, rt.QuantNet(original, data_dir=data_dir), data)
     for k, stage in enumerate(stages):
         net.projection = projection(stage)
         net.refresh()
@@ -198,25 +226,69 @@ def bitpruner(workload: Workload, *, layers: Sequence[str] | None = None, seed: 
 
 @register("retrain",
           Param("method", str, "the integer method whose constraint stays in the loop", "bit_budget",
-                choices=("magnitude", "n_of_g", "bit_budget", "bit_balance", "swis")),
+                choices=RETRAIN_METHODS),
           *TRAIN_PARAMS,
-          summary="an integer method (magnitude, n_of_g, bit_budget, bit_balance) with retraining (needs torch)",
+          summary="an integer method (magnitude, n_of_g, bit_budget, bit_balance, swis, crossbar_rows) with retraining "
+                  "(needs torch)",
           needs_torch=True, options=TRAIN_OPTIONS, wraps=True)
 def retrain(workload: Workload, *, layers: Sequence[str] | None = None, seed: int = 0, limit: int | None = None,
             progress=None, datasets_dir=None, data_dir=None, **params: Any) -> PruneResult:
     """Prune ``workload`` with ``method`` (its own parameters among ``params``), then fine-tune with its
     constraint in the loop; the result's method is ``<method>+retrain`` (``+admm``)."""
     check_layers_param(layers)
-    train_names = {p.name for p in METHODS["retrain"].params}
-    mine = METHODS["retrain"].bind({k: v for k, v in params.items() if k in train_names})
-    if mine["method"] not in METHODS or METHODS[mine["method"]].needs_torch:
-        raise PruningError(f"retrain: method ({mine['method']!r}) must be one of: magnitude, n_of_g, bit_budget, "
-                           f"bit_balance, swis")
-    own = METHODS[mine["method"]]
-    theirs = own.bind({k: v for k, v in params.items() if k not in train_names})
+    own, theirs, mine = _split("retrain", params, RETRAIN_METHODS)
     pruned = own.function(workload, layers=layers, seed=seed, **theirs)
-    chosen = {layer.name.partition("@")[0] for layer in selected(workload, layers, own.name)}
+    return _retrain_from(workload, pruned.workload, own, theirs, mine, layers=layers, seed=seed, limit=limit,
+                         progress=progress, datasets_dir=datasets_dir, data_dir=data_dir)
+
+
+def retrain_pruned(original: Workload, pruned: Workload, *, layers: Sequence[str] | None = None, seed: int = 0,
+                   limit: int | None = None, progress=None, datasets_dir=None, data_dir=None,
+                   **params: Any) -> PruneResult:
+    """Fine-tune ``pruned``, ``original`` pruned by ``method`` on ``layers`` at whatever per-layer rates (e.g.
+    ``autoprune``'s result), with the method's constraint read off ``pruned`` kept in the loop (``method`` one of
+    ``FIXED_PROJECTIONS``: ``crossbar_rows``, whose freed rows stay zero). ``params``: ``method``, its other
+    parameters (not its rate) and the training parameters, as ``retrain`` takes them; the report compares with
+    ``original``; the result's method is ``<method>+retrain``."""
+    check_layers_param(layers)
+    if not isinstance(original, Workload) or not isinstance(pruned, Workload):
+        raise PruningError("retrain_pruned: original and pruned must be workloads")
+    if [layer.name for layer in original] != [layer.name for layer in pruned]:
+        raise PruningError(f"retrain_pruned: pruned ({pruned.name!r}) must have the layers of original "
+                           f"({original.name!r})")
+    params = {"method": "crossbar_rows", **params}
+    own, theirs, mine = _split("retrain_pruned", params, FIXED_PROJECTIONS, rate_free=True)
+    return _retrain_from(original, pruned, own, theirs, mine, layers=layers, seed=seed, limit=limit,
+                         progress=progress, datasets_dir=datasets_dir, data_dir=data_dir)
+
+
+def _split(caller: str, params: dict[str, Any], allowed: tuple[str, ...], rate_free: bool = False):
+    """(the inner method, its bound parameters, the bound training parameters) of ``retrain``'s ``params``;
+    ``rate_free``: the inner method's rate is not among them (a placeholder 0 is bound)."""
+    train_names = {p.name for p in METHODS["retrain"].params}
+    method = params.get("method")
+    if method not in allowed or method not in METHODS or METHODS[method].needs_torch:
+        raise PruningError(f"{caller}: method ({method!r}) must be one of: {', '.join(allowed)}")
+    mine = METHODS["retrain"].bind({k: v for k, v in params.items() if k in train_names})
+    own = METHODS[method]
+    theirs = {k: v for k, v in params.items() if k not in train_names}
+    if rate_free:
+        from .pareto import RATE_PARAMS
+
+        rate = RATE_PARAMS[method]
+        if rate in theirs:
+            raise PruningError(f"{caller}: params must not set {rate!r}: the rates are the pruned workload's")
+        theirs = {k: v for k, v in own.bind({**theirs, rate: 0.0}).items() if k != rate}
+    else:
+        theirs = own.bind(theirs)
+    return own, theirs, mine
+
+
+def _retrain_from(original: Workload, pruned: Workload, own, theirs: dict, mine: dict, *, layers, seed, limit,
+                  progress, datasets_dir, data_dir) -> PruneResult:
+    """Fine-tune ``pruned`` (``original`` pruned by ``own``) with ``own``'s constraint in the loop."""
+    chosen = {layer.name.partition("@")[0] for layer in selected(original, layers, own.name)}
+    projection = _projection(own.name, theirs, chosen, start=pruned)
     name = f"{own.name}+{'admm' if mine['admm'] else 'retrain'}"
-    return _run(workload, pruned.workload, name, {**theirs, **mine}, chosen,
-                lambda _: _projection(own.name, theirs, chosen),
-                [None], seed=seed, limit=limit, progress=progress, datasets_dir=datasets_dir, data_dir=data_dir)
+    return _run(original, pruned, name, {**theirs, **mine}, chosen, lambda _: projection, [None], seed=seed,
+                limit=limit, progress=progress, datasets_dir=datasets_dir, data_dir=data_dir)

@@ -58,6 +58,18 @@ def prune_rows(layer: Layer, weights: np.ndarray, ratio: float, block_outputs: i
     return out.reshape(weights.shape), freed
 
 
+def kept_rows(layer: Layer, weights: np.ndarray, block_outputs: int = 128) -> np.ndarray:
+    """A bool array shaped like ``weights``: True at every weight whose row holds a non-zero weight in its block of
+    outputs (the rows a compact crossbar mapping stores); False on the freed rows. Fine-tuning that keeps the
+    False entries at zero never makes the compact mapping occupy more crossbars."""
+    k = weights.shape[0]
+    mat = weights.reshape(k, -1)
+    keep = np.zeros(mat.shape, dtype=bool)
+    for block, _ in unrolled_blocks(layer, block_outputs):
+        keep[block] = mat[block].any(axis=0)[None, :]
+    return keep.reshape(weights.shape)
+
+
 @register("crossbar_rows",
           Param("ratio", float, "fraction of the rows of every block of outputs set to zero", lo=0.0, hi=1.0),
           Param("block_outputs", int, "output channels per block (one crossbar's columns)", 128, lo=1),

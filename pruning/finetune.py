@@ -21,8 +21,9 @@ ADMM (``admm=True``): the forward pass uses the rounded weights without projecti
 loss gains ``rho / 2 * mean((W - Z + U)^2)``, with ``rho`` multiplied by ``rho_growth`` every epoch. After the ADMM
 epochs the weights are projected once and fine-tuned with the projection in the loop (``final_epochs``).
 
-Optimizer: SGD with momentum, cosine learning-rate decay over each fine-tuning phase. Deterministic for a seed on
-a given machine (torch's CPU kernels are deterministic; threads are set by ``threads``).
+Optimizer: SGD with momentum (or Adam, ``optimizer="adam"``), cosine learning-rate decay over each fine-tuning
+phase. Deterministic for a seed on a given machine (torch's CPU kernels are deterministic; threads are set by
+``threads``).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from .base import PruningError
 
 log = logging.getLogger(__name__)
 
+OPTIMIZERS = ("sgd", "adam")
 Progress = Callable[[str, int, int, dict], None]  # (phase, step, steps, figures such as {"loss": ...})
 
 
@@ -58,7 +60,8 @@ class TrainConfig:
     seed: int = 0
     split_seed: int = 0
     threads: int | None = None  # torch CPU threads (default: torch's choice)
-    limit: int | None = None  # use only the first ``limit`` training images (tests)
+    optimizer: str = "sgd"  # "sgd" (momentum) or "adam" (per-weight steps: the folded layers' scales differ widely)
+    limit: int | None = None  # use only ``limit`` evenly spaced training images (tests)
 
     def check(self) -> None:
         for name in ("epochs", "batch_size"):
@@ -70,6 +73,8 @@ class TrainConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                 raise PruningError(f"retraining: {name} ({v!r}) must be a finite non-negative number")
+        if self.optimizer not in OPTIMIZERS:
+            raise PruningError(f"retraining: optimizer ({self.optimizer!r}) must be one of: {', '.join(OPTIMIZERS)}")
 
 
 # ----------------------------------------------------------------------------- projections
@@ -108,6 +113,29 @@ class MaskProjection(Projection):
 
     def apply(self, name: str, q):
         return q * self.masks[name].to(q.dtype)
+
+
+class FixedMaskProjection(Projection):
+    """Fixed masks (bool arrays per layer name, shaped like the weights; a layer without one is not constrained):
+    the weights where a mask is False stay zero whatever the training does, e.g. the freed rows of a pruned
+    workload. Unlike ``MaskProjection``, nothing is re-chosen at a refresh."""
+
+    name = "fixed mask"
+
+    def __init__(self, masks: dict[str, np.ndarray]):
+        self.keep = {n: np.asarray(m, dtype=bool) for n, m in masks.items()}
+        self.masks = {n: torch.from_numpy(m.astype(np.float32)) for n, m in self.keep.items()}
+
+    def full(self, layer: Layer, weights: np.ndarray) -> np.ndarray:
+        keep = self.keep.get(layer.name.partition("@")[0])
+        return weights if keep is None else np.where(keep, weights, 0).astype(weights.dtype)
+
+    def refresh(self, layers, weights) -> None:
+        pass
+
+    def apply(self, name: str, q):
+        mask = self.masks.get(name)
+        return q if mask is None else q * mask.to(q.dtype)
 
 
 class TableProjection(Projection):
@@ -272,16 +300,23 @@ class TrainData:
     indices: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     @classmethod
-    def cifar10(cls, split_seed: int = 0, datasets_dir=None, limit: int | None = None) -> TrainData:
-        from workloads.datasets import cifar10_split, dataset_dir, load_cifar10_test
+    def cifar10(cls, split_seed: int = 0, datasets_dir=None, limit: int | None = None,
+                validation: int = 0) -> TrainData:
+        """The train half; ``validation``: leave out the images ``evaluate(subset="train", limit=validation)``
+        scores (a validation set a search can judge fine-tuned networks on); ``limit``: then keep that many,
+        evenly spaced."""
+        from workloads.datasets import cifar10_split, dataset_dir, evenly_spaced, load_cifar10_test
 
         folder = dataset_dir(datasets_dir)
         labels = load_cifar10_test(folder)[1]
         train, _ = cifar10_split(labels, split_seed)
-        if limit is not None:
-            train = train[np.linspace(0, len(train) - 1, min(limit, len(train))).round().astype(np.int64)]
+        source = "CIFAR-10 test copy, train half (500 per class)"
+        if validation:
+            train = np.setdiff1d(train, evenly_spaced(train, validation))
+            source += f" without the {validation} validation images"
+        train = evenly_spaced(train, limit)
         images, labels = load_cifar10_test(folder, train)
-        return cls(images, labels, indices=train)
+        return cls(images, labels, source=source, indices=train)
 
 
 def _batches(data: TrainData, cfg: TrainConfig, epoch: int):
@@ -313,7 +348,10 @@ def finetune(net: QuantNet, data: TrainData, cfg: TrainConfig, *, epochs: int | 
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     params = [p for p in net.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    else:
+        opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     steps = epochs * math.ceil(len(data.labels) / cfg.batch_size)
     step = 0
     losses = []
@@ -340,6 +378,165 @@ def finetune(net: QuantNet, data: TrainData, cfg: TrainConfig, *, epochs: int | 
         log.info("%s epoch %d/%d: loss %.4f", phase, e + 1, epochs, losses[-1])
     net.model.eval()
     return losses
+
+
+def recalibrate(net: QuantNet, reference: QuantNet, data: TrainData, images: int = 512) -> dict[str, float]:
+    """Adaptive batch norm for a network whose batch norm is folded (EagleEye's "adaptive BN", Li et al. 2020):
+    every conv's output channels are brought back to the mean and standard deviation the ``reference`` network's
+    (the unpruned one's) have on the same ``images`` evenly spaced training images (no augmentation), conv by conv
+    in execution order, each seeing its corrected inputs; the affine correction out * a + c is folded into the
+    weights (w * a, per output channel: zero rows stay zero) and the bias (b * a + c). This is what recomputing the
+    unfolded network's BN statistics on the pruned network would do. Linear layers (no batch norm) are left alone.
+    Returns the mean |log a| of every corrected conv (how far its scale had drifted)."""
+    from workloads.models.cifar_resnet import cifar_preprocess
+
+    pick = np.linspace(0, len(data.labels) - 1, min(images, len(data.labels))).round().astype(np.int64)
+    x = cifar_preprocess(np.ascontiguousarray(data.images[pick]))
+    target: dict[str, tuple] = {}
+
+    def stats(out):
+        return out.mean(dim=(0, 2, 3)), out.std(dim=(0, 2, 3))
+
+    def record(name):
+        def hook(_mod, _args, out):
+            if out.ndim == 4:
+                target[name] = stats(out)
+
+        return hook
+
+    fix: dict[str, tuple] = {}
+
+    def correct(name):
+        def hook(_mod, _args, out):
+            if out.ndim != 4 or name not in target:
+                return None
+            (mu, sd), (mu2, sd2) = target[name], stats(out)
+            a = torch.where(sd2 > 1e-12, sd / torch.clamp(sd2, min=1e-12), torch.ones_like(sd))
+            c = mu - mu2 * a
+            fix[name] = (a, c)
+            return out * a.view(1, -1, 1, 1) + c.view(1, -1, 1, 1)
+
+        return hook
+
+    with torch.no_grad():
+        for model, hook, mods in ((reference, record, reference.modules), (net, correct, net.modules)):
+            handles = [m.register_forward_hook(hook(n)) for n, m in mods.items()]
+            try:
+                model.model.eval()
+                model.model(x)
+            finally:
+                for h in handles:
+                    h.remove()
+        drift = {}
+        for n, (a, c) in fix.items():
+            mod = net.modules[n]
+            w = mod.parametrizations.weight.original
+            w.mul_(a.view(-1, *([1] * (w.ndim - 1))))
+            if mod.bias is None:
+                mod.bias = nn.Parameter(c.clone(), requires_grad=True)
+            else:
+                mod.bias.mul_(a).add_(c)
+            drift[n] = float(torch.log(a).abs().mean())
+    log.info("recalibrated %d convs: mean |log scale| %.3f", len(drift), float(np.mean(list(drift.values()) or [0])))
+    return drift
+
+
+def reconstruct(net: QuantNet, reference: QuantNet, data: TrainData, images: int = 512, positions: int = 8192,
+                ridge: float = 1e-3, seed: int = 0) -> dict[str, float]:
+    """Least-squares reconstruction after pruning (as channel pruning's, He et al. 2017, for the rows a mask
+    projection keeps): layer by layer in execution order, every pruned layer's (its weights differ from the
+    reference's) weights on its kept inputs and its bias are re-fitted so that, on the inputs it now receives (the
+    already reconstructed layers' outputs), it reproduces the ``reference`` (unpruned) network's outputs of that
+    layer, on ``images`` evenly spaced training images (at most ``positions`` output positions drawn with
+    ``seed``); ridge ``ridge`` x the mean diagonal of the normal equations. The weights the projection zeroes stay
+    zero; layers the pruning left alone keep their weights (re-fitting them on a few images only adds noise: on
+    the unpruned network this is the identity). Returns every re-fitted layer's relative residual
+    (||fit - target|| / ||target||)."""
+    from workloads.models.cifar_resnet import cifar_preprocess
+
+    pick = np.linspace(0, len(data.labels) - 1, min(images, len(data.labels))).round().astype(np.int64)
+    x = cifar_preprocess(np.ascontiguousarray(data.images[pick]))
+    rng = np.random.default_rng(seed)
+    target: dict[str, torch.Tensor] = {}
+
+    def record(name):
+        def hook(_mod, _args, out):
+            target[name] = out
+
+        return hook
+
+    residual: dict[str, float] = {}
+
+    def refit(name):
+        def hook(mod, args, out):
+            inp = args[0]
+            conv = out.ndim == 4
+            if np.array_equal(net.layers[name].weights, reference.layers[name].weights):
+                return None  # not pruned: left as it is (its inputs may have changed, but it keeps its weights)
+            mask = getattr(net.projection, "masks", {}).get(name)  # a mask projection's zeros stay zero
+            ys = target[name].flatten(2).transpose(1, 2).reshape(-1, out.shape[1]) if conv else target[name]
+            rows = torch.arange(len(ys)) if len(ys) <= positions else \
+                torch.from_numpy(np.sort(rng.choice(len(ys), positions, replace=False)))
+            ys = ys[rows].double()
+            if conv:
+                if mod.groups != 1:
+                    return None
+                per = out.shape[2] * out.shape[3]  # output positions per image
+                parts = []
+                for i in range(0, len(inp), 64):  # unfold 64 images at a time, keep the drawn positions
+                    cols = nn.functional.unfold(inp[i:i + 64], mod.kernel_size, mod.dilation, mod.padding,
+                                                mod.stride)
+                    cols = cols.transpose(1, 2).reshape(-1, cols.shape[1])  # (images * positions, C * R * S)
+                    mine = rows[(rows >= i * per) & (rows < (i + 64) * per)] - i * per
+                    parts.append(cols[mine])
+                xs = torch.cat(parts).double()
+            else:
+                xs = inp[rows].double()
+            w = mod.parametrizations.weight.original
+            k = w.shape[0]
+            scale = net.scale[name].double().reshape(k, -1) if net.scale[name].numel() > 1 else \
+                net.scale[name].double().reshape(1, 1)
+            keep = torch.ones(k, xs.shape[1], dtype=torch.bool) if mask is None else mask.reshape(k, -1) != 0
+            new_w = torch.zeros(k, xs.shape[1], dtype=torch.float64)
+            new_b = torch.zeros(k, dtype=torch.float64)
+            patterns, which = torch.unique(keep, dim=0, return_inverse=True)
+            for p, pattern in enumerate(patterns):
+                outs = torch.nonzero(which == p).flatten()
+                a = torch.cat([xs[:, pattern], torch.ones(len(xs), 1, dtype=torch.float64)], dim=1)
+                gram = a.T @ a
+                lam = ridge * float(torch.diagonal(gram)[:-1].mean()) if pattern.any() else 0.0
+                reg = torch.eye(len(gram), dtype=torch.float64) * lam
+                reg[-1, -1] = 0.0
+                sol = torch.linalg.solve(gram + reg, a.T @ ys[:, outs])  # (kept + 1, outs)
+                new_w[outs[:, None], torch.nonzero(pattern).flatten()[None, :]] = sol[:-1].T
+                new_b[outs] = sol[-1]
+            lo, hi = net.quants[name].weight.range
+            new_w = torch.maximum(torch.minimum(new_w, hi * scale), lo * scale)  # within the weight format
+            with torch.no_grad():
+                w.copy_(new_w.reshape(w.shape).to(w.dtype))
+                if mod.bias is None:
+                    mod.bias = nn.Parameter(new_b.to(w.dtype), requires_grad=True)
+                else:
+                    mod.bias.copy_(new_b.to(w.dtype))
+            fit = (nn.functional.conv2d(inp, mod.weight, mod.bias, mod.stride, mod.padding, mod.dilation)
+                   if conv else nn.functional.linear(inp, mod.weight, mod.bias))
+            residual[name] = float((fit - target[name]).norm() / target[name].norm().clamp(min=1e-12))
+            return fit
+
+        return hook
+
+    with torch.no_grad():
+        for model, hook in ((reference, record), (net, refit)):
+            handles = [m.register_forward_hook(hook(n)) for n, m in model.modules.items()]
+            try:
+                model.model.eval()
+                model.model(x)
+            finally:
+                for h in handles:
+                    h.remove()
+    log.info("reconstructed %d layers: mean relative residual %.3f", len(residual),
+             float(np.mean(list(residual.values()) or [0])))
+    return residual
 
 
 def admm(net: QuantNet, data: TrainData, cfg: TrainConfig, *, epochs: int, rho: float = 1e-3,

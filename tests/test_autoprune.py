@@ -279,3 +279,122 @@ def test_bad_requests_give_one_line_errors(call, message):
     with pytest.raises(PruningError, match=message) as err:
         call(_toy(2))
     assert "\n" not in str(err.value)
+
+
+# ----------------------------------------------------------------------------- fine-tuning the searched points
+def test_pareto_front_by_hand():
+    from pruning.autoprune import pareto_front
+
+    rows = [{"episode": 0, "cost": 10, "accuracy": 0.9}, {"episode": 1, "cost": 5, "accuracy": 0.7},
+            {"episode": 2, "cost": 5, "accuracy": 0.8}, {"episode": 3, "cost": 6, "accuracy": 0.75},
+            {"episode": 4, "cost": 3, "accuracy": 0.5}, {"episode": 5, "cost": 8, "accuracy": 0.8}]
+    # 1 and 3 are beaten by 2 (cheaper or as cheap, more accurate); 5 by 2 (as accurate, cheaper)
+    assert [r["episode"] for r in pareto_front(rows)] == [4, 2, 0]
+
+
+TUNED = {"tuned": True}
+
+
+def _tune(w: Workload) -> Workload:
+    """A stand-in for fine-tuning: the weights unchanged, the workload marked (``_tuned_accuracy`` forgives)."""
+    return Workload(w.name, list(w), {**w.meta, **TUNED})
+
+
+def _tuned_accuracy(reference: Workload):
+    """The toy accuracy, its loss divided by 5 on a fine-tuned workload (monotone in every layer's density)."""
+    plain = _accuracy(reference)
+
+    def accuracy(w: Workload) -> float:
+        a = plain(w)
+        return 1 - (1 - a) / 5 if w.meta.get("tuned") else a
+
+    return accuracy
+
+
+@pytest.mark.parametrize("search", ["autoprune", "uniform_search"])
+def test_finetune_picks_the_cheapest_front_point_that_recovers(search):
+    wl = _toy(5)
+    acc = _tuned_accuracy(wl)
+    kw = {"cost": _cost, "accuracy": acc, "max_drop": 0.2, "finetune": _tune, "finetune_runs": 6,
+          "finetune_drop": 0.02}
+    if search == "autoprune":
+        res = autoprune(wl, episodes=24, seed=0, **kw)
+    else:
+        res = uniform_search(wl, ratios=np.linspace(0.05, 0.9, 18), **kw)
+    from pruning.autoprune import pareto_front
+
+    h = res.history
+    front = [r for r in pareto_front(h[h["feasible"]].to_dict("records")) if r["cost"] < _cost(wl)]
+    assert len(front) <= 2 ** 6 - 1  # the bisection resolves the whole front with 6 runs
+    base_ft = acc(_tune(wl))
+    assert res.finetuned_baseline_accuracy == pytest.approx(base_ft)
+    # brute force: every front point fine-tuned; the cheapest within finetune_drop of the fine-tuned unpruned one
+    ok = [r for r in front if acc(_tune(_rebuild(wl, r))) >= base_ft - 0.02]
+    assert ok, "the toy should have a recoverable point"
+    assert _cost(res.workload) == pytest.approx(ok[0]["cost"])
+    assert res.workload.meta.get("tuned") and not res.before_finetune.meta.get("tuned")
+    assert res.params["ratios"] == {x.name: ok[0][f"ratio:{x.name}"] for x in wl}
+    t = res.finetuned
+    assert t.iloc[0]["episode"] == 0 and len(t) <= 6 + 1
+    assert (t["finetuned_accuracy"] >= base_ft - 0.02).tolist() == t["feasible"].tolist()
+    # fine-tuning recovers more than the search allowed itself: the point is cheaper than the search's own pick
+    plain = autoprune(wl, episodes=24, seed=0, cost=_cost, accuracy=acc, max_drop=0.02) if search == "autoprune" \
+        else uniform_search(wl, ratios=np.linspace(0.05, 0.9, 18), cost=_cost, accuracy=acc, max_drop=0.02)
+    assert _cost(res.workload) < _cost(plain.workload)
+
+
+def _rebuild(wl: Workload, row: dict) -> Workload:
+    return Workload(wl.name, [x.with_values(weights=prune_rows(x, x.weights, row[f"ratio:{x.name}"])[0])
+                              for x in wl], wl.meta)
+
+
+def test_finetune_runs_bound_the_fine_tunings():
+    wl = _toy(4)
+    calls = []
+
+    def tune(w):
+        calls.append(w)
+        return _tune(w)
+
+    res = autoprune(wl, cost=_cost, accuracy=_tuned_accuracy(wl), episodes=16, max_drop=0.3, seed=1, finetune=tune,
+                    finetune_runs=2)
+    assert len(calls) == len(res.finetuned) <= 3 and res.finetuned.iloc[0]["episode"] == 0
+    # every fine-tuned point is one the search measured, fine-tuned from its pruned weights
+    for w, ep in zip(calls, res.finetuned["episode"], strict=True):
+        row = res.history.set_index("episode").loc[ep]
+        assert _cost(w) == pytest.approx(row["cost"])
+
+
+@pytest.mark.parametrize(("kw", "message"), [
+    ({"finetune": _tune, "finetune_runs": 0}, r"autoprune: finetune_runs \(0\) must be a positive integer"),
+    ({"finetune": _tune, "finetune_drop": 1.5}, r"autoprune: finetune_drop \(1.5\) must be a number in \[0, 1\)"),
+    ({"finetune": 3}, r"autoprune: finetune \(3\) must be a callable"),
+    ({"finetune": {"epochs": -1}}, r"retrain: epochs \(-1\) must be >= 0"),
+    ({"finetune": {"colour": 1}}, r"autoprune: finetune has unknown training parameters: colour"),
+    ({"finetune": {"epochs": 1}, "method": "magnitude"}, r"autoprune: finetune as a dict retrains crossbar_rows only"),
+])
+def test_bad_finetune_requests_give_one_line_errors(kw, message):
+    wl = _toy(2)
+    with pytest.raises(PruningError, match=message) as err:
+        autoprune(wl, cost=_cost, accuracy=_accuracy(wl), episodes=2, **kw)
+    assert "\n" not in str(err.value)
+
+
+def test_finetune_against_the_unpruned_network_accepts_what_the_fine_tuned_one_refuses():
+    """Fine-tuning that lifts every network above the unpruned one: against the fine-tuned unpruned network the
+    floor is higher, so the chosen point is no cheaper than against the unpruned network itself."""
+    wl = _toy(4)
+    plain = _accuracy(wl)
+
+    def acc(w: Workload) -> float:  # 0.9 unpruned, fine-tuning adds 5 points
+        return 0.9 * plain(w) + (0.05 if w.meta.get("tuned") else 0.0)
+
+    kw = {"cost": _cost, "accuracy": acc, "max_drop": 0.3, "finetune": _tune, "finetune_runs": 6,
+          "finetune_drop": 0.005, "ratios": np.linspace(0.05, 0.9, 18)}
+    strict = uniform_search(wl, finetune_against="finetuned", **kw)
+    loose = uniform_search(wl, finetune_against="unpruned", **kw)
+    assert strict.params["finetune_against"] == "finetuned" and loose.params["finetune_against"] == "unpruned"
+    assert _cost(loose.workload) < _cost(strict.workload)
+    assert acc(loose.workload) >= loose.baseline_accuracy - 0.005
+    with pytest.raises(PruningError, match=r"uniform_search: finetune_against \('best'\) must be one of"):
+        uniform_search(wl, finetune_against="best", **kw)

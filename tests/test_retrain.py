@@ -103,3 +103,99 @@ def test_retraining_refuses_what_it_cannot_train():
         pruning.prune(wl, "bitpruner", epochs=1)
     with pytest.raises(pruning.PruningError, match=r"retrain: method \('lottery'\) must be one of"):
         pruning.prune(wl, "retrain", method="lottery")
+
+
+def test_crossbar_rows_retraining_keeps_the_freed_rows_and_the_crossbars(r20):
+    """A short, hot fine-tune (64 images, lr 1e-2): the weights move, every row the pruning freed stays zero, and the
+    compact ReRAM mapping occupies no more crossbars."""
+    from pruning.crossbar_rows import kept_rows
+    from simulator import load_arch, simulate
+
+    arch = load_arch("reram", compaction="compact")
+    pruned = pruning.crossbar_rows(r20, ratio=0.12).workload
+    res = pruning.prune(r20, "retrain", method="crossbar_rows", ratio=0.12, epochs=1, final_epochs=0, lr=1e-2,
+                        limit=64, threads=1)
+    assert res.method == "crossbar_rows+retrain"
+    moved = 0
+    for before, after in zip(pruned, res.workload, strict=True):
+        keep = kept_rows(before, before.weights)
+        assert not after.weights[~keep].any(), before.name
+        moved += int((after.weights != before.weights).sum())
+    assert moved > 0
+    assert simulate(arch, res.workload).layers["crossbars"].sum() <= simulate(arch, pruned).layers["crossbars"].sum()
+
+
+def test_retrain_pruned_takes_per_layer_ratios_and_is_deterministic(r20):
+    from pruning.crossbar_rows import kept_rows, prune_rows
+    from pruning.pareto import _replace
+
+    ratios = {"layer1.0.conv1": 0.12, "layer3.2.conv2": 0.56}
+    pruned = _replace(r20, {n: prune_rows(r20[n], r20[n].weights, r)[0] for n, r in ratios.items()})
+    runs = [pruning.retrain_pruned(r20, pruned, layers=list(ratios), epochs=1, final_epochs=0, lr=1e-2, limit=32,
+                                   threads=1, seed=s) for s in (1, 1, 2)]
+    for a, b, p in zip(runs[0].workload, runs[1].workload, pruned, strict=True):
+        np.testing.assert_array_equal(a.weights, b.weights)
+        assert not a.weights[~kept_rows(p, p.weights)].any(), p.name
+    assert any((a.weights != c.weights).any() for a, c in zip(runs[0].workload, runs[2].workload, strict=True))
+    assert runs[0].method == "crossbar_rows+retrain"
+    with pytest.raises(pruning.PruningError, match=r"retrain_pruned: params must not set 'ratio'"):
+        pruning.retrain_pruned(r20, pruned, ratio=0.5)
+    with pytest.raises(pruning.PruningError, match=r"retrain_pruned: method \('magnitude'\) must be one of: "
+                                                   r"crossbar_rows"):
+        pruning.retrain_pruned(r20, pruned, method="magnitude")
+
+
+@pytest.mark.parametrize("how", ["bn", "lstsq"])
+def test_recalibration_recovers_a_heavily_pruned_network_and_keeps_its_rows(r20, how):
+    """Rows 0.56 pruned everywhere: holdout top-1 near chance; re-fitting the statistics (bn) or the kept weights
+    (lstsq) on 128 training images, without a training step, recovers much of it; freed rows stay zero."""
+    from pruning.crossbar_rows import kept_rows
+
+    pruned = pruning.crossbar_rows(r20, ratio=0.56).workload
+    res = pruning.retrain_pruned(r20, pruned, epochs=0, final_epochs=0, recalibrate=how, limit=128, threads=1)
+    for p, q in zip(pruned, res.workload, strict=True):
+        assert not q.weights[~kept_rows(p, p.weights)].any(), p.name
+    drift = res.params["history"]["recalibration"]
+    assert set(drift) <= {layer.name for layer in r20} and len(drift) >= 19
+    before = evaluate(pruned, subset="holdout", limit=200)["top1"]
+    after = evaluate(res.workload, subset="holdout", limit=200)["top1"]
+    assert after > before + 0.15, (before, after)
+
+
+def test_the_validation_images_are_left_out_of_the_training_data():
+    from pruning.finetune import TrainData
+    from workloads.datasets import cifar10_split, dataset_dir, evenly_spaced, load_cifar10_test
+
+    shared_path("datasets")
+    train = cifar10_split(load_cifar10_test(dataset_dir())[1], 0)[0]
+    data = TrainData.cifar10(validation=50)
+    val = evenly_spaced(train, 50)  # the images evaluate(subset="train", limit=50) scores
+    assert len(val) == 50 and len(data.indices) == len(train) - 50
+    assert not set(data.indices) & set(val) and set(data.indices) | set(val) == set(train)
+    assert len(TrainData.cifar10(validation=50, limit=100).indices) == 100
+
+
+def test_least_squares_leaves_an_unpruned_network_as_it_is(r20):
+    res = pruning.retrain_pruned(r20, r20, epochs=0, final_epochs=0, recalibrate="lstsq", limit=64, threads=1)
+    assert res.params["history"]["recalibration"] == {}
+    for a, b in zip(r20, res.workload, strict=True):
+        np.testing.assert_array_equal(a.weights, b.weights)
+
+
+def test_a_fixed_mask_projects_the_training_forward_and_the_result_alike():
+    import torch
+
+    from pruning.finetune import FixedMaskProjection
+    from workloads import Layer
+
+    layer = Layer.fc("f@0", np.ones(3, np.int32), np.array([[1, 2, 3], [4, 5, 6]], np.int32), act_bits=8,
+                     weight_bits=8)
+    keep = np.array([[True, False, True], [True, False, True]])
+    proj = FixedMaskProjection({"f": keep})
+    proj.refresh({"f": layer}, {"f": np.full((2, 3), 9)})  # nothing is re-chosen
+    q = torch.tensor([[7.0, 8.0, 9.0], [1.0, 2.0, 3.0]])
+    np.testing.assert_array_equal(proj.apply("f", q).numpy(), [[7, 0, 9], [1, 0, 3]])
+    np.testing.assert_array_equal(proj.full(layer, np.array([[7, 8, 9], [1, 2, 3]])), [[7, 0, 9], [1, 0, 3]])
+    other = Layer.fc("g", np.ones(3, np.int32), np.ones((2, 3), np.int32), act_bits=8, weight_bits=8)
+    np.testing.assert_array_equal(proj.full(other, other.weights), other.weights)  # no mask: not constrained
+    np.testing.assert_array_equal(proj.apply("g", q).numpy(), q.numpy())

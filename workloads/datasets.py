@@ -69,6 +69,15 @@ def load_cifar10_test(data_dir: str | os.PathLike, indices=None) -> tuple[np.nda
     return images[idx], labels[idx]
 
 
+def evenly_spaced(pool: np.ndarray, limit: int | None) -> np.ndarray:
+    """``limit`` evenly spaced entries of ``pool`` (first and last included; all of it if ``limit`` is None or
+    larger): the images a ``limit`` picks from a class-ordered subset, so that every class is represented."""
+    pool = np.asarray(pool)
+    if limit is None:
+        return pool
+    return pool[np.linspace(0, len(pool) - 1, min(limit, len(pool))).round().astype(np.int64)]
+
+
 def cifar10_split(labels: np.ndarray, seed: int = 0, per_class: int = 500) -> tuple[np.ndarray, np.ndarray]:
     """A class-balanced split of the CIFAR-10 test copy into (train, holdout) indices: ``per_class`` images of
     each class drawn with ``seed`` for fine-tuning, the rest held out for scoring (5,000 and 5,000 by default).

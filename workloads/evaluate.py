@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 
-from .datasets import cifar10_split, dataset_dir, load_cifar10_test, load_imagenet_val
+from .datasets import cifar10_split, dataset_dir, evenly_spaced, load_cifar10_test, load_imagenet_val
 from .importers import IMPORTERS
 from .layer import Layer, WeightFormat, WorkloadError
 from .workload import Workload
@@ -133,8 +133,7 @@ def evaluate(workload: Workload, *, limit: int | None = None, data_dir: str | os
             pool = np.arange(10000)
         else:
             pool = cifar10_split(load_cifar10_test(folder)[1], split_seed)[0 if subset == "train" else 1]
-        idx = pool if limit is None else pool[np.linspace(0, len(pool) - 1, min(limit, len(pool))).round().astype(
-            np.int64)]
+        idx = evenly_spaced(pool, limit)
         images, labels = load_cifar10_test(folder, idx)
     else:
         size = importer.read_input(path, **options).size[0]
