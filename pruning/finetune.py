@@ -380,6 +380,25 @@ def finetune(net: QuantNet, data: TrainData, cfg: TrainConfig, *, epochs: int | 
     return losses
 
 
+def _calibration_batch(data: TrainData, images: int):
+    """``images`` evenly spaced training images, preprocessed (no augmentation): what recalibration fits on."""
+    from workloads.models.cifar_resnet import cifar_preprocess
+
+    pick = np.linspace(0, len(data.labels) - 1, min(images, len(data.labels))).round().astype(np.int64)
+    return cifar_preprocess(np.ascontiguousarray(data.images[pick]))
+
+
+def _forward_with_hooks(model: QuantNet, x, hook) -> None:
+    """One evaluation pass of ``model`` on ``x`` with the forward hook ``hook(name)`` on every layer module."""
+    handles = [m.register_forward_hook(hook(n)) for n, m in model.modules.items()]
+    try:
+        model.model.eval()
+        model.model(x)
+    finally:
+        for h in handles:
+            h.remove()
+
+
 def recalibrate(net: QuantNet, reference: QuantNet, data: TrainData, images: int = 512) -> dict[str, float]:
     """Adaptive batch norm for a network whose batch norm is folded (EagleEye's "adaptive BN", Li et al. 2020):
     every conv's output channels are brought back to the mean and standard deviation the ``reference`` network's
@@ -388,10 +407,7 @@ def recalibrate(net: QuantNet, reference: QuantNet, data: TrainData, images: int
     weights (w * a, per output channel: zero rows stay zero) and the bias (b * a + c). This is what recomputing the
     unfolded network's BN statistics on the pruned network would do. Linear layers (no batch norm) are left alone.
     Returns the mean |log a| of every corrected conv (how far its scale had drifted)."""
-    from workloads.models.cifar_resnet import cifar_preprocess
-
-    pick = np.linspace(0, len(data.labels) - 1, min(images, len(data.labels))).round().astype(np.int64)
-    x = cifar_preprocess(np.ascontiguousarray(data.images[pick]))
+    x = _calibration_batch(data, images)
     target: dict[str, tuple] = {}
 
     def stats(out):
@@ -419,14 +435,8 @@ def recalibrate(net: QuantNet, reference: QuantNet, data: TrainData, images: int
         return hook
 
     with torch.no_grad():
-        for model, hook, mods in ((reference, record, reference.modules), (net, correct, net.modules)):
-            handles = [m.register_forward_hook(hook(n)) for n, m in mods.items()]
-            try:
-                model.model.eval()
-                model.model(x)
-            finally:
-                for h in handles:
-                    h.remove()
+        _forward_with_hooks(reference, x, record)
+        _forward_with_hooks(net, x, correct)
         drift = {}
         for n, (a, c) in fix.items():
             mod = net.modules[n]
@@ -452,10 +462,7 @@ def reconstruct(net: QuantNet, reference: QuantNet, data: TrainData, images: int
     zero; layers the pruning left alone keep their weights (re-fitting them on a few images only adds noise: on
     the unpruned network this is the identity). Returns every re-fitted layer's relative residual
     (||fit - target|| / ||target||)."""
-    from workloads.models.cifar_resnet import cifar_preprocess
-
-    pick = np.linspace(0, len(data.labels) - 1, min(images, len(data.labels))).round().astype(np.int64)
-    x = cifar_preprocess(np.ascontiguousarray(data.images[pick]))
+    x = _calibration_batch(data, images)
     rng = np.random.default_rng(seed)
     target: dict[str, torch.Tensor] = {}
 
@@ -526,14 +533,8 @@ def reconstruct(net: QuantNet, reference: QuantNet, data: TrainData, images: int
         return hook
 
     with torch.no_grad():
-        for model, hook in ((reference, record), (net, refit)):
-            handles = [m.register_forward_hook(hook(n)) for n, m in model.modules.items()]
-            try:
-                model.model.eval()
-                model.model(x)
-            finally:
-                for h in handles:
-                    h.remove()
+        _forward_with_hooks(reference, x, record)
+        _forward_with_hooks(net, x, refit)
     log.info("reconstructed %d layers: mean relative residual %.3f", len(residual),
              float(np.mean(list(residual.values()) or [0])))
     return residual
