@@ -97,15 +97,31 @@ class Tuner:
         return self.cache[key]
 
 
-class Counted:
-    """The search accuracy (top-1 on the train half's evenly spaced ``images``), counting its calls."""
+class Refit:
+    """``--refit``: a pruned ResNet-20 re-fitted without training (``pruning.retrain_pruned`` with no epochs:
+    adaptive BN or the least-squares re-fit of the kept weights, on the train half minus the search images); the
+    unpruned network as it is."""
 
-    def __init__(self, images: int):
-        self.images, self.calls = images, 0
+    def __init__(self, args, original: Workload):
+        self.original, self.seed, self.how, self.images = original, args.seed, args.refit, args.images
+
+    def __call__(self, pruned: Workload) -> Workload:
+        if all(np.array_equal(a.weights, b.weights) for a, b in zip(pruned, self.original, strict=True)):
+            return pruned
+        return pruning.retrain_pruned(self.original, pruned, seed=self.seed, epochs=0, final_epochs=0,
+                                      recalibrate=self.how, threads=1, validation=self.images).workload
+
+
+class Counted:
+    """The search accuracy (top-1 on the train half's evenly spaced ``images``, after ``refit`` if given),
+    counting its calls."""
+
+    def __init__(self, images: int, refit: Refit | None = None):
+        self.images, self.calls, self.refit = images, 0, refit
 
     def __call__(self, wl: Workload) -> float:
         self.calls += 1
-        return evaluate(wl, subset="train", limit=self.images)["top1"]
+        return evaluate(wl if self.refit is None else self.refit(wl), subset="train", limit=self.images)["top1"]
 
 
 def main() -> int:
@@ -134,6 +150,9 @@ def main() -> int:
     ft.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
     ft.add_argument("--recalibrate", choices=["none", "bn", "lstsq"], default="none",
                     help="before fine-tuning: adaptive BN (bn) or a least-squares re-fit of the kept weights (lstsq)")
+    ap.add_argument("--refit", choices=["none", "bn", "lstsq"], default="none",
+                    help="judge every searched point after this re-fit (no training; about 10 s a point): "
+                    "autoprune's and uniform_search's refit=, pareto's accuracy re-fits first")
     args = ap.parse_args()
     if "pareto" not in args.only and args.budget is None:
         ap.error("--budget is needed when pareto does not run")
@@ -151,6 +170,8 @@ def main() -> int:
     rows, histories = [], {}
     if tuner is not None:
         tuner.original = wl
+    refit = Refit(args, wl) if args.refit != "none" else None
+    search_kw = {} if refit is None else {"refit": refit}
 
     def record(label: str, pruned: Workload, ratios, acc: Counted, seconds: float, search_acc: float,
                base_search: float, before: Workload | None = None, finetuned_search: float | None = None) -> None:
@@ -188,7 +209,7 @@ def main() -> int:
     # pareto first: its evaluation count is every search's budget
     budget, base_search = args.budget, None
     if "pareto" in args.only:
-        acc = Counted(args.images)
+        acc = Counted(args.images, refit)
         t = time.perf_counter()
         par = pruning.pareto(wl, layer_cycles=layer_crossbars, accuracy=acc, method="crossbar_rows",
                              rates=args.rates, budgets=args.budgets, max_drop=search_drop)
@@ -203,6 +224,7 @@ def main() -> int:
             i = int(ok.sort_values(["cycles", "accuracy"], ascending=[True, False]).index[0])
             point, rates, point_acc = par.points[i].workload, par.points[i].params["rates"], float(f.loc[i, "accuracy"])
         if tuner is None:
+            point = point if refit is None else refit(point)  # the network its search accuracy was measured on
             record("pareto", point, rates, acc, time.perf_counter() - t, point_acc, base_search)
         else:  # its chosen point, fine-tuned once
             tuned = tuner(point)
@@ -221,7 +243,8 @@ def main() -> int:
         acc = Counted(args.images)
         t = time.perf_counter()
         res = pruning.autoprune(wl, cost=crossbars, accuracy=acc, method="crossbar_rows", max_drop=search_drop,
-                                episodes=budget - 1, max_ratio=args.max_ratio, seed=args.seed, **extra, **ft_kw)
+                                episodes=budget - 1, max_ratio=args.max_ratio, seed=args.seed, **extra, **ft_kw,
+                                **search_kw)
         record_search(label, res, acc, time.perf_counter() - t)
 
     if "uniform" in args.only:
@@ -229,7 +252,7 @@ def main() -> int:
         t = time.perf_counter()
         uni = pruning.uniform_search(wl, cost=crossbars, accuracy=acc, method="crossbar_rows", max_drop=search_drop,
                                      ratios=np.linspace(0, args.max_ratio, budget)[1:].round(4), seed=args.seed,
-                                     **ft_kw)
+                                     **ft_kw, **search_kw)
         record_search("uniform", uni, acc, time.perf_counter() - t)
 
     headers = ["method", "crossbars", "x fewer", "search top-1 %", "holdout top-1 %", "holdout drop", "evaluations",
@@ -279,8 +302,9 @@ def main() -> int:
                   f"{ok[0]['crossbars']:.0f} crossbars ({base_xbars / ok[0]['crossbars']:.2f}x)")
         print(f"{tuner.runs} fine-tunings, {tuner.seconds:.0f} s")
     total = time.perf_counter() - t_all
-    print(f"search accuracy on {args.images} train-half images, holdout on 5,000; budget {budget} evaluations per "
-          f"search; max drop {args.max_drop}, search drop {search_drop}; wall time {total:.0f} s")
+    judged = "" if refit is None else f" after the {args.refit} re-fit"
+    print(f"search accuracy on {args.images} train-half images{judged}, holdout on 5,000; budget {budget} "
+          f"evaluations per search; max drop {args.max_drop}, search drop {search_drop}; wall time {total:.0f} s")
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "rows": rows, "histories": histories,
                                                "finetuned": finetuned, "finetuned_baseline_search": base_ft,

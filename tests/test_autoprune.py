@@ -398,3 +398,49 @@ def test_finetune_against_the_unpruned_network_accepts_what_the_fine_tuned_one_r
     assert acc(loose.workload) >= loose.baseline_accuracy - 0.005
     with pytest.raises(PruningError, match=r"uniform_search: finetune_against \('best'\) must be one of"):
         uniform_search(wl, finetune_against="best", **kw)
+
+
+# ----------------------------------------------------------------------------- judged after a re-fit
+@pytest.mark.parametrize("search", ["autoprune", "uniform_search"])
+def test_refit_judges_every_pruned_point_after_the_re_fit_and_returns_the_re_fitted_one(search):
+    """A stand-in re-fit (``_tune``: the toy forgives 4/5 of the loss of a marked workload): every measured pruned
+    episode scores what its re-fitted network scores, the unpruned network is measured as it is, the re-fit lets the
+    search go cheaper at the same max_drop, and the result is the re-fitted network of the chosen episode."""
+    wl = _toy(5)
+    acc = _tuned_accuracy(wl)
+    seen = []
+
+    def refit(w):
+        seen.append(w)
+        return _tune(w)
+
+    def run(**kw):
+        if search == "autoprune":
+            return autoprune(wl, cost=_cost, accuracy=acc, max_drop=0.02, episodes=24, seed=0, **kw)
+        return uniform_search(wl, cost=_cost, accuracy=acc, max_drop=0.02, ratios=np.linspace(0.05, 0.9, 18), **kw)
+
+    res, plain = run(refit=refit), run()
+    h = res.history.set_index("episode")
+    assert h.loc[0, "accuracy"] == pytest.approx(acc(wl))  # unpruned: not re-fitted
+    pruned_rows = [ep for ep in h.index if ep > 0 and any(h.loc[ep, f"ratio:{x.name}"] > 0 for x in wl)]
+    assert len(seen) == len(pruned_rows) + 1  # every pruned episode, and the chosen point once more
+    for ep in pruned_rows:
+        assert h.loc[ep, "accuracy"] == pytest.approx(acc(_tune(_rebuild(wl, h.loc[ep].to_dict()))))
+    assert res.workload.meta.get("tuned") and _cost(res.workload) < _cost(plain.workload)
+    assert acc(res.workload) >= acc(wl) - 0.02
+
+
+@pytest.mark.parametrize(("refit", "message"), [
+    (3, r"autoprune: refit \(3\) must be a callable .*, 'bn', 'lstsq', or a dict"),
+    ("sgd", r"autoprune: refit \({'recalibrate': 'sgd'}\) must be a callable"),
+    ({"lr": 0.1}, r"autoprune: refit \({'lr': 0.1}\) must be a callable"),
+    ({"recalibrate": "lstsq", "epochs": 2}, r"autoprune: refit re-fits without training; it takes no epochs"),
+    ({"recalibrate": "lstsq", "colour": 1}, r"autoprune: refit has unknown training parameters: colour"),
+    ({"recalibrate": "lstsq"}, r"autoprune: refit as a dict retrains crossbar_rows only \(method 'magnitude'\)"),
+])
+def test_bad_refit_requests_give_one_line_errors(refit, message):
+    wl = _toy(2)
+    with pytest.raises(PruningError, match=message) as err:
+        autoprune(wl, cost=_cost, accuracy=_accuracy(wl), episodes=2, refit=refit,
+                  method="magnitude" if refit == {"recalibrate": "lstsq"} else "crossbar_rows")
+    assert "\n" not in str(err.value)

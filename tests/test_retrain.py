@@ -199,3 +199,28 @@ def test_a_fixed_mask_projects_the_training_forward_and_the_result_alike():
     other = Layer.fc("g", np.ones(3, np.int32), np.ones((2, 3), np.int32), act_bits=8, weight_bits=8)
     np.testing.assert_array_equal(proj.full(other, other.weights), other.weights)  # no mask: not constrained
     np.testing.assert_array_equal(proj.apply("g", q).numpy(), q.numpy())
+
+
+def test_a_search_judged_after_the_least_squares_re_fit_measures_and_returns_the_re_fitted_network(r20):
+    """``refit`` as retraining parameters: the pruned point is measured after ``retrain_pruned`` with no epochs, and
+    the result is that re-fitted network (weights and biases), far more accurate than the pruned one."""
+    from pruning.crossbar_rows import prune_rows
+    from pruning.pareto import _replace
+
+    layers = ["layer3.1.conv1", "layer3.1.conv2", "layer3.2.conv1", "layer3.2.conv2"]
+    refit = {"recalibrate": "lstsq", "limit": 64, "threads": 1}
+
+    def accuracy(w):
+        return evaluate(w, subset="holdout", limit=200)["top1"]
+
+    res = pruning.uniform_search(r20, cost=lambda w: sum(float(np.count_nonzero(x.weights)) for x in w),
+                                 accuracy=accuracy, ratios=[0.78], layers=layers, max_drop=0.5, refit=refit)
+    pruned = _replace(r20, {n: prune_rows(r20[n], r20[n].weights, 0.78)[0] for n in layers})
+    expected = pruning.retrain_pruned(r20, pruned, layers=layers, epochs=0, final_epochs=0, recalibrate="lstsq",
+                                      limit=64, threads=1).workload
+    for a, b in zip(res.workload, expected, strict=True):
+        np.testing.assert_array_equal(a.weights, b.weights)
+        assert a.meta.get("bias") == b.meta.get("bias"), a.name
+    row = res.history.set_index("episode").loc[1]
+    assert row["accuracy"] == pytest.approx(accuracy(expected))
+    assert row["accuracy"] > accuracy(pruned) + 0.05, (row["accuracy"], accuracy(pruned))
