@@ -7,7 +7,9 @@ the others at the 45 nm default), on the closest workloads we have: ``resnet20-c
 per-layer profiled precisions in 16-bit containers; needs the torch extra) and the synthetic ``alexnet`` (DNNsim's
 AlexNet shapes and precision profile, random values). Energy efficiency and area are given for the PE array alone
 (``compute``: the parts each design lists, with their leakage) and for the whole chip (``chip``: plus the SRAM
-buffers and DRAM, which every preset sizes alike). Speedup is in wall time (each design's clock). Lossy designs are
+buffers and DRAM, which every preset sizes alike). Speedup is in wall time (each design's clock), as preset and at
+equal PE-array area (the design's columns re-sized to the baseline's compute area with
+``simulator.energy.scale_to_area``, then re-simulated: how Loom and Bit Fusion compare). Lossy designs are
 scored with ``evaluate`` on the weights they multiply. Published figures carry REFERENCES.md's tags: [A] abstract,
 [R] recalled (unchecked). Every gap gets its reason in the last column.
 
@@ -25,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from simulator import load_arch, simulate  # noqa: E402
 from simulator.cli import load_workload  # noqa: E402
-from simulator.energy import area_mm2, energy_breakdown  # noqa: E402
+from simulator.energy import area_mm2, energy_breakdown, scale_to_area  # noqa: E402
 
 # (paper, design preset, baseline preset, node, knobs, published: speedup, energy efficiency, area ratio, reason)
 CHECKS = [
@@ -80,13 +82,17 @@ def run(workload_names: list[str], images: int) -> list[dict]:
             arch = load_arch(preset, tech_node_nm=node, **knobs)
             base_knobs = {"column_schedule": "serial", "kept_columns": 32} if preset == "bitx" else {}
             base = load_arch(base_preset, tech_node_nm=node, **base_knobs)
+            # the design re-sized (columns) to the baseline's PE-array area: Loom's, Bit Fusion's comparison
+            sized = scale_to_area(arch, area_mm2(base, "compute"), along="columns", group="compute")
             try:
                 res, bres = simulate(arch, wl), simulate(base, wl)
+                sres = res if sized.columns == arch.columns else simulate(sized, wl)
             except ValueError as exc:
                 print(f"{paper} on {wname}: skipped ({exc})", file=sys.stderr)
                 continue
             row = {"paper": paper, "workload": wname, "design": arch.name, "baseline": base.name, "node_nm": node,
                    "speedup_time": res.speedup_over(bres, basis="time"),
+                   "speedup_iso_area": sres.speedup_over(bres, basis="time"), "iso_area_columns": sized.columns,
                    "energy_eff_compute": energy_of(base, bres, "compute") / energy_of(arch, res, "compute"),
                    "energy_eff_chip": res.energy_efficiency_over(bres),
                    "area_compute": area_mm2(arch, "compute") / area_mm2(base, "compute"),
@@ -100,13 +106,14 @@ def run(workload_names: list[str], images: int) -> list[dict]:
 
 
 def table(rows: list[dict]) -> str:
-    heads = ["paper", "workload", "speedup (time)", "published", "E eff compute / chip", "published",
+    heads = ["paper", "workload", "speedup (time)", "at equal area", "published", "E eff compute / chip", "published",
              "area compute / chip", "published", "top-1"]
     lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
     for r in rows:
         top1 = f"{100 * r['top1']:.1f} %" if r["top1"] is not None else ("lossless" if r["lossless"] else "-")
         lines.append("| " + " | ".join([
-            r["paper"], r["workload"], f"{r['speedup_time']:.2f}x", r["published_speedup"],
+            r["paper"], r["workload"], f"{r['speedup_time']:.2f}x",
+            f"{r['speedup_iso_area']:.2f}x ({r['iso_area_columns']} col)", r["published_speedup"],
             f"{r['energy_eff_compute']:.2f}x / {r['energy_eff_chip']:.2f}x", r["published_energy_eff"],
             f"{r['area_compute']:.2f}x / {r['area_chip']:.2f}x", r["published_area"], top1]) + " |")
     return "\n".join(lines)

@@ -9,9 +9,10 @@ table (``busy_lane_cycles``, ``busy_pe_cycles``, ``act_brick_reads``, ``weight_b
 sums over the parts (``simulator.energy``).
 
 Builders below give the usual blocks: adder trees, barrel shifters, multiplexers, accumulators, precision
-detectors, run-ahead registers. Widths follow the datapath: a tree of n inputs of b bits has n - 1 adders of
-b + ceil(log2 n) bits; a barrel shifter over p positions has ceil(log2 p) stages of 2-input multiplexers; the
-accumulator is ``ACC_EXTRA`` bits wider than a full product (2 x pe_width) to hold a layer's sums.
+detectors, run-ahead registers. Widths follow the datapath: a tree of n inputs of b bits has n - 1 adders, those of
+its level k as wide as their operands (b + k - 1 bits: n / 2 adders of b bits, n / 4 of b + 1, ...); a barrel
+shifter over p positions has ceil(log2 p) stages of 2-input multiplexers; the accumulator is ``ACC_EXTRA`` bits
+wider than a full product (2 x pe_width) to hold a layer's sums.
 """
 
 from __future__ import annotations
@@ -63,11 +64,22 @@ def log2_ceil(n: int) -> int:
     return max(1, math.ceil(math.log2(n))) if n > 1 else 0
 
 
+def tree_levels(inputs: int, in_bits: int) -> list[tuple[int, int]]:
+    """(adders, bits) of every level of a binary tree reducing ``inputs`` values of ``in_bits`` bits: level k adds
+    pairs of (in_bits + k - 1)-bit values (an odd one out passes to the next level), so a tree has inputs - 1 adders
+    in all and its root's sum has in_bits + ceil(log2 inputs) bits."""
+    levels, values, bits = [], inputs, in_bits
+    while values > 1:
+        levels.append((values // 2, bits))
+        values, bits = values - values // 2, bits + 1
+    return levels
+
+
 def adder_tree(name: str, trees: int, inputs: int, in_bits: int, per: str = "busy_pe_cycles") -> list[Part]:
-    """``trees`` trees reducing ``inputs`` values of ``in_bits`` bits; every unit of ``per`` runs one tree once."""
-    if inputs < 2:
-        return []
-    return [Part(name, "adder", in_bits + log2_ceil(inputs), trees * (inputs - 1), "add", per, inputs - 1)]
+    """``trees`` trees reducing ``inputs`` values of ``in_bits`` bits, one part per level (``tree_levels``: each
+    level's adders as wide as its operands); every unit of ``per`` runs one tree once."""
+    return [Part(name, "adder", bits, trees * adders, "add", per, adders) for adders, bits in
+            tree_levels(inputs, in_bits)]
 
 
 def shifter(name: str, count: int, bits: int, positions: int, per: str, uses: float = 1) -> list[Part]:

@@ -64,11 +64,12 @@ def test_stripes_energy_is_counts_times_table_entries():
     row = simulate_layer(arch, _small_conv())
     w, lanes = 16, 8
     and_gate = _energy_row("and_gate", "toggle", 1)
-    adder32 = _energy_row("adder", "add", 32) / 32  # per bit; every width here is nearer 32 than 8 in log2
+    adder32 = _energy_row("adder", "add", 32) / 32  # per bit; the widths above 16 are nearer 32 than 8 in log2
+    adder8 = _energy_row("adder", "add", 8) / 8  # 16 bits lies as near 8 as 32 in log2: the lower entry scales
     reg = _energy_row("register", "write", 1)
-    tree_adder = adder32 * (w + 3)  # 8 inputs of 16 bits: 7 adders of 16 + 3 bits
+    tree = adder8 * 4 * w + adder32 * (2 * (w + 1) + (w + 2))  # 8 inputs of 16 bits: 4 adders of 16, 2 of 17, 1 of 18
     acc = 2 * w + 8
-    per_busy_pe = 7 * tree_adder + adder32 * acc + reg * acc
+    per_busy_pe = tree + adder32 * acc + reg * acc
     # SRAM: banks of 32 KiB (activations: 64 / 2 tiles) and 128 KiB (weights): Horowitz's 32 KB entry, the weight
     # bank scaled by sqrt(128 / 32) from it (log2 distance 2 to 32 KB, 3 to 1 MB)
     sram32 = _energy_row("sram", "read", 64, "32")
@@ -183,9 +184,10 @@ def test_width_scaling_rules():
 # ----------------------------------------------------------------------------- area and iso-area
 def test_area_is_count_times_cell_area():
     arch = load_arch("dadiannao", tiles=2, rows=4, lanes=8, act_buffer_kib=32, weight_buffer_kib=32)
-    # 64 multipliers 16x16 (282 x 4 um2), 8 trees of 7 adders of 35 bits, 8 accumulators (adder + register, 40
-    # bits), two SRAM arrays of 2 banks of 16 KiB (4724 um2 per KiB)
-    want = 64 * 282 * 4 + 8 * 7 * 137 * 35 / 32 + 8 * (137 * 40 / 32 + 4.522 * 40) + 2 * 32 * 4724
+    # 64 multipliers 16x16 (282 x 4 um2), 8 trees of 8 products of 32 bits (4 adders of 32 bits, 2 of 33, 1 of 34),
+    # 8 accumulators (adder + register, 40 bits), two SRAM arrays of 2 banks of 16 KiB (4724 um2 per KiB)
+    tree_bits = 4 * 32 + 2 * 33 + 34
+    want = 64 * 282 * 4 + 8 * 137 * tree_bits / 32 + 8 * (137 * 40 / 32 + 4.522 * 40) + 2 * 32 * 4724
     assert area_mm2(arch) == pytest.approx(want * 1e-6, rel=1e-9)
 
 
@@ -300,3 +302,14 @@ def test_group_energy_equals_the_breakdown_summed_by_group():
     assert set(groups) == set(br.index.get_level_values("group"))
     for group, values in groups.items():
         np.testing.assert_allclose(values, br[group].reindex(res.layers["layer"]).to_numpy(), rtol=1e-12)
+
+
+def test_an_adder_tree_has_one_part_per_level_as_wide_as_its_operands():
+    from simulator.components import adder_tree, tree_levels
+
+    assert tree_levels(16, 1) == [(8, 1), (4, 2), (2, 3), (1, 4)]
+    assert tree_levels(5, 8) == [(2, 8), (1, 9), (1, 10)]  # 5 -> 3 -> 2 -> 1 values
+    assert tree_levels(1, 8) == [] and adder_tree("t", 3, 1, 8) == []
+    parts = adder_tree("t", 3, 6, 16, per="busy_pe_cycles")  # 6 -> 3 -> 2 -> 1: 3 adders of 16, 1 of 17, 1 of 18
+    assert [(p.count, p.bits, p.uses) for p in parts] == [(9, 16, 3), (3, 17, 1), (3, 18, 1)]
+    assert sum(p.uses for p in parts) == 6 - 1
