@@ -68,6 +68,9 @@ TRAIN_PARAMS = (
     Param("recalibrate", str, "before fine-tuning: none; bn (every conv's output statistics back to the unpruned "
           "network's: adaptive BN on the folded network); lstsq (every layer's kept weights re-fitted to the "
           "unpruned network's outputs by least squares)", "none", choices=("none", "bn", "lstsq")),
+    Param("distill", float, "weight of knowledge distillation from the unpruned network (soft targets at "
+          "temperature): 0 trains on the labels alone, 1 on the teacher alone", 0.0, lo=0.0, hi=1.0),
+    Param("temperature", float, "distillation temperature (> 0)", 4.0, lo=0.0),
 )
 
 
@@ -83,7 +86,8 @@ def _config(params: dict[str, Any], seed: int, limit: int | None):
     rt = _retraining()
     return rt.TrainConfig(epochs=params["epochs"], batch_size=params["batch_size"], lr=params["lr"], seed=seed,
                           split_seed=params["split_seed"], threads=params["threads"] or None, limit=limit,
-                          optimizer=params.get("optimizer", "sgd"))
+                          optimizer=params.get("optimizer", "sgd"), distill=params.get("distill", 0.0),
+                          temperature=params.get("temperature", 4.0))
 
 
 def _projection(method: str, params: dict[str, Any], layer_names: set[str], start: Workload | None = None):
@@ -166,26 +170,29 @@ def _run(original, start, name, params, chosen, projection, stages, *, seed, lim
     data = rt.TrainData.cifar10(params["split_seed"], datasets_dir, limit, params.get("validation", 0))
     net = rt.QuantNet(start, data_dir=data_dir)
     history: dict[str, list] = {"stage": [], "loss": []}
-    if params.get("recalibrate", "none") != "none":
+    recal = params.get("recalibrate", "none") != "none"
+    # the unpruned network: what recalibration fits to and what distillation learns from
+    teacher = rt.QuantNet(original, data_dir=data_dir) if recal or cfg.distill > 0 else None
+    if recal:
         net.projection = projection(stages[0])
         net.refresh()
         fit = rt.recalibrate if params["recalibrate"] == "bn" else rt.reconstruct
-        history["recalibration"] = fit(net, rt.QuantNet(original, data_dir=data_dir), data)
+        history["recalibration"] = fit(net, teacher, data)
     for k, stage in enumerate(stages):
         net.projection = projection(stage)
         net.refresh()
         if params["admm"]:
             losses = rt.admm(net, data, cfg, epochs=params["epochs"], rho=params["rho"],
-                             rho_growth=params["rho_growth"], progress=progress)
+                             rho_growth=params["rho_growth"], progress=progress, teacher=teacher)
         else:
             losses = rt.finetune(net, data, cfg, on_epoch=lambda e: net.refresh(), progress=progress,
-                                 phase=f"stage {k + 1}/{len(stages)}")
+                                 phase=f"stage {k + 1}/{len(stages)}", teacher=teacher)
         history["stage"] += [stage] * len(losses)
         history["loss"] += losses
     net.projection = projection(stages[-1])
     net.refresh()
     losses = rt.finetune(net, data, cfg, epochs=params["final_epochs"], on_epoch=lambda e: net.refresh(),
-                         progress=progress, phase="final")
+                         progress=progress, phase="final", teacher=teacher)
     history["stage"] += [stages[-1]] * len(losses)
     history["loss"] += losses
     return _result(net, original, name, params, chosen, history, data.source)

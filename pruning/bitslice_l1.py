@@ -74,7 +74,8 @@ log = logging.getLogger(__name__)
 
 # the straight-through fine-tuning parameters of the retraining methods (ADMM has its own penalty: not offered;
 # nor retrain's recalibration and validation split)
-_TRAIN = tuple(p for p in TRAIN_PARAMS if p.name not in ("admm", "rho", "rho_growth", "recalibrate", "validation"))
+_TRAIN = tuple(p for p in TRAIN_PARAMS if p.name not in ("admm", "rho", "rho_growth", "recalibrate", "validation",
+                                                          "distill", "temperature"))
 
 
 def slice_report(layer_weights, weight_bits: int, signed: bool, cell_bits: int = 2, xbar_rows: int = 128,

@@ -62,6 +62,8 @@ class TrainConfig:
     threads: int | None = None  # torch CPU threads (default: torch's choice)
     optimizer: str = "sgd"  # "sgd" (momentum) or "adam" (per-weight steps: the folded layers' scales differ widely)
     limit: int | None = None  # use only ``limit`` evenly spaced training images (tests)
+    distill: float = 0.0  # weight of the distillation loss against the teacher (the rest: cross-entropy)
+    temperature: float = 4.0  # distillation temperature
 
     def check(self) -> None:
         for name in ("epochs", "batch_size"):
@@ -75,6 +77,11 @@ class TrainConfig:
                 raise PruningError(f"retraining: {name} ({v!r}) must be a finite non-negative number")
         if self.optimizer not in OPTIMIZERS:
             raise PruningError(f"retraining: optimizer ({self.optimizer!r}) must be one of: {', '.join(OPTIMIZERS)}")
+        if isinstance(self.distill, bool) or not isinstance(self.distill, (int, float)) or not 0 <= self.distill <= 1:
+            raise PruningError(f"retraining: distill ({self.distill!r}) must be a number in [0, 1]")
+        t = self.temperature
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
+            raise PruningError(f"retraining: temperature ({t!r}) must be a positive number")
 
 
 # ----------------------------------------------------------------------------- projections
@@ -339,10 +346,16 @@ def _batches(data: TrainData, cfg: TrainConfig, epoch: int):
 
 def finetune(net: QuantNet, data: TrainData, cfg: TrainConfig, *, epochs: int | None = None,
              penalty: Callable[[], object] | None = None, on_epoch: Callable[[int], None] | None = None,
-             progress: Progress | None = None, phase: str = "finetune") -> list[float]:
+             progress: Progress | None = None, phase: str = "finetune", teacher: QuantNet | None = None
+             ) -> list[float]:
     """SGD over ``data`` for ``epochs`` (default ``cfg.epochs``) with cosine learning-rate decay; ``penalty()`` is
-    added to the loss; ``on_epoch(e)`` runs before each epoch. Returns the mean training loss of every epoch."""
+    added to the loss; ``on_epoch(e)`` runs before each epoch. With ``cfg.distill`` = a > 0 and a ``teacher`` (the
+    unpruned network), the loss is (1 - a) x cross-entropy + a x T^2 x KL(teacher || network) on the logits at
+    temperature T = ``cfg.temperature`` (Hinton et al. 2015), the teacher seeing the same augmented batch. Returns
+    the mean training loss of every epoch."""
     cfg.check()
+    if cfg.distill > 0 and teacher is None:
+        raise PruningError("retraining: distill needs a teacher network")
     epochs = cfg.epochs if epochs is None else epochs
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -364,7 +377,10 @@ def finetune(net: QuantNet, data: TrainData, cfg: TrainConfig, *, epochs: int | 
             for g in opt.param_groups:
                 g["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * step / max(steps, 1)))
             opt.zero_grad()
-            loss = torch.nn.functional.cross_entropy(net.model(x), y)
+            logits = net.model(x)
+            loss = torch.nn.functional.cross_entropy(logits, y)
+            if cfg.distill > 0:
+                loss = (1 - cfg.distill) * loss + cfg.distill * _distillation(logits, teacher, x, cfg.temperature)
             if penalty is not None:
                 loss = loss + penalty()
             loss.backward()
@@ -378,6 +394,16 @@ def finetune(net: QuantNet, data: TrainData, cfg: TrainConfig, *, epochs: int | 
         log.info("%s epoch %d/%d: loss %.4f", phase, e + 1, epochs, losses[-1])
     net.model.eval()
     return losses
+
+
+def _distillation(logits, teacher: QuantNet, x, temperature: float):
+    """T^2 x KL(softmax(teacher / T) || softmax(logits / T)), batch mean (the soft-target loss)."""
+    with torch.no_grad():
+        teacher.model.eval()
+        target = torch.nn.functional.log_softmax(teacher.model(x) / temperature, dim=1)
+    own = torch.nn.functional.log_softmax(logits / temperature, dim=1)
+    kl = torch.nn.functional.kl_div(own, target, reduction="batchmean", log_target=True)
+    return temperature * temperature * kl
 
 
 def _calibration_batch(data: TrainData, images: int):
@@ -541,7 +567,7 @@ def reconstruct(net: QuantNet, reference: QuantNet, data: TrainData, images: int
 
 
 def admm(net: QuantNet, data: TrainData, cfg: TrainConfig, *, epochs: int, rho: float = 1e-3,
-         rho_growth: float = 1.5, progress: Progress | None = None) -> list[float]:
+         rho_growth: float = 1.5, progress: Progress | None = None, teacher: QuantNet | None = None) -> list[float]:
     """ADMM epochs (see the module docstring); the network's projection gives the constraint set. Returns the
     training losses; the weights are NOT projected at the end (the caller projects and fine-tunes)."""
     proj = net.projection
@@ -576,6 +602,6 @@ def admm(net: QuantNet, data: TrainData, cfg: TrainConfig, *, epochs: int, rho: 
     net.project = False
     try:
         return finetune(net, data, cfg, epochs=epochs, penalty=penalty, on_epoch=on_epoch, progress=progress,
-                        phase="admm")
+                        phase="admm", teacher=teacher)
     finally:
         net.project = True

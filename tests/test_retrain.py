@@ -224,3 +224,21 @@ def test_a_search_judged_after_the_least_squares_re_fit_measures_and_returns_the
     row = res.history.set_index("episode").loc[1]
     assert row["accuracy"] == pytest.approx(accuracy(expected))
     assert row["accuracy"] > accuracy(pruned) + 0.05, (row["accuracy"], accuracy(pruned))
+
+
+def test_distillation_from_the_unpruned_network_is_the_soft_target_loss(r20):
+    """The unpruned network fine-tuned with itself as the teacher: on the teacher alone (distill 1) the loss is 0 and
+    the weights do not move, whatever the labels say; half and half, they move as the labels pull them."""
+    kw = {"epochs": 1, "final_epochs": 0, "lr": 1e-2, "limit": 32, "threads": 1, "method": "crossbar_rows"}
+    alone = pruning.retrain_pruned(r20, r20, distill=1.0, **kw)
+    assert alone.params["history"]["loss"] == [0.0]
+    for a, b in zip(r20, alone.workload, strict=True):
+        np.testing.assert_array_equal(a.weights, b.weights)
+    half = pruning.retrain_pruned(r20, r20, distill=0.5, temperature=2.0, **kw)
+    labels = pruning.retrain_pruned(r20, r20, **kw)
+    assert 0 < half.params["history"]["loss"][0] < labels.params["history"]["loss"][0]
+    assert any((a.weights != b.weights).any() for a, b in zip(r20, half.workload, strict=True))
+    with pytest.raises(pruning.PruningError, match=r"retraining: temperature \(0.0\) must be a positive number"):
+        pruning.retrain_pruned(r20, r20, distill=0.5, temperature=0.0, **kw)
+    with pytest.raises(pruning.PruningError, match=r"retrain_pruned: distill \(1.5\)|distill.*1.5"):
+        pruning.retrain_pruned(r20, r20, distill=1.5, **kw)
