@@ -17,6 +17,11 @@ evaluations (``pareto``'s count, the unpruned network's included):
 
 Each picks its cheapest point within ``--max-drop`` of the unpruned network's search accuracy.
 
+With ``--refit lstsq`` (or ``bn``): every point every search measures is first re-fitted without training (the
+least-squares re-fit of the kept weights to the unpruned network's outputs, on train-half images outside the
+search's; ``autoprune(refit=...)``, ``uniform_search(refit=...)``, pareto's accuracy re-fits first), so the
+searches rank points by what fine-tuning starts from.
+
 With ``--finetune-epochs N`` (AUTO-PRUNE with retraining): the searches run with the looser constraint
 ``--search-drop`` (on the post-training search accuracy), then each fine-tunes the unpruned network and up to
 ``--finetune-runs`` points of its search's Pareto front, by bisection on cost (``finetune=`` of ``autoprune`` and
@@ -30,11 +35,12 @@ unpruned network's holdout top-1 unpruned and fine-tuned the same way, and every
 search.
 
     python scripts/autoprune_results.py [--images 500] [--max-drop 0.01] [--only SEARCH ...] [--budget N]
-                                        [--finetune-epochs N --search-drop D --finetune-runs R --lr LR
-                                         --optimizer adam --recalibrate lstsq] [--json out.json]
+                                        [--refit lstsq] [--finetune-epochs N --search-drop D --finetune-runs R
+                                         --lr LR --optimizer adam --recalibrate lstsq] [--json out.json]
 
 About 7 minutes on the project's 2-core machine when quiet (70 evaluations per search, about 1 s each at 500
-images), 24 minutes under a load average of 5-7.
+images), 24 minutes under a load average of 5-7. ``--refit lstsq`` adds about 10 s per evaluation; with
+``--finetune-epochs 8`` each fine-tuning takes about 150 s (one thread): 22 minutes for the agent's search alone.
 """
 
 from __future__ import annotations
