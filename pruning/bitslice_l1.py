@@ -73,7 +73,7 @@ from .magnitude import prune_layer
 log = logging.getLogger(__name__)
 
 # the straight-through fine-tuning parameters of the retraining methods (ADMM has its own penalty: not offered;
-# nor retrain's recalibration and validation split)
+# nor retrain's recalibration, validation split and distillation)
 _TRAIN = tuple(p for p in TRAIN_PARAMS if p.name not in ("admm", "rho", "rho_growth", "recalibrate", "validation",
                                                           "distill", "temperature"))
 
