@@ -146,8 +146,12 @@ def pareto(workload: Workload, *, layer_cycles: Callable[[Layer], float], accura
                                     ((frontier["cycles"] < r.cycles) | (frontier["accuracy"] > r.accuracy))).any()
                                for r in frontier.itertuples()]
     ok = frontier[frontier["accuracy"] >= base_acc - max_drop]
-    pick = int(ok["cycles"].idxmin()) if len(ok) else int(frontier["accuracy"].idxmax())
-    best = points[pick]
+    if len(ok):
+        best = points[int(ok["cycles"].idxmin())]
+    else:  # no measured point within max_drop: the unpruned network, not the least bad pruned one
+        unpruned = {name: None for name in chosen}
+        best = assemble(workload, "pareto", {"method": method, **params, "rates": unpruned}, {},
+                        {name: {"rate": None} for name in chosen})
     return ParetoResult(best.workload, best.report, "pareto", {**best.params, "max_drop": max_drop},
                         frontier=frontier, points=tuple(points))
 

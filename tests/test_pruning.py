@@ -244,6 +244,18 @@ def test_pareto_frontier_on_stand_in_objectives():
     chosen = sum(layer_cycles(x) for x in res.workload)
     assert chosen == pytest.approx(ok["cycles"].min())
     assert isinstance(res, pruning.PruneResult) and res.method == "pareto"
+    # nothing measured within max_drop (each layer alone helps, so every budget prunes them all, and together they
+    # hurt): the unpruned network, not the least bad pruned point (the points stay in the frontier table)
+    def non_additive(w):
+        pruned = sum((x.weights != ref[x.name]).any() for x in w)
+        return 1.0 + (0.01 if pruned == 1 else -0.5 if pruned > 1 else 0.0)
+
+    strict = pruning.pareto(wl, layer_cycles=layer_cycles, accuracy=non_additive, method="bit_balance",
+                            rates=(0.95,), budgets=3, max_drop=0.1)
+    assert not strict.frontier.empty and (strict.frontier["accuracy"] < 1.0 - 0.1).all()
+    for a, b in zip(strict.workload, wl, strict=True):
+        np.testing.assert_array_equal(a.weights, b.weights)
+    assert strict.params["rates"] == {name: None for name in names}
 
 
 @pytest.mark.parametrize(("method", "params"), CASES)
