@@ -3,11 +3,12 @@
 
 For Stripes, Pragmatic, Loom, Laconic, Bit Fusion, BitX and SWIS: the design's preset against the baseline its paper
 compared with, at the paper's technology node where it is tabulated (Stripes, Pragmatic: 65 nm; Bit Fusion: 45 nm;
-the others at the 45 nm default), on the closest workloads we have: ``resnet20-cifar10`` (real CIFAR-10 ResNet-20,
+the others at the 45 nm default; the buffers of Stripes, Pragmatic and their DaDianNao in eDRAM as in those papers,
+SRAM elsewhere), on the closest workloads we have: ``resnet20-cifar10`` (real CIFAR-10 ResNet-20,
 per-layer profiled precisions in 16-bit containers; needs the torch extra) and the synthetic ``alexnet`` (DNNsim's
 AlexNet shapes and precision profile, random values). Energy efficiency and area are given for the PE array alone
-(``compute``: the parts each design lists, with their leakage) and for the whole chip (``chip``: plus the SRAM
-buffers and DRAM, which every preset sizes alike). Speedup is in wall time (each design's clock), as preset and at
+(``compute``: the parts each design lists, with their leakage) and for the whole chip (``chip``: plus the buffers
+and DRAM, which every preset sizes alike). Speedup is in wall time (each design's clock), as preset and at
 equal PE-array area (the design's columns re-sized to the baseline's compute area with
 ``simulator.energy.scale_to_area``, then re-simulated: how Loom and Bit Fusion compare). Lossy designs are
 scored with ``evaluate`` on the weights they multiply. Published figures carry REFERENCES.md's tags: [A] abstract,
@@ -29,30 +30,33 @@ from simulator import load_arch, simulate  # noqa: E402
 from simulator.cli import load_workload  # noqa: E402
 from simulator.energy import area_mm2, energy_breakdown, scale_to_area  # noqa: E402
 
-# (paper, design preset, baseline preset, node, knobs, published: speedup, energy efficiency, area ratio, reason)
+# (paper, design preset, baseline preset, node, buffer cells of both, knobs, published: speedup, energy efficiency,
+# area ratio, reason)
 CHECKS = [
-    ("Stripes (MICRO'16)", "stripes", "dadiannao", 65, {}, "1.92x [A]", "1.57x [A]", "1.32x [A]",
+    ("Stripes (MICRO'16)", "stripes", "dadiannao", 65, "edram", {}, "1.92x [A]", "1.57x [A]", "1.32x [A]",
      "ImageNet CNNs with 16-bit profiles vs our CIFAR ResNet-20 / synthetic AlexNet; the paper's area counts its "
-     "eDRAM and buffers, our SRAM buffers dominate the chip figure (compute figure: PE arrays alone)"),
-    ("Pragmatic (MICRO'17)", "pragmatic", "dadiannao", 65, {}, "4.31x [R] (2.6-3.1x conv [A])", "1.70x [R]",
+     "eDRAM and buffers, our eDRAM buffers dominate the chip figure (compute figure: PE arrays alone)"),
+    ("Pragmatic (MICRO'17)", "pragmatic", "dadiannao", 65, "edram", {}, "4.31x [R] (2.6-3.1x conv [A])",
+     "1.70x [R]; 1.28x pallet sync [A]",
      "1.68x [R]", "our PE lanes (first-stage shifters and sign XORs on 16-bit weights) are larger than the "
      "paper's synthesized PIPs; Booth terms (DNNsim's) rather than the paper's oneffsets"),
-    ("Loom (DAC'18)", "loom", "dadiannao", 45, {}, "4.38x [A]", "3.54x [A]", "equal to 128 16b MACs [A]",
+    ("Loom (DAC'18)", "loom", "dadiannao", 45, "sram", {}, "4.38x [A]", "3.54x [A]", "equal to 128 16b MACs [A]",
      "preset at equal peak (256 columns); the paper compares at equal area: our SIPs (16 AND gates, a tree, a "
      "40-bit shift-accumulator each) cost 0.4 of a 16b MAC lane and 16 of them match its peak, so equal peak takes "
      "6.3x the area and at equal area Loom barely beats the baseline; the paper's figure implies SIPs near 1/16 of "
      "a MAC (not checkable offline); it also uses per-layer weight precisions and HBM2-fed FC layers"),
-    ("Laconic (ISCA'19)", "laconic", "dadiannao", 45, {}, "2.3x (128 vs 2K wires) [A]", "2.13x [A]", "-",
+    ("Laconic (ISCA'19)", "laconic", "dadiannao", 45, "sram", {}, "2.3x (128 vs 2K wires) [A]", "2.13x [A]", "-",
      "the paper's iso-memory-wires geometry cannot be expressed; the preset is at equal peak (256 columns), hence "
      "far more than 2.3x, and its lanes (exponent adders, histograms) cost area"),
-    ("Bit Fusion (ISCA'18)", "bitfusion", "stripes", 45, {}, "2.6x at Stripes' area [A]", "3.9x [A]", "1.0x [A]",
+    ("Bit Fusion (ISCA'18)", "bitfusion", "stripes", 45, "sram", {}, "2.6x at Stripes' area [A]", "3.9x [A]",
+     "1.0x [A]",
      "the paper runs 2-8 bit quantized networks (a 2-bit Bit Fusion does 16x more MACs per BitBrick); our "
      "workloads are 8-16 bit, where fusion units fuse and lose most of their parallelism"),
-    ("BitX (ICPP'21)", "bitx", "bitx", 45, {"column_schedule": "serial", "kept_columns": 5},
+    ("BitX (ICPP'21)", "bitx", "bitx", 45, "sram", {"column_schedule": "serial", "kept_columns": 5},
      "4.82x over non-pruned [A]", "-", "0.039 mm2 (28 nm) [A]",
      "baseline: the same serial-column datapath keeping all columns; fixed-point weights span fewer columns than "
      "fp32's 24 (scripts/bitx_study.py has the fp32 table: 4.79x at k = 5)"),
-    ("SWIS (2021)", "swis", "stripes", 45, {}, "up to 6x over bit-serial [A]", "1.9x [A]", "-",
+    ("SWIS (2021)", "swis", "stripes", 45, "sram", {}, "up to 6x over bit-serial [A]", "1.9x [A]", "-",
      "run-time truncation to 3 shared positions: lossy (top-1 below); the paper retrains / decomposes offline"),
 ]
 
@@ -80,10 +84,10 @@ def run(workload_names: list[str], images: int) -> list[dict]:
         except Exception as exc:  # a missing extra or model file: say so and go on
             print(f"{wname}: skipped ({exc})", file=sys.stderr)
             continue
-        for paper, preset, base_preset, node, knobs, p_speed, p_eff, p_area, reason in CHECKS:
-            arch = load_arch(preset, tech_node_nm=node, **knobs)
+        for paper, preset, base_preset, node, memory, knobs, p_speed, p_eff, p_area, reason in CHECKS:
+            arch = load_arch(preset, tech_node_nm=node, buffer_memory=memory, **knobs)
             base_knobs = {"column_schedule": "serial", "kept_columns": 32} if preset == "bitx" else {}
-            base = load_arch(base_preset, tech_node_nm=node, **base_knobs)
+            base = load_arch(base_preset, tech_node_nm=node, buffer_memory=memory, **base_knobs)
             # the design re-sized (columns) to the baseline's PE-array area: Loom's, Bit Fusion's comparison
             sized = scale_to_area(arch, area_mm2(base, "compute"), along="columns", group="compute")
             try:
@@ -93,6 +97,7 @@ def run(workload_names: list[str], images: int) -> list[dict]:
                 print(f"{paper} on {wname}: skipped ({exc})", file=sys.stderr)
                 continue
             row = {"paper": paper, "workload": wname, "design": arch.name, "baseline": base.name, "node_nm": node,
+                   "buffer_memory": memory,
                    "speedup_time": res.speedup_over(bres, basis="time"),
                    "speedup_iso_area": sres.speedup_over(bres, basis="time"), "iso_area_columns": sized.columns,
                    "energy_eff_compute": energy_of(base, bres, "compute") / energy_of(arch, res, "compute"),

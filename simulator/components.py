@@ -152,15 +152,15 @@ def two_stage_shifting(arch, lane_per: str, tree_per: str = "busy_pe_cycles") ->
 
 
 def memory_parts(arch) -> list[Part]:
-    """On-chip activation and weight buffers (SRAM, one bank per tile, 64-bit words; no weight buffer when the
-    weights are resident in the compute array) and the DRAM interface."""
-    banks = arch.tiles
+    """On-chip activation and weight buffers (``buffer_memory`` cells, one bank per tile, 64-bit words; no weight
+    buffer when the weights are resident in the compute array) and the DRAM interface."""
+    banks, cells = arch.tiles, str(arch.buffer_memory)
     act_kib, wgt_kib = arch.act_buffer_kib / banks, arch.weight_buffer_kib / banks
     weights = [] if arch.model.weights_resident else [  # resident weights (ReRAM cells) need no weight buffer
-        Part("weight buffer reads", "sram", 64, banks, "read", "weight_buffer_bits", 1 / 64, wgt_kib, "buffers")]
+        Part("weight buffer reads", cells, 64, banks, "read", "weight_buffer_bits", 1 / 64, wgt_kib, "buffers")]
     return [
-        Part("activation buffer reads", "sram", 64, banks, "read", "act_buffer_bits", 1 / 64, act_kib, "buffers"),
-        Part("activation buffer writes", "sram", 64, 0, "write", "output_buffer_bits", 1 / 64, act_kib, "buffers"),
+        Part("activation buffer reads", cells, 64, banks, "read", "act_buffer_bits", 1 / 64, act_kib, "buffers"),
+        Part("activation buffer writes", cells, 64, 0, "write", "output_buffer_bits", 1 / 64, act_kib, "buffers"),
         *weights,
         Part("DRAM transfers", "dram", 64, 0, "access", "dram_bits", 1 / 64, 0.0, "off-chip"),
     ]

@@ -56,6 +56,11 @@ class Encoding(enum.StrEnum):
     SHARED_SHIFT = "shared_shift"  # SWIS shared shift positions
 
 
+class BufferMemory(enum.StrEnum):
+    SRAM = "sram"  # 6T SRAM (CACTI low-standby-power cells)
+    EDRAM = "edram"  # logic-process DRAM (CACTI lp-dram), as DaDianNao's on-chip memories
+
+
 class Sync(enum.StrEnum):
     LOCKSTEP = "lockstep"  # every PE of the chip waits for the slowest (DNNsim)
     TILE = "tile"  # each tile advances on its own slowest PE
@@ -190,8 +195,10 @@ MACHINE: tuple[Knob, ...] = (
     # technology and memory (simulator.technology, simulator.memory)
     Knob("tech_node_nm", int, 45, "technology node (a node of simulator/tables/nodes.csv; nominal supply)", 7, 180,
          unit="nm"),
-    Knob("act_buffer_kib", int, 4096, "on-chip activation buffer, all tiles (SRAM)", 1, 1 << 22, unit="KiB"),
-    Knob("weight_buffer_kib", int, 32768, "on-chip weight buffer, all tiles (SRAM)", 1, 1 << 22, unit="KiB"),
+    Knob("act_buffer_kib", int, 4096, "on-chip activation buffer, all tiles", 1, 1 << 22, unit="KiB"),
+    Knob("weight_buffer_kib", int, 32768, "on-chip weight buffer, all tiles", 1, 1 << 22, unit="KiB"),
+    Knob("buffer_memory", BufferMemory, BufferMemory.SRAM,
+         "cells of the on-chip buffers: sram, or edram (area, leakage with refresh, and access energy from CACTI)"),
     Knob("dram_gb_per_s", float, 256.0, "off-chip bandwidth (HBM2 stack: 256)", 0, unit="GB/s"),
     Knob("double_buffering", bool, True, "DRAM transfers overlap compute: total = max(compute, memory), else sum"),
 )

@@ -3,9 +3,10 @@
 The data are CSV files in ``simulator/tables/`` with the source of every number:
 
 * ``energy.csv``: component, action, bits, capacity_kib, node_nm, voltage_v, energy_pj, word_bits, scaling, source;
-* ``area.csv``: component, bits, capacity_kib, node_nm, area_um2, scaling, source;
+* ``area.csv``: component, bits, capacity_kib, node_nm, area_um2, leakage_nw (memories: CACTI's leakage of the
+  bank; blank for logic), scaling, source;
 * ``nodes.csv``: per technology node, the nominal supply and Stillmaker and Baas's (Integration 58, 2017) fitted
-  energy and power polynomials in Vdd and area factors, plus the leakage density (nW per um2 at 45 nm).
+  energy and power polynomials in Vdd and area factors, plus the leakage density of logic (nW per um2 at 45 nm).
 
 A lookup takes the table row of the same component (and action) nearest in ``log2(bits)`` (ties: the smaller
 width; memories: then nearest in ``log2(capacity)``) and scales it by the row's ``scaling`` rule: ``linear`` or
@@ -84,7 +85,8 @@ def energy_table() -> pd.DataFrame:
 @functools.cache
 def area_table() -> pd.DataFrame:
     """Per-component areas (um2 of one cell at the row's node)."""
-    return _read("area.csv", ("component", "bits", "capacity_kib", "node_nm", "area_um2", "scaling", "source"))
+    return _read("area.csv", ("component", "bits", "capacity_kib", "node_nm", "area_um2", "leakage_nw", "scaling",
+                              "source"))
 
 
 @functools.cache
@@ -136,11 +138,11 @@ def leakage_density_nw_per_um2() -> float:
 
 
 def _nearest(rows: pd.DataFrame, bits: int, capacity_kib: float) -> pd.Series:
-    """The row nearest in log2(bits) (ties: the smaller width), then in log2(capacity)."""
+    """The row nearest in log2(bits) (ties: the smaller width), then in log2(capacity) (ties: the smaller)."""
     dist = (rows["bits"].map(lambda b: abs(math.log2(b / bits))), rows["bits"],
             rows["capacity_kib"].map(lambda c: abs(math.log2(c / capacity_kib)) if c > 0 and capacity_kib > 0
-                                     else 0.0))
-    order = sorted(range(len(rows)), key=lambda i: (dist[0].iloc[i], dist[1].iloc[i], dist[2].iloc[i]))
+                                     else 0.0), rows["capacity_kib"].fillna(0))
+    order = sorted(range(len(rows)), key=lambda i: tuple(d.iloc[i] for d in dist))
     return rows.iloc[order[0]]
 
 
@@ -206,7 +208,15 @@ def cell_area_um2(component: str, bits: int, capacity_kib: float = 0.0, node_nm:
 
 @functools.cache
 def cell_leakage_nw(component: str, bits: int, capacity_kib: float = 0.0, node_nm: int = 45) -> float:
-    """Leakage power (nW) of one cell at ``node_nm``, nominal supply: its 45 nm area x the 45 nm leakage density,
-    scaled by the power polynomials."""
+    """Leakage power (nW) of one cell at ``node_nm``, nominal supply: a memory's tabulated leakage (CACTI; scaled
+    like its area), else its 45 nm area x the 45 nm logic leakage density; scaled across nodes by the power
+    polynomials."""
+    rows = _rows(area_table(), component, None, "area.csv")
+    _check(component, bits, capacity_kib, rows)
+    row = _nearest(rows, bits, capacity_kib)
+    if pd.notna(row["leakage_nw"]):
+        value = _scale(row, float(row["leakage_nw"]), bits, capacity_kib, f"{component} leakage")
+        src = int(row["node_nm"])
+        return value * power_factor(src, node(src).nominal_vdd, node_nm)
     at45 = cell_area_um2(component, bits, capacity_kib, 45)
     return at45 * leakage_density_nw_per_um2() * power_factor(45, node(45).nominal_vdd, node_nm)

@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from simulator import ConfigError, load_arch, simulate, simulate_layer
@@ -22,6 +23,7 @@ from simulator.technology import (
     area_factor,
     cell_area_um2,
     cell_energy_pj,
+    cell_leakage_nw,
     energy_factor,
     tabulated_nodes,
 )
@@ -34,6 +36,10 @@ TABLES = Path(__file__).resolve().parent.parent / "simulator" / "tables"
 def _csv(name: str) -> list[dict]:
     with open(TABLES / name) as fh:
         return list(csv.DictReader(fh))
+
+
+def _area_row(component: str, capacity: str) -> dict:
+    return next(r for r in _csv("area.csv") if (r["component"], r["capacity_kib"]) == (component, capacity))
 
 
 def _energy_row(component: str, action: str, bits: int, capacity: str = "") -> float:
@@ -84,14 +90,38 @@ def test_stripes_energy_is_counts_times_table_entries():
     assert row["weight_buffer_bits"] == row["weight_brick_reads"] * lanes * w
 
 
-def test_static_energy_is_leakage_times_time():
-    arch = load_arch("dadiannao", tiles=2, rows=4, lanes=8, act_buffer_kib=64, weight_buffer_kib=64)
+@pytest.mark.parametrize("memory", ["sram", "edram"])
+def test_static_energy_is_leakage_times_time(memory):
+    arch = load_arch("dadiannao", tiles=2, rows=4, lanes=8, act_buffer_kib=64, weight_buffer_kib=64,
+                     buffer_memory=memory)
     row = simulate_layer(arch, _small_conv())
-    area_um2 = area_mm2(arch) * 1e6
+    # logic: its area x the 45 nm density; buffers: CACTI's leakage of a 32 KiB bank, 2 banks x 2 buffers
+    logic_um2 = area_mm2(arch, "compute") * 1e6
     density = float(next(r for r in _csv("nodes.csv") if r["node_nm"] == "45")["leakage_nw_per_um2"])
+    buffers_nw = 4 * float(_area_row(memory, "32")["leakage_nw"])
     time_us = row["total_cycles"] / arch.clock_mhz
-    assert row["static_energy_pj"] == pytest.approx(area_um2 * density * time_us * 1e-3, rel=1e-9)
+    assert row["static_energy_pj"] == pytest.approx((logic_um2 * density + buffers_nw) * time_us * 1e-3, rel=1e-9)
     assert row["energy_pj"] == pytest.approx(row["dynamic_energy_pj"] + row["static_energy_pj"])
+
+
+def test_edram_buffers_are_priced_from_their_own_rows():
+    sram = load_arch("dadiannao", tiles=2, rows=4, lanes=8, act_buffer_kib=512, weight_buffer_kib=4096)
+    edram = sram.replace(buffer_memory="edram")
+    layer = _small_conv()
+    a, b = simulate_layer(sram, layer), simulate_layer(edram, layer)
+    assert a["cycles"] == b["cycles"] and a["act_buffer_bits"] == b["act_buffer_bits"]
+    # banks of 256 KiB (activations) and 2 MiB (weights), tabulated: reads, writes and areas straight from the rows
+    reads = (b["act_buffer_bits"] / 64 * _energy_row("edram", "read", 64, "256")
+             + b["weight_buffer_bits"] / 64 * _energy_row("edram", "read", 64, "2048"))
+    writes = b["output_buffer_bits"] / 64 * _energy_row("edram", "write", 64, "256")
+    buffers = energy_breakdown(edram, pd.DataFrame([b]))
+    dyn = buffers[(buffers["group"] == "buffers") & (buffers["kind"] == "dynamic")]["energy_pj"].sum()
+    assert dyn == pytest.approx(reads + writes, rel=1e-9)
+    want_um2 = 2 * (float(_area_row("edram", "256")["area_um2"]) + float(_area_row("edram", "2048")["area_um2"]))
+    assert area_mm2(edram, "buffers") == pytest.approx(want_um2 * 1e-6, rel=1e-9)
+    assert area_mm2(edram, "compute") == area_mm2(sram, "compute")
+    assert area_mm2(edram, "buffers") < area_mm2(sram, "buffers") / 2  # denser cells
+
 
 
 def test_breakdown_sums_to_the_layer_energy():
@@ -171,6 +201,39 @@ def test_scaling_at_tabulated_nodes():
         energy_factor(45, 1.0, 28)
 
 
+def test_memory_leakage_comes_from_its_rows_and_scales_with_the_power_fits():
+    # Stillmaker and Baas power fits: 45 nm 5462 V^2 - 1760 V + 522.4 at 1.0 V;
+    # 65 nm 12890 V^2 - 10510 V + 4362 at 1.1 V
+    p45 = 5462 - 1760 + 522.4
+    p65 = 12890 * 1.21 - 10510 * 1.1 + 4362
+    leak32 = float(_area_row("sram", "32")["leakage_nw"])
+    assert cell_leakage_nw("sram", 64, 32) == pytest.approx(leak32)
+    assert cell_leakage_nw("sram", 64, 64) == pytest.approx(leak32 * 2)  # linear in the capacity, nearest row
+    assert cell_leakage_nw("edram", 64, 32, 65) == pytest.approx(
+        float(_area_row("edram", "32")["leakage_nw"]) * p65 / p45)
+    # logic keeps the density rule: area x nW per um2
+    density = float(next(r for r in _csv("nodes.csv") if r["node_nm"] == "45")["leakage_nw_per_um2"])
+    assert cell_leakage_nw("adder", 32) == pytest.approx(137 * density)
+
+
+def test_cacti_script_edits_exactly_the_lines_it_names():
+    import importlib.util
+
+    script = TABLES.parent.parent / "scripts" / "cacti_buffers.py"
+    spec = importlib.util.spec_from_file_location("cacti_buffers", script)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    template = "\n".join(['-size (bytes) 131072', '-block size (bytes) 64', '-associativity 2', '-technology (u) 0.090',
+                          '-Data array cell type - "itrs-hp"', '-output/input bus width 512', '-cache type "cache"',
+                          '-Tag array cell type - "itrs-hp"'])
+    out = mod.config(template, 256, "lp-dram").splitlines()
+    assert out == ['-size (bytes) 262144', '-block size (bytes) 8', '-associativity 1', '-technology (u) 0.045',
+                   '-Data array cell type - "lp-dram"', '-output/input bus width 64', '-cache type "ram"',
+                   '-Tag array cell type - "itrs-hp"']
+    with pytest.raises(ValueError, match="associativity"):
+        mod.config(template.replace("-associativity 2", ""), 8, "itrs-lstp")
+
+
 def test_width_scaling_rules():
     # multiplier: quadratic from the nearest tabulated width (16 bits: 8 and 32 are equally far; the smaller wins)
     assert cell_energy_pj("multiplier", "multiply", 16) == pytest.approx(0.2 * 4 * TO_NOMINAL_45)
@@ -185,9 +248,11 @@ def test_width_scaling_rules():
 def test_area_is_count_times_cell_area():
     arch = load_arch("dadiannao", tiles=2, rows=4, lanes=8, act_buffer_kib=32, weight_buffer_kib=32)
     # 64 multipliers 16x16 (282 x 4 um2), 8 trees of 8 products of 32 bits (4 adders of 32 bits, 2 of 33, 1 of 34),
-    # 8 accumulators (adder + register, 40 bits), two SRAM arrays of 2 banks of 16 KiB (4724 um2 per KiB)
+    # 8 accumulators (adder + register, 40 bits), two SRAM arrays of 2 banks of 16 KiB (CACTI's 8 and 32 KiB banks
+    # are equally near in log2: the smaller one, scaled linearly to 16 KiB)
     tree_bits = 4 * 32 + 2 * 33 + 34
-    want = 64 * 282 * 4 + 8 * 137 * tree_bits / 32 + 8 * (137 * 40 / 32 + 4.522 * 40) + 2 * 32 * 4724
+    bank = float(_area_row("sram", "8")["area_um2"]) * 16 / 8
+    want = 64 * 282 * 4 + 8 * 137 * tree_bits / 32 + 8 * (137 * 40 / 32 + 4.522 * 40) + 2 * 2 * bank
     assert area_mm2(arch) == pytest.approx(want * 1e-6, rel=1e-9)
 
 
