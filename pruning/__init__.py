@@ -5,7 +5,7 @@ seed=0) -> PruneResult``; ``METHODS`` lists them with their typed parameters and
 **params)`` dispatches. Depends only on ``workloads``.
 """
 
-from .autoprune import AutoPruneResult, autoprune, uniform_search
+from .autoprune import AutoPruneResult, autoprune, refitter, uniform_search
 from .base import METHODS, Method, Param, PruneResult, PruningError, prune
 from .bit_balance import bit_balance
 from .bit_budget import bit_budget
@@ -20,5 +20,5 @@ from .swis_decomposition import SwisResult, decompose, swis
 
 __all__ = ["METHODS", "AutoPruneResult", "Method", "Param", "ParetoResult", "PruneResult", "PruningError", "SwisResult",
            "autoprune", "bit_balance", "bit_budget", "bitpruner", "bitslice_l1", "bsq", "crossbar_rows", "decompose",
-           "drop_planes", "magnitude", "n_of_g", "pareto", "prune", "retrain", "retrain_pruned", "slice_report", "swis",
-           "uniform_search"]
+           "drop_planes", "magnitude", "n_of_g", "pareto", "prune", "refitter", "retrain", "retrain_pruned",
+           "slice_report", "swis", "uniform_search"]

@@ -312,6 +312,26 @@ def _refitter(search: str, workload: Workload, method: str, params: dict, layers
                       1, None, "finetuned", "refit")
 
 
+def refitter(workload: Workload, refit: dict[str, Any] | str, *, method: str = "crossbar_rows",
+             params: dict[str, Any] | None = None, layers: Sequence[str] | None = None, seed: int = 0
+             ) -> Callable[[Workload], Workload]:
+    """The re-fit ``autoprune`` and ``uniform_search`` apply with ``refit=`` ("bn", "lstsq", or a dict of
+    ``retrain``'s training parameters with ``recalibrate``), as a callable for other searches' accuracy functions
+    (``pareto``'s): pruned workload (``workload`` pruned by ``method`` with ``params``) -> re-fitted workload, no
+    training. A workload with ``workload``'s own weights comes back as it is."""
+    if not isinstance(refit, (str, dict)):
+        raise PruningError(f"refitter: refit ({refit!r}) must be 'bn', 'lstsq' or a dict of retrain's training "
+                           f"parameters with recalibrate")
+    fit = _refitter("refitter", workload, method, dict(params or {}), layers, seed, refit)
+
+    def run(pruned: Workload) -> Workload:
+        if all(np.array_equal(a.weights, b.weights) for a, b in zip(pruned, workload, strict=True)):
+            return pruned
+        return fit(pruned)
+
+    return run
+
+
 def pareto_front(rows: Sequence[dict]) -> list[dict]:
     """The measured points no other point beats (cost no higher and accuracy no lower, one of them strictly),
     by ascending cost; of points equal in both, the earliest episode."""

@@ -51,6 +51,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -103,26 +104,11 @@ class Tuner:
         return self.cache[key]
 
 
-class Refit:
-    """``--refit``: a pruned ResNet-20 re-fitted without training (``pruning.retrain_pruned`` with no epochs:
-    adaptive BN or the least-squares re-fit of the kept weights, on the train half minus the search images); the
-    unpruned network as it is."""
-
-    def __init__(self, args, original: Workload):
-        self.original, self.seed, self.how, self.images = original, args.seed, args.refit, args.images
-
-    def __call__(self, pruned: Workload) -> Workload:
-        if all(np.array_equal(a.weights, b.weights) for a, b in zip(pruned, self.original, strict=True)):
-            return pruned
-        return pruning.retrain_pruned(self.original, pruned, seed=self.seed, epochs=0, final_epochs=0,
-                                      recalibrate=self.how, threads=1, validation=self.images).workload
-
-
 class Counted:
     """The search accuracy (top-1 on the train half's evenly spaced ``images``, after ``refit`` if given),
     counting its calls."""
 
-    def __init__(self, images: int, refit: Refit | None = None):
+    def __init__(self, images: int, refit: Callable[[Workload], Workload] | None = None):
         self.images, self.calls, self.refit = images, 0, refit
 
     def __call__(self, wl: Workload) -> float:
@@ -176,7 +162,10 @@ def main() -> int:
     rows, histories = [], {}
     if tuner is not None:
         tuner.original = wl
-    refit = Refit(args, wl) if args.refit != "none" else None
+    # --refit: adaptive BN or the least-squares re-fit of the kept weights, no training, on the train half minus the
+    # search images (the unpruned network as it is)
+    refit = None if args.refit == "none" else pruning.refitter(
+        wl, {"recalibrate": args.refit, "threads": 1, "validation": args.images}, seed=args.seed)
     search_kw = {} if refit is None else {"refit": refit}
 
     def record(label: str, pruned: Workload, ratios, acc: Counted, seconds: float, search_acc: float,

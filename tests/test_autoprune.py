@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import pruning
-from pruning import PruningError, autoprune, crossbar_rows, prune, uniform_search
+from pruning import PruneResult, PruningError, autoprune, crossbar_rows, prune, uniform_search
 from pruning.autoprune import LAYER_FUNCTIONS, Agent, episode_reward
 from pruning.crossbar_rows import prune_rows
 from workloads import Layer, Workload, synthetic
@@ -444,3 +445,33 @@ def test_bad_refit_requests_give_one_line_errors(refit, message):
         autoprune(wl, cost=_cost, accuracy=_accuracy(wl), episodes=2, refit=refit,
                   method="magnitude" if refit == {"recalibrate": "lstsq"} else "crossbar_rows")
     assert "\n" not in str(err.value)
+
+
+def test_refitter_is_the_search_re_fit_as_a_callable(monkeypatch):
+    """``pruning.refitter``: the unpruned network comes back untouched, a pruned one goes to ``retrain_pruned``
+    with no epochs and the given recalibration and training parameters; bad requests fail at construction."""
+    import importlib
+
+    bp = importlib.import_module("pruning.bitpruner")  # the module (the package's `bitpruner` is the function)
+
+    wl = _toy(3)
+    calls = []
+
+    def fake_retrain_pruned(original, pruned, **kw):
+        calls.append((original, pruned, kw))
+        return PruneResult(_tune(pruned), pd.DataFrame(), "crossbar_rows+retrain", {})
+
+    monkeypatch.setattr(bp, "retrain_pruned", fake_retrain_pruned)
+    fit = pruning.refitter(wl, {"recalibrate": "lstsq", "threads": 1, "validation": 50}, seed=3)
+    assert fit(wl) is wl and not calls
+    pruned = crossbar_rows(wl, ratio=0.5, block_outputs=2).workload
+    out = fit(pruned)
+    assert out.meta.get("tuned") and len(calls) == 1
+    original, seen, kw = calls[0]
+    assert original is wl and seen is pruned
+    assert kw == {"method": "crossbar_rows", "layers": None, "seed": 3, "recalibrate": "lstsq", "threads": 1,
+                  "validation": 50, "epochs": 0, "final_epochs": 0}
+    with pytest.raises(PruningError, match=r"refitter: refit \(None\) must be 'bn', 'lstsq' or a dict"):
+        pruning.refitter(wl, None)
+    with pytest.raises(PruningError, match="refitter: refit re-fits without training; it takes no epochs"):
+        pruning.refitter(wl, {"recalibrate": "bn", "epochs": 1})
