@@ -10,9 +10,11 @@ The data are CSV files in ``simulator/tables/`` with the source of every number:
 
 A lookup takes the table row of the same component (and action) nearest in ``log2(bits)`` (ties: the smaller
 width; memories: then nearest in ``log2(capacity)``) and scales it by the row's ``scaling`` rule: ``linear`` or
-``quadratic`` in the width, ``exponential`` (x2 per bit: converter resolution),
-``sqrt_capacity`` (memory access energy: linear in the word, square root of the
-capacity), ``capacity`` (memory area: linear in the capacity), or ``none`` (the width must be tabulated). A
+``quadratic`` in the width, ``exponential`` (x2 per bit: converter resolution), ``sqrt_capacity`` (memory access
+energy: linear in the word, square root of the capacity), ``capacity`` (memory area: linear in the capacity), or
+``none`` (the width must be tabulated). A ``linear`` width between two tabulated ones interpolates their per-bit
+values linearly in ``log2(bits)`` instead, so cost grows with the width (a 16-bit adder lies between Horowitz's 8-
+and 32-bit figures; scaled from the nearest entry it cost more than a 17-bit one). A
 component, action or node the tables lack is an error, never a default.
 
 Across nodes, energy scales by the ratio of the energy polynomials evaluated at each node's supply, leakage by the
@@ -163,6 +165,22 @@ def _scale(row: pd.Series, value: float, bits: int, capacity_kib: float, what: s
     return value
 
 
+def _lookup(rows: pd.DataFrame, column: str, bits: int, capacity_kib: float, what: str) -> tuple[float, pd.Series]:
+    """The value of ``column`` for ``bits`` (and ``capacity_kib``) and the row whose node and supply it is at."""
+    row = _nearest(rows, bits, capacity_kib)
+    if row["scaling"] == "linear" and row["bits"] != bits:
+        same = rows[(rows["scaling"] == "linear") & (rows["node_nm"] == row["node_nm"])]
+        if "voltage_v" in rows:
+            same = same[same["voltage_v"] == row["voltage_v"]]
+        below, above = same[same["bits"] < bits], same[same["bits"] > bits]
+        if len(below) and len(above):
+            lo, hi = below.loc[below["bits"].idxmax()], above.loc[above["bits"].idxmin()]
+            t = math.log2(bits / lo["bits"]) / math.log2(hi["bits"] / lo["bits"])
+            per_bit = (1 - t) * lo[column] / lo["bits"] + t * hi[column] / hi["bits"]
+            return float(per_bit * bits), lo
+    return _scale(row, float(row[column]), bits, capacity_kib, what), row
+
+
 def _rows(table: pd.DataFrame, component: str, action: str | None, file: str) -> pd.DataFrame:
     rows = table[table["component"] == component]
     if action is not None:
@@ -189,8 +207,7 @@ def cell_energy_pj(component: str, action: str, bits: int, capacity_kib: float =
     ``capacity_kib``) at ``node_nm`` and its nominal supply."""
     rows = _rows(energy_table(), component, action, "energy.csv")
     _check(component, bits, capacity_kib, rows)
-    row = _nearest(rows, bits, capacity_kib)
-    value = _scale(row, float(row["energy_pj"]), bits, capacity_kib, f"{component} {action}")
+    value, row = _lookup(rows, "energy_pj", bits, capacity_kib, f"{component} {action}")
     if component == "dram":  # the off-chip interface does not scale with the logic node
         return value
     return value * energy_factor(int(row["node_nm"]), float(row["voltage_v"]), node_nm)
@@ -201,8 +218,7 @@ def cell_area_um2(component: str, bits: int, capacity_kib: float = 0.0, node_nm:
     """Area (um2) of one ``component`` cell of ``bits`` (memories: of ``capacity_kib``) at ``node_nm``."""
     rows = _rows(area_table(), component, None, "area.csv")
     _check(component, bits, capacity_kib, rows)
-    row = _nearest(rows, bits, capacity_kib)
-    value = _scale(row, float(row["area_um2"]), bits, capacity_kib, f"{component} area")
+    value, row = _lookup(rows, "area_um2", bits, capacity_kib, f"{component} area")
     return value * area_factor(int(row["node_nm"]), node_nm)
 
 

@@ -70,10 +70,15 @@ def test_stripes_energy_is_counts_times_table_entries():
     row = simulate_layer(arch, _small_conv())
     w, lanes = 16, 8
     and_gate = _energy_row("and_gate", "toggle", 1)
-    adder32 = _energy_row("adder", "add", 32) / 32  # per bit; the widths above 16 are nearer 32 than 8 in log2
-    adder8 = _energy_row("adder", "add", 8) / 8  # 16 bits lies as near 8 as 32 in log2: the lower entry scales
+    adder32 = _energy_row("adder", "add", 32) / 32  # per bit, for widths above 32 (the accumulator: 40 bits)
+    adder8 = _energy_row("adder", "add", 8) / 8
+
+    def adder(bits):  # between 8 and 32 bits: per-bit energy interpolated linearly in log2(bits)
+        t = math.log2(bits / 8) / 2
+        return bits * ((1 - t) * adder8 + t * adder32)
+
     reg = _energy_row("register", "write", 1)
-    tree = adder8 * 4 * w + adder32 * (2 * (w + 1) + (w + 2))  # 8 inputs of 16 bits: 4 adders of 16, 2 of 17, 1 of 18
+    tree = 4 * adder(w) + 2 * adder(w + 1) + adder(w + 2)  # 8 inputs of 16 bits: 4 adders of 16, 2 of 17, 1 of 18
     acc = 2 * w + 8
     per_busy_pe = tree + adder32 * acc + reg * acc
     # SRAM: banks of 32 KiB (activations: 64 / 2 tiles) and 128 KiB (weights): Horowitz's 32 KB entry, the weight
@@ -232,6 +237,19 @@ def test_cacti_script_edits_exactly_the_lines_it_names():
                    '-Tag array cell type - "itrs-hp"']
     with pytest.raises(ValueError, match="associativity"):
         mod.config(template.replace("-associativity 2", ""), 8, "itrs-lstp")
+
+
+def test_linear_widths_between_entries_interpolate_per_bit_values_in_log2():
+    # Horowitz: 8b add 0.03 pJ / 36 um2, 32b add 0.1 pJ / 137 um2; 16 bits is halfway in log2
+    assert cell_energy_pj("adder", "add", 16) == pytest.approx(16 * (0.03 / 8 + 0.1 / 32) / 2 * TO_NOMINAL_45)
+    assert cell_area_um2("adder", 16) == pytest.approx(16 * (36 / 8 + 137 / 32) / 2)
+    t = math.log2(20 / 8) / 2
+    assert cell_area_um2("adder", 20) == pytest.approx(20 * ((1 - t) * 36 / 8 + t * 137 / 32))
+    # tabulated widths are exact, and cost grows with the width (nearest-entry scaling made 16 bits cost more than 17)
+    assert cell_energy_pj("adder", "add", 8) == pytest.approx(0.03 * TO_NOMINAL_45)
+    energies = [cell_energy_pj("adder", "add", b) for b in range(4, 65)]
+    areas = [cell_area_um2("adder", b) for b in range(4, 65)]
+    assert all(b > a for a, b in zip(energies, energies[1:])) and all(b > a for a, b in zip(areas, areas[1:]))
 
 
 def test_width_scaling_rules():
