@@ -4,7 +4,7 @@ The data are CSV files in ``simulator/tables/`` with the source of every number:
 
 * ``energy.csv``: component, action, bits, capacity_kib, node_nm, voltage_v, energy_pj, word_bits, scaling, source;
 * ``area.csv``: component, bits, capacity_kib, node_nm, area_um2, leakage_nw (memories: CACTI's leakage of the
-  bank; blank for logic), scaling, source;
+  bank; NanGate cells: the library's; blank where the logic density applies), scaling, source;
 * ``nodes.csv``: per technology node, the nominal supply and Stillmaker and Baas's (Integration 58, 2017) fitted
   energy and power polynomials in Vdd and area factors, plus the leakage density of logic (nW per um2 at 45 nm).
 
@@ -224,9 +224,9 @@ def cell_area_um2(component: str, bits: int, capacity_kib: float = 0.0, node_nm:
 
 @functools.cache
 def cell_leakage_nw(component: str, bits: int, capacity_kib: float = 0.0, node_nm: int = 45) -> float:
-    """Leakage power (nW) of one cell at ``node_nm``, nominal supply: a memory's tabulated leakage (CACTI; scaled
-    like its area), else its 45 nm area x the 45 nm logic leakage density; scaled across nodes by the power
-    polynomials."""
+    """Leakage power (nW) of one cell at ``node_nm``, nominal supply: its tabulated leakage (CACTI memories, NanGate
+    cells; scaled like its area), else its 45 nm area x the 45 nm logic leakage density; scaled across nodes by the
+    power polynomials."""
     rows = _rows(area_table(), component, None, "area.csv")
     _check(component, bits, capacity_kib, rows)
     row = _nearest(rows, bits, capacity_kib)

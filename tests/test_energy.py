@@ -100,12 +100,16 @@ def test_static_energy_is_leakage_times_time(memory):
     arch = load_arch("dadiannao", tiles=2, rows=4, lanes=8, act_buffer_kib=64, weight_buffer_kib=64,
                      buffer_memory=memory)
     row = simulate_layer(arch, _small_conv())
-    # logic: its area x the 45 nm density; buffers: CACTI's leakage of a 32 KiB bank, 2 banks x 2 buffers
-    logic_um2 = area_mm2(arch, "compute") * 1e6
+    # registers: NanGate's DFF_X1 leakage per bit (8 accumulators of 40 bits); the other logic: its area x the
+    # 45 nm density; buffers: CACTI's leakage of a 32 KiB bank, 2 banks x 2 buffers
+    dff = next(r for r in _csv("area.csv") if r["component"] == "register")
+    reg_bits = 8 * 40
+    logic_um2 = area_mm2(arch, "compute") * 1e6 - reg_bits * float(dff["area_um2"])
     density = float(next(r for r in _csv("nodes.csv") if r["node_nm"] == "45")["leakage_nw_per_um2"])
+    logic_nw = logic_um2 * density + reg_bits * float(dff["leakage_nw"])
     buffers_nw = 4 * float(_area_row(memory, "32")["leakage_nw"])
     time_us = row["total_cycles"] / arch.clock_mhz
-    assert row["static_energy_pj"] == pytest.approx((logic_um2 * density + buffers_nw) * time_us * 1e-3, rel=1e-9)
+    assert row["static_energy_pj"] == pytest.approx((logic_nw + buffers_nw) * time_us * 1e-3, rel=1e-9)
     assert row["energy_pj"] == pytest.approx(row["dynamic_energy_pj"] + row["static_energy_pj"])
 
 
@@ -216,9 +220,10 @@ def test_memory_leakage_comes_from_its_rows_and_scales_with_the_power_fits():
     assert cell_leakage_nw("sram", 64, 64) == pytest.approx(leak32 * 2)  # linear in the capacity, nearest row
     assert cell_leakage_nw("edram", 64, 32, 65) == pytest.approx(
         float(_area_row("edram", "32")["leakage_nw"]) * p65 / p45)
-    # logic keeps the density rule: area x nW per um2
+    # NanGate cells carry the library's leakage (DFF_X1 per register bit); other logic: area x nW per um2
     density = float(next(r for r in _csv("nodes.csv") if r["node_nm"] == "45")["leakage_nw_per_um2"])
     assert cell_leakage_nw("adder", 32) == pytest.approx(137 * density)
+    assert cell_leakage_nw("register", 40) == pytest.approx(40 * 79.112308)
 
 
 def test_cacti_script_edits_exactly_the_lines_it_names():
