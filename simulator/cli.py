@@ -1,6 +1,8 @@
 """The ``bitserial`` command line: parsing and printing over the public API (only this module prints).
 
     bitserial [--data-dir DIR] simulate ARCH [ARCH ...] --workload W [--out FILE.csv] [--baseline ARCH] [--set k=v ...]
+                                        [--set-all k=v ...]
+    bitserial compare ARCH [ARCH ...] --workload W [--baseline ARCH] [--set k=v ...] [--set-all k=v ...]
     bitserial list [DESIGN | PRESET]
     bitserial demo [--out DIR] [--workload W]
     bitserial stats W [--out DIR]
@@ -53,6 +55,8 @@ DEMO_BASELINE = "dadiannao"
 DEMO_WORKLOAD = "resnet8-cifar10-int8"  # the bundled real model, when the TFLite importer is available
 DEMO_FALLBACK = "alexnet"
 CIFAR_ARCHS = {"resnet20": 20, "resnet56": 56}
+SET_ALL_HELP = ("override a knob on every listed ARCH and on the baseline (repeatable): the technology and memory a "
+                "fair comparison keeps equal, e.g. --set-all buffer_memory=edram --set-all tech_node_nm=65")
 
 
 class CliError(ValueError):
@@ -97,6 +101,17 @@ def assignments(items: Sequence[str], parse: Callable[[str, str], Any], what: st
 def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     """``["columns=1", "run_ahead=2"]`` -> ``{"columns": 1, "run_ahead": 2}`` (values typed by parse_knob_value)."""
     return assignments(items, parse_knob_value)
+
+
+def arch_overrides(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(knobs of the listed ARCHs, knobs of the baseline): ``--set-all`` goes to both (technology, buffers, DRAM:
+    what a fair comparison keeps equal), ``--set`` to the listed ARCHs only; a knob in both is an error."""
+    common = parse_overrides(args.set_all or [])
+    mine = parse_overrides(args.set or [])
+    both = sorted(set(common) & set(mine))
+    if both:
+        raise CliError(f"--set and --set-all both give {', '.join(both)}")
+    return {**common, **mine}, common
 
 
 def load_workload(spec: str, *, seed: int | None = None, layers: int | None = None, images: int = 1,
@@ -181,14 +196,14 @@ def _write_table(table, path: str | os.PathLike, results: list[Results], extra: 
 
 
 def cmd_simulate(args: argparse.Namespace, command: str) -> int:
-    overrides = parse_overrides(args.set or [])
+    overrides, common = arch_overrides(args)
     archs: list[ArchConfig] = []
     for spec in args.arch:
         _add_arch(archs, load_arch(spec, **overrides))
     baseline_arch = None
     if args.baseline is not None:
-        baseline_arch = load_arch(args.baseline)
-        hint = " (--set applies to the listed ARCHs, not to --baseline)" if overrides else ""
+        baseline_arch = load_arch(args.baseline, **common)
+        hint = " (--set applies to the listed ARCHs, not to --baseline; --set-all to both)" if args.set else ""
         listed = any(a.name == baseline_arch.name for a in archs)
         baseline_arch = _add_arch(archs, baseline_arch, hint)
         if not listed:  # show the baseline first
@@ -207,7 +222,8 @@ def cmd_simulate(args: argparse.Namespace, command: str) -> int:
     if args.out:
         path, run = _write_table(long_table(results, baseline), args.out, results,
                                  {"command": command, "workload_source": args.workload,
-                                  "baseline": baseline.arch.name if baseline else None, "overrides": overrides})
+                                  "baseline": baseline.arch.name if baseline else None, "overrides": overrides,
+                                  "baseline_overrides": common})
         print(f"wrote {path} and {run}")
     return 0
 
@@ -215,9 +231,9 @@ def cmd_simulate(args: argparse.Namespace, command: str) -> int:
 def cmd_compare(args: argparse.Namespace, command: str) -> int:
     from .compare import compare
 
-    overrides = parse_overrides(args.set or [])
+    overrides, common = arch_overrides(args)
     archs = [load_arch(spec, **overrides) for spec in args.arch]
-    baseline = load_arch(args.baseline)
+    baseline = load_arch(args.baseline, **common)
     if args.out:
         check_output(args.out)
     workload = load_workload(args.workload, seed=args.seed, layers=args.layers, images=args.images,
@@ -237,7 +253,8 @@ def cmd_compare(args: argparse.Namespace, command: str) -> int:
               "to score them with evaluate")
     if args.out:
         path, run = _write_table(table, args.out, results, {"command": command, "workload_source": args.workload,
-                                                            "baseline": baseline.name, "overrides": overrides})
+                                                            "baseline": baseline.name, "overrides": overrides,
+                                                            "baseline_overrides": common})
         print(f"wrote {path} and {run}")
     if args.plots:
         from .report import plot_area_breakdown, plot_energy_breakdown, plot_speedup_vs_efficiency
@@ -633,6 +650,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also simulate ARCH and add speedup = baseline cycles / arch cycles")
     sim.add_argument("--set", action="append", metavar="KNOB=VALUE",
                      help="override a knob on every listed ARCH (repeatable), e.g. --set columns=1")
+    sim.add_argument("--set-all", action="append", metavar="KNOB=VALUE", help=SET_ALL_HELP)
     sim.add_argument("--seed", type=_non_negative_int, default=None,
                      help="seed of a built-in workload's random values (default 0)")
     sim.add_argument("--layers", type=_positive_int, default=None, metavar="N",
@@ -654,6 +672,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--out", "-o", metavar="FILE.csv", help="write the table and its run.json")
     cmp.add_argument("--plots", metavar="DIR", help="write energy.png, area.png and speedup_vs_energy.png to DIR")
     cmp.add_argument("--set", action="append", metavar="KNOB=VALUE", help="override a knob on every listed ARCH")
+    cmp.add_argument("--set-all", action="append", metavar="KNOB=VALUE", help=SET_ALL_HELP)
     cmp.add_argument("--seed", type=_non_negative_int, default=None, help="seed of a built-in workload's values")
     cmp.add_argument("--layers", type=_positive_int, default=None, metavar="N", help="keep only the first N layers")
     cmp.set_defaults(func=cmd_compare)

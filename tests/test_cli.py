@@ -127,6 +127,22 @@ def test_set_overrides_change_cycles(capsys, tiny, tmp_path):
     assert run["overrides"] == {"columns": 1, "tiles": 16}
 
 
+def test_set_all_reaches_the_baseline_and_set_does_not(capsys, tiny, tmp_path):
+    run_ok(capsys, "compare", "stripes", "-w", tiny, "--set", "buffer_memory=edram", "-o", tmp_path / "a.csv")
+    run_ok(capsys, "compare", "stripes", "-w", tiny, "--set-all", "buffer_memory=edram", "-o", tmp_path / "b.csv")
+    one = pd.read_csv(tmp_path / "a.csv").set_index("arch")["area_mm2"]
+    both = pd.read_csv(tmp_path / "b.csv").set_index("arch")["area_mm2"]
+    assert both["stripes"] == pytest.approx(one["stripes"])  # the design has eDRAM buffers either way
+    assert both["dadiannao"] < one["dadiannao"] / 2  # only --set-all gives the baseline eDRAM buffers too
+    run = json.loads((tmp_path / "b.run.json").read_text())
+    assert run["archs"]["dadiannao"]["buffer_memory"] == "edram" and run["baseline_overrides"] == {
+        "buffer_memory": "edram"}
+    simulated = run_ok(capsys, "simulate", "stripes", "-w", tiny, "-b", "dadiannao", "--set-all", "tech_node_nm=65",
+                       "-o", tmp_path / "c.csv")
+    assert "wrote" in simulated
+    assert json.loads((tmp_path / "c.run.json").read_text())["archs"]["dadiannao"]["tech_node_nm"] == 65
+
+
 def test_every_csv_in_a_folder_keeps_its_own_provenance(capsys, tiny, tmp_path):
     run_ok(capsys, "simulate", "stripes", "-w", tiny, "-o", tmp_path / "a.csv")
     run_ok(capsys, "simulate", "pragmatic", "-w", tiny, "-o", tmp_path / "b.csv")
@@ -304,6 +320,8 @@ ERROR_CASES = {
                                "stripes has no knob 'kept_columns'"),
     "knob set twice": (["simulate", "stripes", "-w", "{tiny}", "--set", "tiles=2", "--set", "tiles=4"],
                        "--set tiles is given twice"),
+    "knob in --set and --set-all": (["compare", "stripes", "-w", "{tiny}", "--set", "tiles=2", "--set-all",
+                                     "tiles=4"], "--set and --set-all both give tiles"),
     "out is a folder": (["simulate", "stripes", "-w", "{tiny}", "--out", "{tmp}"], "is a folder"),
     "out unwritable": (["simulate", "stripes", "-w", "{tiny}", "--out", "/proc/nope/out.csv"], "cannot write"),
     "list unknown": (["list", "warp_drive"], "unknown architecture 'warp_drive'"),
