@@ -1,4 +1,4 @@
-"""Regenerate the CACTI rows of simulator/tables (buffer area, leakage and eDRAM access energy).
+"""Regenerate the CACTI rows of simulator/tables (buffer area, leakage and access energy, SRAM and eDRAM).
 
 Needs a built CACTI 7 (https://github.com/HewlettPackard/cacti, commit 1ffd8df; ``make`` in the checkout). Each buffer
 bank is modelled as CACTI's sample ``cache.cfg`` with these changes: a scratchpad (``cache type "ram"``, direct
@@ -6,7 +6,7 @@ mapped, 8-byte blocks, a 64-bit port), ``technology (u) 0.045``, and the data-ar
 (low-standby-power cells; CACTI's high-performance cells leak 2.4 W per 2 MiB bank at the sample's 360 K) or
 ``lp-dram`` for eDRAM (logic-process DRAM, refresh included in its leakage). The periphery stays ``itrs-hp`` (with
 low-standby-power periphery a 2 MiB bank needs 5.4 ns per access, over five cycles at 980 MHz). Prints the CSV rows
-for ``area.csv`` and ``energy.csv``:
+for ``area.csv`` (area, leakage) and ``energy.csv`` (64-bit read and write):
 
     python scripts/cacti_buffers.py --cacti /path/to/cacti
 """
@@ -71,10 +71,9 @@ def main() -> None:
             source = (f"CACTI 7 ({COMMIT}), 45 nm, one {kib} KiB RAM bank, 64-bit port, {cell} cells, itrs-hp "
                       f"periphery, 360 K (scripts/cacti_buffers.py)")
             print(f'area.csv: {component},64,{kib},45,{r["area_um2"]:.0f},{r["leakage_nw"]:.0f},capacity,"{source}"')
-            if component == "edram":
-                for action in ("read", "write"):
-                    print(f'energy.csv: {component},{action},64,{kib},45,1.0,{r[action + "_pj"]:.2f},64,'
-                          f'sqrt_capacity,"{source}"')
+            for action in ("read", "write"):
+                print(f'energy.csv: {component},{action},64,{kib},45,1.0,{r[action + "_pj"]:.2f},64,'
+                      f'sqrt_capacity,"{source}"')
 
 
 if __name__ == "__main__":

@@ -198,7 +198,7 @@ MACHINE: tuple[Knob, ...] = (
     Knob("act_buffer_kib", int, 4096, "on-chip activation buffer, all tiles", 1, 1 << 22, unit="KiB"),
     Knob("weight_buffer_kib", int, 32768, "on-chip weight buffer, all tiles", 1, 1 << 22, unit="KiB"),
     Knob("buffer_memory", BufferMemory, BufferMemory.SRAM,
-         "cells of the on-chip buffers: sram, or edram (area, leakage with refresh, and access energy from CACTI)"),
+         "cells of the on-chip buffers: sram or edram (CACTI area, leakage (eDRAM: with refresh) and access energy)"),
     Knob("dram_gb_per_s", float, 256.0, "off-chip bandwidth (HBM2 stack: 256)", 0, unit="GB/s"),
     Knob("double_buffering", bool, True, "DRAM transfers overlap compute: total = max(compute, memory), else sum"),
 )

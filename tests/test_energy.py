@@ -81,13 +81,13 @@ def test_stripes_energy_is_counts_times_table_entries():
     tree = 4 * adder(w) + 2 * adder(w + 1) + adder(w + 2)  # 8 inputs of 16 bits: 4 adders of 16, 2 of 17, 1 of 18
     acc = 2 * w + 8
     per_busy_pe = tree + adder32 * acc + reg * acc
-    # SRAM: banks of 32 KiB (activations: 64 / 2 tiles) and 128 KiB (weights): Horowitz's 32 KB entry, the weight
-    # bank scaled by sqrt(128 / 32) from it (log2 distance 2 to 32 KB, 3 to 1 MB)
-    sram32 = _energy_row("sram", "read", 64, "32")
-    expected = TO_NOMINAL_45 * (
-        row["busy_lane_cycles"] * w * and_gate + row["busy_pe_cycles"] * per_busy_pe
-        + row["act_buffer_bits"] / 64 * sram32 + row["output_buffer_bits"] / 64 * sram32
-        + row["weight_buffer_bits"] / 64 * sram32 * 2)
+    # SRAM (CACTI rows at the 45 nm nominal 1.0 V): banks of 32 KiB (activations: 64 / 2 tiles), tabulated, and
+    # 128 KiB (weights), scaled by sqrt(128 / 256) from the 256 KiB entry (log2 distance 1, against 2 to 32 KiB)
+    read32, write32 = _energy_row("sram", "read", 64, "32"), _energy_row("sram", "write", 64, "32")
+    read256 = _energy_row("sram", "read", 64, "256")
+    expected = TO_NOMINAL_45 * (row["busy_lane_cycles"] * w * and_gate + row["busy_pe_cycles"] * per_busy_pe)
+    expected += (row["act_buffer_bits"] / 64 * read32 + row["output_buffer_bits"] / 64 * write32
+                 + row["weight_buffer_bits"] / 64 * read256 * math.sqrt(128 / 256))
     expected += row["dram_bits"] / 64 * _energy_row("dram", "access", 64)  # the interface does not scale
     assert row["dynamic_energy_pj"] == pytest.approx(expected, rel=1e-9)
     # buffer traffic in pe_width containers
@@ -263,8 +263,9 @@ def test_width_scaling_rules():
     assert cell_area_um2("multiplier", 16) == pytest.approx(282 * 4)
     # adder: linear from 32 bits
     assert cell_energy_pj("adder", "add", 40) == pytest.approx(0.1 * 40 / 32 * TO_NOMINAL_45)
-    # SRAM access: sqrt of the capacity from the nearest entry (4 MiB: from 1 MB, x 2)
-    assert cell_energy_pj("sram", "read", 64, 4096) == pytest.approx(100 * 2 * TO_NOMINAL_45)
+    # SRAM access: sqrt of the capacity from the nearest entry (4 MiB: from CACTI's 2 MiB bank, x sqrt 2, at 1.0 V)
+    assert cell_energy_pj("sram", "read", 64, 4096) == pytest.approx(
+        _energy_row("sram", "read", 64, "2048") * math.sqrt(2))
 
 
 # ----------------------------------------------------------------------------- area and iso-area
