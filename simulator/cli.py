@@ -32,6 +32,7 @@ from workloads.atomic import atomic_write
 from .config import ArchConfig, ConfigError, Design, load_arch, parse_knob_value, preset_names
 from .designs import MODELS
 from .engine import simulate
+from .knobs import plain
 from .plan import LayerTooLargeError
 from .progress import CompileWatch, ProgressBar
 from .report import (
@@ -112,6 +113,20 @@ def arch_overrides(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, 
     if both:
         raise CliError(f"--set and --set-all both give {', '.join(both)}")
     return {**common, **mine}, common
+
+
+FAIR_KNOBS = ("tech_node_nm", "buffer_memory", "act_buffer_kib", "weight_buffer_kib", "dram_gb_per_s",
+              "double_buffering")  # what a comparison keeps equal between a design and its baseline
+
+
+def unfair_overrides(overrides: dict[str, Any], baseline: ArchConfig) -> str:
+    """A note naming the ``--set`` knobs of FAIR_KNOBS that leave the baseline at another value ('' if none)."""
+    odd = [k for k in FAIR_KNOBS if k in overrides and getattr(baseline, k) != overrides[k]]
+    if not odd:
+        return ""
+    mine = ", ".join(f"{k}={plain(overrides[k])}" for k in odd)
+    theirs = ", ".join(f"{k}={plain(getattr(baseline, k))}" for k in odd)
+    return f"note: --set {mine} leaves the baseline {baseline.name} at {theirs}; --set-all sets both"
 
 
 def load_workload(spec: str, *, seed: int | None = None, layers: int | None = None, images: int = 1,
@@ -218,6 +233,8 @@ def cmd_simulate(args: argparse.Namespace, command: str) -> int:
     print(f"workload: {describe_workload(workload)}")
     if baseline is not None:
         print(f"speedup = {baseline.arch.name} cycles / arch cycles")
+        if note := unfair_overrides(overrides, baseline.arch):
+            print(note)
     print(format_table(*layer_rows(results, baseline)))
     if args.out:
         path, run = _write_table(long_table(results, baseline), args.out, results,
@@ -244,6 +261,8 @@ def cmd_compare(args: argparse.Namespace, command: str) -> int:
     print(f"workload: {describe_workload(workload)}")
     print(f"baseline: {baseline.name}; time and energy at each design's clock and node; iso-area: PE array "
           f"re-sized\nalong {iso or '-'} to the baseline's PE-array area")
+    if note := unfair_overrides(overrides, baseline):
+        print(note)
     shown = ["arch", "cycles", "time_us", "energy_uj", "area_mm2", "speedup_cycles", "speedup_time",
              "energy_efficiency", "perf_per_area", "speedup_iso_area", "lossless", "top1"]
     print(format_table(shown, [[fmt(v, 2) for v in row] for row in table[shown].itertuples(index=False)]))

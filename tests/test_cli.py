@@ -128,8 +128,13 @@ def test_set_overrides_change_cycles(capsys, tiny, tmp_path):
 
 
 def test_set_all_reaches_the_baseline_and_set_does_not(capsys, tiny, tmp_path):
-    run_ok(capsys, "compare", "stripes", "-w", tiny, "--set", "buffer_memory=edram", "-o", tmp_path / "a.csv")
-    run_ok(capsys, "compare", "stripes", "-w", tiny, "--set-all", "buffer_memory=edram", "-o", tmp_path / "b.csv")
+    one_sided = run_ok(capsys, "compare", "stripes", "-w", tiny, "--set", "buffer_memory=edram", "-o",
+                       tmp_path / "a.csv")
+    assert ("note: --set buffer_memory=edram leaves the baseline dadiannao at buffer_memory=sram; --set-all sets "
+            "both") in one_sided
+    both_sides = run_ok(capsys, "compare", "stripes", "-w", tiny, "--set-all", "buffer_memory=edram", "-o",
+                        tmp_path / "b.csv")
+    assert "note: --set" not in both_sides
     one = pd.read_csv(tmp_path / "a.csv").set_index("arch")["area_mm2"]
     both = pd.read_csv(tmp_path / "b.csv").set_index("arch")["area_mm2"]
     assert both["stripes"] == pytest.approx(one["stripes"])  # the design has eDRAM buffers either way
