@@ -33,7 +33,7 @@ from .config import ArchConfig, ConfigError, Design, load_arch, parse_knob_value
 from .designs import MODELS
 from .engine import simulate
 from .knobs import plain
-from .plan import LayerTooLargeError
+from .plan import LayerTooLargeError, check_layer
 from .progress import CompileWatch, ProgressBar
 from .report import (
     WIDTH,
@@ -355,6 +355,7 @@ def cmd_demo(args: argparse.Namespace, command: str) -> int:
     out = Path(args.out)
     check_output(out / "demo.csv")
     workload = load_workload(spec, images=args.images, data_dir=args.data_dir, precision=args.precision)
+    archs = [a for a in archs if a.name == DEMO_BASELINE or _runs(a, workload)]
     results = run_all(archs, workload)
     baseline = next(r for r in results if r.arch.name == DEMO_BASELINE)
     others = [r for r in results if r is not baseline]
@@ -368,6 +369,17 @@ def cmd_demo(args: argparse.Namespace, command: str) -> int:
     png = plot_speedup(results, baseline, f"Speedup over DaDianNao on {workload.name}", out / "speedup.png")
     print(f"wrote {csv}, {run} and {png}")
     return 0
+
+
+def _runs(arch: ArchConfig, workload: Workload) -> bool:
+    """Whether ``arch`` can run every layer of ``workload``; if not, say why on stderr (the demo leaves it out)."""
+    try:
+        for layer in workload:
+            check_layer(arch, layer)
+    except ConfigError as exc:
+        sys.stderr.write(f"{PROG}: note: the demo leaves out {arch.name}: {exc}\n")
+        return False
+    return True
 
 
 def default_demo_workload(data_dir: str | None = None) -> str:

@@ -114,8 +114,8 @@ def _gib(n: float) -> str:
     return f"{n:.0f} bytes"
 
 
-def plan_layer(arch: ArchConfig, layer: Layer) -> LayerPlan:
-    """Check that ``arch``'s design can run ``layer`` and map it onto the machine."""
+def check_layer(arch: ArchConfig, layer: Layer) -> None:
+    """Raise ConfigError if ``arch``'s design cannot run ``layer`` (weight format, operand widths over pe_width)."""
     if not isinstance(layer, Layer):
         raise TypeError(f"a layer must be a workloads.Layer, not {type(layer).__name__}")
     model = arch.model
@@ -131,6 +131,11 @@ def plan_layer(arch: ArchConfig, layer: Layer) -> LayerPlan:
         if getattr(layer, what) > arch.pe_width:
             raise ConfigError(f"layer {layer.name!r}: {what} ({getattr(layer, what)}) exceeds the PE width of "
                               f"{arch.name} (pe_width={arch.pe_width})")
+
+
+def plan_layer(arch: ArchConfig, layer: Layer) -> LayerPlan:
+    """Check that ``arch``'s design can run ``layer`` and map it onto the machine."""
+    check_layer(arch, layer)
     need = lowered_elements(layer, lanes=arch.lanes, rows=arch.rows,
                             space_to_depth_enabled=arch.first_layer_space_to_depth) * BYTES_PER_LOWERED_VALUE
     have = physical_memory_bytes()
@@ -142,5 +147,5 @@ def plan_layer(arch: ArchConfig, layer: Layer) -> LayerPlan:
                 spread=arch.depthwise_mapping == DepthwiseMapping.SPREAD)
     filter_sets = -(-int(low.weights.shape[1]) // arch.rows)
     passes = 1 if low.spread_tiles > 1 else -(-filter_sets // arch.tiles)
-    return LayerPlan(arch, layer, low, passes, serial, Operand(layer.act_signed, layer.act_bits),
+    return LayerPlan(arch, layer, low, passes, arch.serial, Operand(layer.act_signed, layer.act_bits),
                      Operand(layer.weight_signed, layer.weight_bits))

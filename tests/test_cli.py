@@ -208,6 +208,20 @@ def test_demo_on_small_workload(capsys, tiny, tmp_path):
     assert png.stat().st_size > 1000
 
 
+def test_demo_leaves_out_a_preset_whose_pe_is_too_narrow(capsys, tmp_path):
+    """9-bit weights (as the synthetic AlexNet, the demo's fallback, has): dadiannao_int8's 8-bit multipliers cannot
+    take them, so the demo runs the other presets and says why it left that one out."""
+    rng = np.random.default_rng(3)
+    wide = Workload("wide", [Layer.conv("conv", rng.integers(0, 256, (8, 6, 6)), rng.integers(-256, 256, (4, 8, 3, 3)),
+                                        padding=1, act_bits=8, weight_bits=9)]).save(tmp_path / "wide.npz")
+    code = main(["demo", "--workload", str(wide), "--out", str(tmp_path / "demo")])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "note: the demo leaves out dadiannao_int8: layer 'conv': weight_bits (9) exceeds the PE width" in err
+    arches = set(pd.read_csv(tmp_path / "demo" / "demo.csv")["arch"])
+    assert "dadiannao_int8" not in arches and {"dadiannao", "stripes"} <= arches
+
+
 def test_demo_default_is_the_real_resnet8(capsys, tmp_path):
     if not registry.available("resnet8-cifar10-int8")[0]:
         pytest.skip(f"resnet8-cifar10-int8 unavailable: {registry.available('resnet8-cifar10-int8')[1]}")
