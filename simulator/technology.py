@@ -231,7 +231,7 @@ def cell_leakage_nw(component: str, bits: int, capacity_kib: float = 0.0, node_n
     _check(component, bits, capacity_kib, rows)
     row = _nearest(rows, bits, capacity_kib)
     if pd.notna(row["leakage_nw"]):
-        value = _scale(row, float(row["leakage_nw"]), bits, capacity_kib, f"{component} leakage")
+        value, row = _lookup(rows, "leakage_nw", bits, capacity_kib, f"{component} leakage")
         src = int(row["node_nm"])
         return value * power_factor(src, node(src).nominal_vdd, node_nm)
     at45 = cell_area_um2(component, bits, capacity_kib, 45)
