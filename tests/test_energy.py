@@ -402,3 +402,29 @@ def test_an_adder_tree_has_one_part_per_level_as_wide_as_its_operands():
     parts = adder_tree("t", 3, 6, 16, per="busy_pe_cycles")  # 6 -> 3 -> 2 -> 1: 3 adders of 16, 1 of 17, 1 of 18
     assert [(p.count, p.bits, p.uses) for p in parts] == [(9, 16, 3), (3, 17, 1), (3, 18, 1)]
     assert sum(p.uses for p in parts) == 6 - 1
+
+
+def test_check_papers_on_chip_power_and_absolute_table():
+    import importlib.util
+
+    script = TABLES.parent.parent / "scripts" / "check_papers.py"
+    spec = importlib.util.spec_from_file_location("check_papers", script)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    wl = build("alexnet", seed=0, max_layers=2)
+    arch = load_arch("pragmatic", tech_node_nm=65, buffer_memory="edram")
+    res = simulate(arch, wl)
+    power = mod.on_chip_power_w(arch, res)
+    # watts = pJ / us * 1e-6, summed from the tidy breakdown, DRAM (off-chip) left out
+    br = res.energy_breakdown()
+    seconds = float(res.layers["total_cycles"].sum()) / (arch.clock_mhz * 1e6)
+    for group in ("compute", "buffers"):
+        assert power[group] == pytest.approx(br.loc[br["group"] == group, "energy_pj"].sum() * 1e-12 / seconds)
+    assert power["compute"] > 0 and power["buffers"] > 0
+    row = {"design": "pragmatic", "paper": "Pragmatic", "workload": "w", "area_mm2": 89.25, "base_area_mm2": 78.71,
+           "power_w": {"compute": 3.4, "buffers": 19.6}, "base_power_w": {"compute": 3.3, "buffers": 61.5}}
+    other = dict(row, design="stripes")
+    lines = mod.absolute_table([row, other]).splitlines()
+    assert len(lines) == 3  # header, rule, the Pragmatic row only
+    assert lines[2].split(" | ")[2:] == ["78.7 mm2", "90 mm2", "64.8 W (3.3 + 61.5)", "18.8 W", "89.2 mm2",
+                                         "122 mm2", "23.0 W (3.4 + 19.6)", "38.8 W |"]
