@@ -49,11 +49,12 @@ CHECKS = [
      "weight per MAC and burns 61 W in buffers on AlexNet, 3.3x the paper's whole chip), so our chip ratios track "
      "speedup; our PE-array area ratio (2.33x with the paper's unsigned oneffsets, 2.65x with the preset's Booth "
      "terms) is above the chip figure, as it should be, but not checkable against a published PE-array figure"),
-    ("Loom (DAC'18)", "loom", "dadiannao", 45, "sram", {}, "4.38x [A]", "3.54x [A]", "equal to 128 16b MACs [A]",
-     "preset at equal peak (256 columns); the paper compares at equal area: our SIPs (16 AND gates, a tree, a "
-     "40-bit shift-accumulator each) cost 0.4 of a 16b MAC lane and 16 of them match its peak, so equal peak takes "
-     "6.3x the area and at equal area Loom barely beats the baseline; the paper's figure implies SIPs near 1/16 of "
-     "a MAC (not checkable offline); it also uses per-layer weight precisions and HBM2-fed FC layers"),
+    ("Loom (DAC'18)", "loom", "dadiannao", 45, "sram", {}, "4.38x at equal peak [A]", "3.54x [A]", "-",
+     "the paper compares at equal peak (\"the equivalent of 128 16b x 16b MACs per cycle\", v2 abstract), as the "
+     "preset does; its ImageNet networks have per-layer weight precisions and HBM2-fed FC layers; it gives no area "
+     "ratio: ours at equal peak takes 6.3x DaDianNao's PE-array area (each SIP, with its 40-bit shift-accumulator, "
+     "costs 0.4 of a 16b MAC lane), so its PE arrays spend more energy than DaDianNao's and the chip figure (small "
+     "buffers and HBM2 in the paper, 36 MiB here) follows speedup"),
     ("Laconic (ISCA'19)", "laconic", "dadiannao", 45, "sram", {}, "2.3x (128 vs 2K wires) [A]", "2.13x [A]", "-",
      "the paper's iso-memory-wires geometry cannot be expressed; the preset is at equal peak (256 columns), hence "
      "far more than 2.3x, and its lanes (exponent adders, histograms) cost area"),
