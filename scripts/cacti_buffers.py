@@ -8,7 +8,14 @@ mapped, 8-byte blocks, a 64-bit port), ``technology (u) 0.045``, and the data-ar
 low-standby-power periphery a 2 MiB bank needs 5.4 ns per access, over five cycles at 980 MHz). Prints the CSV rows
 for ``area.csv`` (area, leakage) and ``energy.csv`` (64-bit read and write):
 
-    python scripts/cacti_buffers.py --cacti /path/to/cacti
+    python scripts/cacti_buffers.py --cacti /path/to/cacti [--patch]
+
+One correction to CACTI itself: its DRAM bitline write energy (``mat.cc``, ``Mat::compute_bitline_delay``) is the
+read's per-bitline energy times ``num_act_mats_hor_dir * 100``, an undocumented factor (the mats are counted again
+in ``uca.cc``) that makes a 64-bit eDRAM write cost 21x a read (2 MiB: 1.54 nJ vs 72 pJ). A written bitline swings
+the full rail where a read's restore swings half, so ``--patch`` replaces the factor by 2 and rebuilds (``make``);
+the eDRAM writes then cost 1.15-1.4x a read (2 MiB: 87 pJ). SRAM figures are unchanged. The script refuses an
+unpatched build.
 """
 
 from __future__ import annotations
@@ -22,6 +29,31 @@ from pathlib import Path
 CAPACITIES_KIB = (8, 32, 256, 1024, 2048)
 CELLS = {"sram": "itrs-lstp", "edram": "lp-dram"}
 COMMIT = "1ffd8df"
+DRAM_WRITE_FACTOR = ("/* subarray.num_cols * num_subarrays_per_mat*/ * num_act_mats_hor_dir*100;",
+                     "/* subarray.num_cols * num_subarrays_per_mat*/ * 2;")
+
+
+def patch_dram_write(source: str) -> str:
+    """``mat.cc`` with the DRAM bitline write factor ``num_act_mats_hor_dir*100`` replaced by 2 (full swing)."""
+    old, new = DRAM_WRITE_FACTOR
+    if source.count(new) == 1 and old not in source:
+        return source
+    if source.count(old) != 1:
+        raise ValueError(f"mat.cc: expected one DRAM write-energy line ending {old!r}, found {source.count(old)}")
+    return source.replace(old, new)
+
+
+def check_patched(cacti: Path, patch: bool) -> None:
+    """Apply the DRAM write fix to ``cacti``'s mat.cc and rebuild (``patch``), or fail when it is not applied."""
+    mat = cacti / "mat.cc"
+    source = mat.read_text()
+    fixed = patch_dram_write(source)
+    if fixed == source:
+        return
+    if not patch:
+        raise SystemExit(f"{mat}: CACTI's DRAM write factor (x100) is not patched; rerun with --patch")
+    mat.write_text(fixed)
+    subprocess.run(["make"], cwd=cacti, check=True, capture_output=True)
 
 
 def config(template: str, size_kib: int, cell: str) -> str:
@@ -64,12 +96,15 @@ def run(cacti: Path, size_kib: int, cell: str) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cacti", type=Path, required=True, help="a CACTI 7 checkout with the cacti binary built")
+    parser.add_argument("--patch", action="store_true", help="apply the DRAM write-energy fix to mat.cc and rebuild")
     args = parser.parse_args()
+    check_patched(args.cacti, args.patch)
     for component, cell in CELLS.items():
         for kib in CAPACITIES_KIB:
             r = run(args.cacti, kib, cell)
             source = (f"CACTI 7 ({COMMIT}), 45 nm, one {kib} KiB RAM bank, 64-bit port, {cell} cells, itrs-hp "
-                      f"periphery, 360 K (scripts/cacti_buffers.py)")
+                      f"periphery, 360 K" + (", DRAM write factor x100 -> x2" if cell == "lp-dram" else "")
+                      + " (scripts/cacti_buffers.py)")
             print(f'area.csv: {component},64,{kib},45,{r["area_um2"]:.0f},{r["leakage_nw"]:.0f},capacity,"{source}"')
             for action in ("read", "write"):
                 print(f'energy.csv: {component},{action},64,{kib},45,1.0,{r[action + "_pj"]:.2f},64,'

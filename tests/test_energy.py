@@ -244,6 +244,30 @@ def test_cacti_script_edits_exactly_the_lines_it_names():
         mod.config(template.replace("-associativity 2", ""), 8, "itrs-lstp")
 
 
+def test_cacti_script_patches_the_dram_write_factor_once():
+    import importlib.util
+
+    script = TABLES.parent.parent / "scripts" / "cacti_buffers.py"
+    spec = importlib.util.spec_from_file_location("cacti_buffers", script)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    line = ("    dynWriteEnergy += (C_bl + 2*C_drain_sense_amp_iso + C_sense_amp_latch) *\n"
+            "      (g_tp.dram_cell_Vdd / 2) * g_tp.dram_cell_Vdd /* subarray.num_cols * num_subarrays_per_mat*/"
+            " * num_act_mats_hor_dir*100;\n")
+    fixed = mod.patch_dram_write("x\n" + line + "y\n")
+    assert fixed == "x\n" + line.replace("* num_act_mats_hor_dir*100;", "* 2;") + "y\n"
+    assert mod.patch_dram_write(fixed) == fixed  # already patched: unchanged
+    with pytest.raises(ValueError, match="found 0"):
+        mod.patch_dram_write("x\n")
+    with pytest.raises(ValueError, match="found 2"):
+        mod.patch_dram_write(line + line)
+    # the tables hold the patched build: an eDRAM write costs about a read (full swing on the written bitlines)
+    rows = {(r["component"], r["action"], r["capacity_kib"]): float(r["energy_pj"]) for r in _csv("energy.csv")
+            if r["component"] == "edram"}
+    for kib in ("8", "32", "256", "1024", "2048"):
+        assert 1.0 < rows[("edram", "write", kib)] / rows[("edram", "read", kib)] < 1.5
+
+
 def test_linear_widths_between_entries_interpolate_per_bit_values_in_log2():
     # Horowitz: 8b add 0.03 pJ / 36 um2, 32b add 0.1 pJ / 137 um2; 16 bits is halfway in log2
     assert cell_energy_pj("adder", "add", 16) == pytest.approx(16 * (0.03 / 8 + 0.1 / 32) / 2 * TO_NOMINAL_45)
