@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from simulator import load_arch, simulate  # noqa: E402
 from simulator.cli import load_workload  # noqa: E402
-from simulator.energy import area_mm2, energy_breakdown, scale_to_area  # noqa: E402
+from simulator.energy import area_mm2, scale_to_area  # noqa: E402
 
 # (paper, design preset, baseline preset, node, buffer cells of both, knobs, published: speedup, energy efficiency,
 # area ratio, reason)
@@ -77,17 +77,15 @@ CHECKS = [
 ABSOLUTE = {"pragmatic": ("Pragmatic [v1]", 122.0, 38.8, 90.0, 18.8)}
 
 
-def on_chip_power_w(arch, res) -> dict[str, float]:
-    """Mean power (W) of the PE arrays and of the buffers over the inference's wall time."""
+def group_energy_pj(res) -> dict[str, float]:
+    """Energy (pJ) of one inference per group of parts (compute, buffers, off-chip), from one breakdown."""
+    return res.energy_breakdown().groupby("group")["energy_pj"].sum().to_dict()
+
+
+def on_chip_power_w(res, energy: dict[str, float]) -> dict[str, float]:
+    """Mean power (W) of the PE arrays and of the buffers (``energy``: ``group_energy_pj``) over the wall time."""
     seconds = res.time_us * 1e-6
-    return {g: energy_of(arch, res, g) * 1e-12 / seconds for g in ("compute", "buffers")}
-
-
-def energy_of(arch, res, group: str | None) -> float:
-    if group is None:
-        return res.energy_pj
-    br = energy_breakdown(arch, res.layers)
-    return float(br.loc[br["group"] == group, "energy_pj"].sum())
+    return {g: energy.get(g, 0.0) * 1e-12 / seconds for g in ("compute", "buffers")}
 
 
 def accuracy(arch, wl, images: int) -> float | None:
@@ -118,16 +116,17 @@ def run(workload_names: list[str], images: int) -> list[dict]:
             except ValueError as exc:
                 print(f"{paper} on {wname}: skipped ({exc})", file=sys.stderr)
                 continue
+            groups, bgroups = group_energy_pj(res), group_energy_pj(bres)
             row = {"paper": paper, "workload": wname, "design": arch.name, "baseline": base.name, "node_nm": node,
                    "buffer_memory": memory,
                    "speedup_time": res.speedup_over(bres, basis="time"),
                    "speedup_iso_area": sres.speedup_over(bres, basis="time"), "iso_area_columns": sized.columns,
-                   "energy_eff_compute": energy_of(base, bres, "compute") / energy_of(arch, res, "compute"),
+                   "energy_eff_compute": bgroups["compute"] / groups["compute"],
                    "energy_eff_chip": res.energy_efficiency_over(bres),
                    "area_compute": area_mm2(arch, "compute") / area_mm2(base, "compute"),
                    "area_chip": area_mm2(arch) / area_mm2(base), "lossless": res.lossless,
                    "area_mm2": area_mm2(arch), "base_area_mm2": area_mm2(base),
-                   "power_w": on_chip_power_w(arch, res), "base_power_w": on_chip_power_w(base, bres),
+                   "power_w": on_chip_power_w(res, groups), "base_power_w": on_chip_power_w(bres, bgroups),
                    "top1": accuracy(arch, wl, images) if not res.lossless and images else None,
                    "published_speedup": p_speed, "published_energy_eff": p_eff, "published_area": p_area,
                    "gap_reason": reason}

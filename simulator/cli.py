@@ -32,7 +32,7 @@ from workloads.atomic import atomic_write
 from .config import ArchConfig, ConfigError, Design, load_arch, parse_knob_value, preset_names
 from .designs import MODELS
 from .engine import simulate
-from .knobs import plain
+from .knobs import TECHNOLOGY, plain
 from .plan import LayerTooLargeError, check_layer
 from .progress import CompileWatch, ProgressBar
 from .report import (
@@ -115,13 +115,10 @@ def arch_overrides(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, 
     return {**common, **mine}, common
 
 
-FAIR_KNOBS = ("tech_node_nm", "buffer_memory", "act_buffer_kib", "weight_buffer_kib", "dram_gb_per_s",
-              "double_buffering")  # what a comparison keeps equal between a design and its baseline
-
-
 def unfair_overrides(overrides: dict[str, Any], baseline: ArchConfig) -> str:
-    """A note naming the ``--set`` knobs of FAIR_KNOBS that leave the baseline at another value ('' if none)."""
-    odd = [k for k in FAIR_KNOBS if k in overrides and getattr(baseline, k) != overrides[k]]
+    """A note naming the ``--set`` knobs of TECHNOLOGY (what a comparison keeps equal) that leave the baseline at
+    another value ('' if none)."""
+    odd = [k.name for k in TECHNOLOGY if k.name in overrides and getattr(baseline, k.name) != overrides[k.name]]
     if not odd:
         return ""
     mine = ", ".join(f"{k}={plain(overrides[k])}" for k in odd)

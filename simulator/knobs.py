@@ -180,6 +180,19 @@ def plain(value: Any) -> Any:
 
 
 # ----------------------------------------------------------------------------- the catalogue
+# Technology and memory knobs (simulator.technology, simulator.memory): every design has them too, and a fair
+# comparison keeps them equal between a design and its baseline (``bitserial compare --set-all``).
+TECHNOLOGY: tuple[Knob, ...] = (
+    Knob("tech_node_nm", int, 45, "technology node (a node of simulator/tables/nodes.csv; nominal supply)", 7, 180,
+         unit="nm"),
+    Knob("act_buffer_kib", int, 4096, "on-chip activation buffer, all tiles", 1, 1 << 22, unit="KiB"),
+    Knob("weight_buffer_kib", int, 32768, "on-chip weight buffer, all tiles", 1, 1 << 22, unit="KiB"),
+    Knob("buffer_memory", BufferMemory, BufferMemory.SRAM,
+         "cells of the on-chip buffers: sram or edram (CACTI area, leakage (eDRAM: with refresh) and access energy)"),
+    Knob("dram_gb_per_s", float, 256.0, "off-chip bandwidth (HBM2 stack: 256)", 0, unit="GB/s"),
+    Knob("double_buffering", bool, True, "DRAM transfers overlap compute: total = max(compute, memory), else sum"),
+)
+
 # Machine knobs: every design has them (a design may override their defaults).
 MACHINE: tuple[Knob, ...] = (
     Knob("tiles", int, 16, "tiles on the chip; each takes its own filter set in a pass", 1, 4096),
@@ -192,15 +205,7 @@ MACHINE: tuple[Knob, ...] = (
     Knob("depthwise_mapping", DepthwiseMapping, DepthwiseMapping.SPREAD,
          "depthwise convs: spread (tiles take groups of min(lanes, rows) channels at once) or dnnsim (one group at "
          "a time, on tile 0)"),
-    # technology and memory (simulator.technology, simulator.memory)
-    Knob("tech_node_nm", int, 45, "technology node (a node of simulator/tables/nodes.csv; nominal supply)", 7, 180,
-         unit="nm"),
-    Knob("act_buffer_kib", int, 4096, "on-chip activation buffer, all tiles", 1, 1 << 22, unit="KiB"),
-    Knob("weight_buffer_kib", int, 32768, "on-chip weight buffer, all tiles", 1, 1 << 22, unit="KiB"),
-    Knob("buffer_memory", BufferMemory, BufferMemory.SRAM,
-         "cells of the on-chip buffers: sram or edram (CACTI area, leakage (eDRAM: with refresh) and access energy)"),
-    Knob("dram_gb_per_s", float, 256.0, "off-chip bandwidth (HBM2 stack: 256)", 0, unit="GB/s"),
-    Knob("double_buffering", bool, True, "DRAM transfers overlap compute: total = max(compute, memory), else sum"),
+    *TECHNOLOGY,
 )
 
 # Design knobs, in their most common form; designs restrict and re-document them.

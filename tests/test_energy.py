@@ -438,7 +438,7 @@ def test_check_papers_on_chip_power_and_absolute_table():
     wl = build("alexnet", seed=0, max_layers=2)
     arch = load_arch("pragmatic", tech_node_nm=65, buffer_memory="edram")
     res = simulate(arch, wl)
-    power = mod.on_chip_power_w(arch, res)
+    power = mod.on_chip_power_w(res, mod.group_energy_pj(res))
     # watts = pJ / us * 1e-6, summed from the tidy breakdown, DRAM (off-chip) left out
     br = res.energy_breakdown()
     seconds = float(res.layers["total_cycles"].sum()) / (arch.clock_mhz * 1e6)
