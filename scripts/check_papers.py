@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from simulator import load_arch, simulate  # noqa: E402
 from simulator.cli import load_workload  # noqa: E402
-from simulator.energy import area_mm2, scale_to_area  # noqa: E402
+from simulator.energy import area_mm2, group_energy, scale_to_area  # noqa: E402
 
 # (paper, design preset, baseline preset, node, buffer cells of both, knobs, published: speedup, energy efficiency,
 # area ratio, reason)
@@ -80,8 +80,9 @@ ABSOLUTE = {"pragmatic": ("Pragmatic [v1]", 122.0, 38.8, 90.0, 18.8)}
 
 
 def group_energy_pj(res) -> dict[str, float]:
-    """Energy (pJ) of one inference per group of parts (compute, buffers, off-chip), from one breakdown."""
-    return res.energy_breakdown().groupby("group")["energy_pj"].sum().to_dict()
+    """Energy (pJ) of one inference per group of parts (compute, buffers, off-chip): ``group_energy`` summed over
+    the layers."""
+    return {g: float(e.sum()) for g, e in group_energy(res.arch, res.layers).items()}
 
 
 def on_chip_power_w(res, energy: dict[str, float]) -> dict[str, float]:

