@@ -46,7 +46,8 @@ is then its looser constraint); afterwards the unpruned network and at most ``fi
 search's Pareto front (cost vs accuracy over the feasible episodes) are fine-tuned, chosen by bisection on the
 front ordered by cost (assuming a cheaper front point fine-tunes no better), and the result is the cheapest
 fine-tuned point within ``finetune_drop`` of the fine-tuned unpruned network (or, ``finetune_against="unpruned"``,
-of the unpruned network itself). ``finetune`` is a callable or a dict
+of the unpruned network itself); with ``finetune_folds`` k > 1, judged k-fold (each point fine-tuned once per
+validation fold, by its mean accuracy over the folds). ``finetune`` is a callable or a dict
 of ``retrain``'s training parameters for ``pruning.retrain_pruned`` (torch imported only then).
 
 **Judged after a re-fit** (``refit=``, both searches): a pruned network's accuracy before any training says
@@ -91,7 +92,8 @@ class AutoPruneResult(PruneResult):
     baseline_cost: float = math.nan
     baseline_accuracy: float = math.nan
     # with ``finetune``: one row per fine-tuned point (``episode``, ``cost``, ``cost_ratio``, ``accuracy`` before,
-    # ``finetuned_accuracy``, ``finetuned_cost``, ``feasible``; episode 0 is the unpruned network), the unpruned
+    # ``finetuned_accuracy`` (k-fold: the mean of ``finetuned_accuracy_fold<f>``), ``finetuned_cost``, ``feasible``;
+    # episode 0 is the unpruned network), the unpruned
     # network's fine-tuned accuracy, and the chosen point before fine-tuning (``workload`` is the fine-tuned one)
     finetuned: pd.DataFrame | None = None
     finetuned_baseline_accuracy: float = math.nan
@@ -252,13 +254,72 @@ def _best(rows: list[dict]) -> dict:
 
 # ----------------------------------------------------------------------------- fine-tuning the searched points
 FINETUNE_AGAINST = ("finetuned", "unpruned")  # the accuracy a fine-tuned point must stay within finetune_drop of
+TRAIN_HALF = 5000  # images in the CIFAR-10 test copy's train half (workloads.datasets.cifar10_split)
 
 
-def _finetuner(search: str, workload: Workload, method: str, params: dict, layers, seed: int, finetune, runs,
-               drop, against: str, label: str = "finetune") -> Callable[[Workload], Workload] | None:
-    """The fine-tuning callable of ``finetune`` (a callable pruned workload -> fine-tuned workload, or a dict of
-    ``retrain``'s training parameters for ``pruning.retrain_pruned``), after checking ``runs`` and ``drop``."""
+def _retrainer(search: str, workload: Workload, method: str, params: dict, layers, seed: int, train: dict,
+               label: str) -> Callable[[Workload, int], Workload]:
+    """(pruned workload, validation fold) -> ``pruning.retrain_pruned`` of it with ``train``, a dict of
+    ``retrain``'s training parameters (checked now, not after the search)."""
+    from .bitpruner import FIXED_PROJECTIONS, TRAIN_OPTIONS, retrain_pruned
+
+    if method not in FIXED_PROJECTIONS:
+        raise PruningError(f"{search}: {label} as a dict retrains {', '.join(FIXED_PROJECTIONS)} only (method "
+                           f"{method!r}); pass a callable")
+    given = {k: v for k, v in train.items() if k not in ("limit", "datasets_dir", "data_dir", "progress")}
+    opts = {k: v for k, v in train.items() if k in TRAIN_OPTIONS and k not in ("layers", "seed")}
+    bad = sorted(k for k in given if k not in {p.name for p in METHODS["retrain"].params} or k == "method")
+    if bad:
+        raise PruningError(f"{search}: {label} has unknown training parameters: {', '.join(bad)} (known: "
+                           f"{', '.join(p.name for p in METHODS['retrain'].params if p.name != 'method')})")
+    METHODS["retrain"].bind(given)  # one-line errors now, not after the search
+
+    def run(pruned: Workload, fold: int = 0) -> Workload:
+        fold_kw = {"validation_fold": fold} if fold else {}
+        return retrain_pruned(workload, pruned, method=method, layers=layers, seed=seed, **params, **given,
+                              **fold_kw, **opts).workload
+
+    return run
+
+
+@dataclass(frozen=True)
+class _FineTuning:
+    """How a search fine-tunes and judges the points of its front: ``run(pruned, fold)`` fine-tunes leaving out
+    validation fold ``fold``; with ``folds`` > 1 a point's accuracy is the mean of ``fold_accuracy(fine-tuned,
+    fold)`` over the folds (k-fold), else the search's accuracy of the fold-0 fine-tuning."""
+
+    run: Callable[[Workload, int], Workload]
+    runs: int
+    drop: float | None
+    against: str
+    folds: int
+    fold_accuracy: Callable[[Workload, int], float] | None
+
+    def judge(self, search: str, pruned: Workload, accuracy) -> tuple[Workload, float, list[float]]:
+        """(the fold-0 fine-tuned workload, its accuracy: the mean over the folds, the accuracy of every fold)."""
+        tuned0, accs = None, []
+        for fold in range(self.folds):
+            tuned = self.run(pruned, fold)
+            if not isinstance(tuned, Workload):
+                raise PruningError(f"{search}: finetune returned {type(tuned).__name__}, not a Workload")
+            accs.append(float(accuracy(tuned) if self.folds == 1 else self.fold_accuracy(tuned, fold)))
+            tuned0 = tuned if fold == 0 else tuned0
+        return tuned0, float(np.mean(accs)), accs
+
+    def base_accuracy(self, measure: _Pruner) -> float:
+        """The unpruned network's accuracy as the points are judged: the search's, or its mean over the folds."""
+        if self.folds == 1:
+            return measure.base_acc
+        return float(np.mean([self.fold_accuracy(measure.workload, f) for f in range(self.folds)]))
+
+
+def _fine_tuning(search: str, workload: Workload, method: str, params: dict, layers, seed: int, finetune, runs,
+                 drop, against: str, folds, fold_accuracy) -> _FineTuning | None:
+    """``finetune`` (a callable, or a dict of ``retrain``'s training parameters for ``pruning.retrain_pruned``)
+    and its settings, checked."""
     if finetune is None:
+        if folds != 1 or fold_accuracy is not None:
+            raise PruningError(f"{search}: finetune_folds and fold_accuracy apply to fine-tuning; finetune is None")
         return None
     if isinstance(runs, bool) or not isinstance(runs, (int, np.integer)) or runs < 1:
         raise PruningError(f"{search}: finetune_runs ({runs!r}) must be a positive integer")
@@ -266,29 +327,37 @@ def _finetuner(search: str, workload: Workload, method: str, params: dict, layer
         raise PruningError(f"{search}: finetune_drop ({drop!r}) must be a number in [0, 1)")
     if against not in FINETUNE_AGAINST:
         raise PruningError(f"{search}: finetune_against ({against!r}) must be one of: {', '.join(FINETUNE_AGAINST)}")
+    if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or folds < 1:
+        raise PruningError(f"{search}: finetune_folds ({folds!r}) must be a positive integer")
+    if fold_accuracy is not None and not callable(fold_accuracy):
+        raise PruningError(f"{search}: fold_accuracy ({fold_accuracy!r}) must be a callable (workload, fold) -> "
+                           f"accuracy")
+    folds = int(folds)
     if callable(finetune):
-        return finetune
+        if folds > 1 and fold_accuracy is None:
+            raise PruningError(f"{search}: finetune_folds ({folds}) with a callable finetune needs fold_accuracy, "
+                               f"the accuracy (workload, fold) -> fraction on the images that fold leaves out")
+        run = (lambda pruned, fold: finetune(pruned)) if folds == 1 else finetune
+        return _FineTuning(run, int(runs), drop, against, folds, fold_accuracy)
     if not isinstance(finetune, dict):
         raise PruningError(f"{search}: finetune ({finetune!r}) must be a callable (pruned workload -> fine-tuned "
                            f"workload) or a dict of retrain's training parameters")
-    from .bitpruner import FIXED_PROJECTIONS, TRAIN_OPTIONS, retrain_pruned
+    run = _retrainer(search, workload, method, params, layers, seed, finetune, "finetune")
+    size = finetune.get("validation", 0)
+    if folds > 1 and fold_accuracy is None:
+        if not size:
+            raise PruningError(f"{search}: finetune_folds ({folds}) needs finetune's validation (the images of one "
+                               f"fold) > 0")
+        if folds * size > TRAIN_HALF:
+            raise PruningError(f"{search}: finetune_folds ({folds}) x validation ({size}) exceeds the {TRAIN_HALF} "
+                               f"train-half images")
+        from workloads import evaluate
 
-    if method not in FIXED_PROJECTIONS:
-        raise PruningError(f"{search}: {label} as a dict retrains {', '.join(FIXED_PROJECTIONS)} only (method "
-                           f"{method!r}); pass a callable")
-    train = {k: v for k, v in finetune.items() if k not in ("limit", "datasets_dir", "data_dir", "progress")}
-    opts = {k: v for k, v in finetune.items() if k in TRAIN_OPTIONS and k not in ("layers", "seed")}
-    bad = sorted(k for k in train if k not in {p.name for p in METHODS["retrain"].params} or k == "method")
-    if bad:
-        raise PruningError(f"{search}: {label} has unknown training parameters: {', '.join(bad)} (known: "
-                           f"{', '.join(p.name for p in METHODS['retrain'].params if p.name != 'method')})")
-    METHODS["retrain"].bind(train)  # one-line errors now, not after the search
+        def fold_accuracy(wl: Workload, fold: int) -> float:
+            return evaluate(wl, subset="train", limit=size, fold=fold, split_seed=finetune.get("split_seed", 0),
+                            datasets_dir=finetune.get("datasets_dir"), data_dir=finetune.get("data_dir"))["top1"]
 
-    def run(pruned: Workload) -> Workload:
-        return retrain_pruned(workload, pruned, method=method, layers=layers, seed=seed, **params, **train,
-                              **opts).workload
-
-    return run
+    return _FineTuning(run, int(runs), drop, against, folds, fold_accuracy)
 
 
 def _refitter(search: str, workload: Workload, method: str, params: dict, layers, seed: int, refit
@@ -308,8 +377,9 @@ def _refitter(search: str, workload: Workload, method: str, params: dict, layers
     if epochs:
         raise PruningError(f"{search}: refit re-fits without training; it takes no {' or '.join(epochs)} (fine-tuning "
                            f"is finetune's)")
-    return _finetuner(search, workload, method, params, layers, seed, {**refit, "epochs": 0, "final_epochs": 0},
-                      1, None, "finetuned", "refit")
+    run = _retrainer(search, workload, method, params, layers, seed, {**refit, "epochs": 0, "final_epochs": 0},
+                     "refit")
+    return lambda pruned: run(pruned, 0)
 
 
 def refitter(workload: Workload, refit: dict[str, Any] | str, *, method: str = "crossbar_rows",
@@ -344,14 +414,15 @@ def pareto_front(rows: Sequence[dict]) -> list[dict]:
     return out
 
 
-def _finetune_front(measure: _Pruner, search: str, finetune: Callable[[Workload], Workload], accuracy, runs: int,
-                    drop: float, against: str, progress) -> tuple[dict, Workload, pd.DataFrame, float]:
-    """Fine-tune the unpruned network and up to ``runs`` points of the search's Pareto front (cost vs accuracy
-    among its feasible episodes), chosen by bisection on the front ordered by cost, assuming that a cheaper point
-    of the front fine-tunes no better: the cheapest point found whose fine-tuned ``accuracy`` is within ``drop`` of
-    the fine-tuned unpruned network's (``against`` "finetuned"; "unpruned": of the unpruned network's). Returns
-    (its row, its fine-tuned workload, the table of fine-tuned points, the unpruned network's fine-tuned
-    accuracy); the unpruned network's row and workload when none is."""
+def _finetune_front(measure: _Pruner, search: str, tuning: _FineTuning, accuracy, drop: float, progress
+                    ) -> tuple[dict, Workload, pd.DataFrame, float]:
+    """Fine-tune the unpruned network and up to ``tuning.runs`` points of the search's Pareto front (cost vs
+    accuracy among its feasible episodes), chosen by bisection on the front ordered by cost, assuming that a
+    cheaper point of the front fine-tunes no better: the cheapest point found whose fine-tuned accuracy (``judge``:
+    k-fold with ``folds`` > 1) is within ``drop`` of the fine-tuned unpruned network's (``against`` "finetuned";
+    "unpruned": of the unpruned network's, judged the same way). Returns (its row, its fine-tuned workload, the
+    table of fine-tuned points, the unpruned network's fine-tuned accuracy); the unpruned network's row and
+    workload when none is."""
     rows = {r["episode"]: r for r in measure.rows}
     front = [r for r in pareto_front([r for r in measure.rows if r["feasible"]])
              if r["cost"] < measure.base_cost]  # cheapest first
@@ -360,24 +431,24 @@ def _finetune_front(measure: _Pruner, search: str, finetune: Callable[[Workload]
     def tune(row: dict) -> tuple[Workload, float]:
         pruned = measure.workload if row["episode"] == 0 else _replace(measure.workload, measure.new_weights(
             [row[f"ratio:{layer.name.partition('@')[0]}"] for layer in measure.chosen]))
-        tuned = finetune(pruned)
-        if not isinstance(tuned, Workload):
-            raise PruningError(f"{search}: finetune returned {type(tuned).__name__}, not a Workload")
-        acc = float(accuracy(tuned))
+        tuned, acc, accs = tuning.judge(search, pruned, accuracy)
         table.append({"episode": row["episode"], "cost": row["cost"], "cost_ratio": row["cost_ratio"],
                       "accuracy": row["accuracy"], "finetuned_accuracy": acc,
+                      **({f"finetuned_accuracy_fold{f}": a for f, a in enumerate(accs)} if tuning.folds > 1 else {}),
                       "finetuned_cost": float(measure.cost(tuned)), "feasible": True})
         if progress is not None:
-            progress(f"{search} finetune", len(table), runs + 1, {"cost_ratio": row["cost_ratio"], "accuracy": acc})
+            progress(f"{search} finetune", len(table), tuning.runs + 1,
+                     {"cost_ratio": row["cost_ratio"], "accuracy": acc})
         log.debug("%s finetune of episode %d: accuracy %.4f -> %.4f", search, row["episode"], row["accuracy"], acc)
         return tuned, acc
 
     best_wl, base_ft = tune(rows[0])
-    best_row, floor = rows[0], (base_ft if against == "finetuned" else measure.base_acc) - drop
+    best_row = rows[0]
+    floor = (base_ft if tuning.against == "finetuned" else tuning.base_accuracy(measure)) - drop
     # bisection for the smallest feasible index of the front (cheapest first): front[lo] is infeasible (-1: none
     # known to be), front[hi] feasible (len(front): the unpruned network)
     lo, hi = -1, len(front)
-    for _ in range(runs):
+    for _ in range(tuning.runs):
         if hi - lo <= 1:
             break
         mid = (lo + hi) // 2
@@ -391,16 +462,15 @@ def _finetune_front(measure: _Pruner, search: str, finetune: Callable[[Workload]
     return best_row, best_wl, pd.DataFrame(table), base_ft
 
 
-def _finish(measure: _Pruner, search: str, row: dict, extra: dict, finetune, accuracy, runs, drop, against,
+def _finish(measure: _Pruner, search: str, row: dict, extra: dict, tuning: _FineTuning | None, accuracy,
             progress) -> AutoPruneResult:
-    """The search's result: ``row``'s point, or with ``finetune`` the point chosen among the fine-tuned ones."""
-    if finetune is None:
+    """The search's result: ``row``'s point, or with fine-tuning the point chosen among the fine-tuned ones."""
+    if tuning is None:
         return measure.result(search, row, extra)
-    drop = measure.max_drop if drop is None else drop
-    row, tuned, table, base_ft = _finetune_front(measure, search, finetune, accuracy, int(runs), drop, against,
-                                                 progress)
-    res = measure.result(search, row, {**extra, "finetune_runs": int(runs), "finetune_drop": drop,
-                                       "finetune_against": against})
+    drop = measure.max_drop if tuning.drop is None else tuning.drop
+    row, tuned, table, base_ft = _finetune_front(measure, search, tuning, accuracy, drop, progress)
+    res = measure.result(search, row, {**extra, "finetune_runs": tuning.runs, "finetune_drop": drop,
+                                       "finetune_against": tuning.against, "finetune_folds": tuning.folds})
     return dataclasses.replace(res, workload=tuned, finetuned=table, finetuned_baseline_accuracy=base_ft,
                                before_finetune=res.workload)
 
@@ -482,7 +552,8 @@ def autoprune(workload: Workload, *, cost: Callable[[Workload], float], accuracy
               episodes: int = 200, max_ratio: float = 0.9, grid: Sequence[float] | None = None,
               layers: Sequence[str] | None = None, seed: int = 0, agent: Agent | None = None,
               finetune: Callable[[Workload], Workload] | dict[str, Any] | None = None, finetune_runs: int = 3,
-              finetune_drop: float | None = None, finetune_against: str = "finetuned",
+              finetune_drop: float | None = None, finetune_against: str = "finetuned", finetune_folds: int = 1,
+              fold_accuracy: Callable[[Workload, int], float] | None = None,
               refit: Callable[[Workload], Workload] | dict[str, Any] | str | None = None,
               progress=None) -> AutoPruneResult:
     """Search per-layer ratios of ``method`` with the REINFORCE agent (see the module docstring): ``episodes``
@@ -500,14 +571,23 @@ def autoprune(workload: Workload, *, cost: Callable[[Workload], float], accuracy
     network (``finetune_against="finetuned"``) or of the unpruned network itself (``"unpruned"``), fine-tuned (see
     ``AutoPruneResult.finetuned``).
 
+    ``finetune_folds`` k > 1 (k-fold acceptance, k times the fine-tuning): every fine-tuned point, the unpruned
+    network's included, is fine-tuned k times, each time leaving out another of k disjoint validation folds, and
+    judged by the mean of ``fold_accuracy(fine-tuned workload, fold)`` over the folds; the unpruned network by the
+    mean of its own on the same folds. With a dict ``finetune`` the folds are its ``validation`` train-half images
+    (``validation_fold``) and ``fold_accuracy`` defaults to their top-1 (``evaluate(subset="train",
+    limit=validation, fold=k)``); a callable ``finetune`` is then called as ``finetune(pruned, fold)``. The result
+    is the fold-0 fine-tuning. A judgement on n images has a standard error of about sqrt(p (1 - p) / n): 1.3
+    points at 80 % on 1,000, 0.73 on 3,000.
+
     ``refit`` ("bn", "lstsq", a dict of ``retrain``'s training parameters with ``recalibrate``, or a callable):
     every pruned network is re-fitted (``pruning.retrain_pruned`` with no epochs: adaptive BN or the least-squares
     re-fit of the kept weights) before ``cost`` and ``accuracy`` measure it, so that the search judges what
     fine-tuning would start from (EagleEye's adaptive-BN evaluation); the result is then the re-fitted network
     (fine-tuning still starts from the pruned one and re-fits as ``finetune`` says)."""
     rate, params, chosen = _check("autoprune", workload, cost, accuracy, method, params, max_drop, layers)
-    tuner = _finetuner("autoprune", workload, method, params, layers, seed, finetune, finetune_runs, finetune_drop,
-                       finetune_against)
+    tuning = _fine_tuning("autoprune", workload, method, params, layers, seed, finetune, finetune_runs,
+                          finetune_drop, finetune_against, finetune_folds, fold_accuracy)
     refit = _refitter("autoprune", workload, method, params, layers, seed, refit)
     if isinstance(episodes, bool) or not isinstance(episodes, (int, np.integer)) or episodes < 1:
         raise PruningError(f"autoprune: episodes ({episodes!r}) must be a positive integer")
@@ -559,7 +639,7 @@ def autoprune(workload: Workload, *, cost: Callable[[Workload], float], accuracy
             progress("autoprune", ep, episodes, {"reward": row["reward"], "best_cost": best["cost_ratio"]})
     return _finish(measure, "autoprune", _best(measure.rows), {
         "episodes": episodes, "max_ratio": max_ratio, "grid": None if grid is None else grid.tolist(),
-        "seed": int(seed)}, tuner, accuracy, finetune_runs, finetune_drop, finetune_against, progress)
+        "seed": int(seed)}, tuning, accuracy, progress)
 
 
 def uniform_search(workload: Workload, *, cost: Callable[[Workload], float], accuracy: Callable[[Workload], float],
@@ -567,7 +647,8 @@ def uniform_search(workload: Workload, *, cost: Callable[[Workload], float], acc
                    method: str = "crossbar_rows", params: dict[str, Any] | None = None, max_drop: float = 0.01,
                    layers: Sequence[str] | None = None, finetune: Callable[[Workload], Workload] | dict[str, Any] |
                    None = None, finetune_runs: int = 3, finetune_drop: float | None = None,
-                   finetune_against: str = "finetuned", seed: int = 0,
+                   finetune_against: str = "finetuned", finetune_folds: int = 1,
+                   fold_accuracy: Callable[[Workload, int], float] | None = None, seed: int = 0,
                    refit: Callable[[Workload], Workload] | dict[str, Any] | str | None = None,
                    progress=None) -> AutoPruneResult:
     """The baseline: every layer at one ratio; each of ``ratios`` measured once (plus the unpruned network); the
@@ -578,8 +659,8 @@ def uniform_search(workload: Workload, *, cost: Callable[[Workload], float], acc
     rate, params, chosen = _check("uniform_search", workload, cost, accuracy, method, params, max_drop, layers)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise PruningError(f"uniform_search: seed ({seed!r}) must be a non-negative integer")
-    tuner = _finetuner("uniform_search", workload, method, params, layers, seed, finetune, finetune_runs,
-                       finetune_drop, finetune_against)
+    tuning = _fine_tuning("uniform_search", workload, method, params, layers, seed, finetune, finetune_runs,
+                          finetune_drop, finetune_against, finetune_folds, fold_accuracy)
     refit = _refitter("uniform_search", workload, method, params, layers, seed, refit)
     try:
         ratios = [float(r) for r in ratios]
@@ -594,5 +675,4 @@ def uniform_search(workload: Workload, *, cost: Callable[[Workload], float], acc
             progress("uniform_search", i, len(ratios), {"ratio": r})
     ok = [row for row in measure.rows if row["feasible"]]
     best = max(ok, key=lambda row: (row[f"ratio:{chosen[0].name.partition('@')[0]}"], -row["episode"]))
-    return _finish(measure, "uniform_search", best, {"uniform_ratios": ratios}, tuner, accuracy, finetune_runs,
-                   finetune_drop, finetune_against, progress)
+    return _finish(measure, "uniform_search", best, {"uniform_ratios": ratios}, tuning, accuracy, progress)

@@ -65,6 +65,8 @@ TRAIN_PARAMS = (
     Param("optimizer", str, "sgd (momentum 0.9) or adam (per-weight steps)", "sgd", choices=("sgd", "adam")),
     Param("validation", int, "train-half images left out of the fine-tuning data: those "
           "evaluate(subset='train', limit=validation) scores (a search's validation set)", 0, lo=0),
+    Param("validation_fold", int, "which disjoint set of validation images is left out: fold k > 0 is the one "
+          "evaluate(subset='train', limit=validation, fold=k) scores (k-fold checks)", 0, lo=0),
     Param("recalibrate", str, "before fine-tuning: none; bn (every conv's output statistics back to the unpruned "
           "network's: adaptive BN on the folded network); lstsq (every layer's kept weights re-fitted to the "
           "unpruned network's outputs by least squares)", "none", choices=("none", "bn", "lstsq")),
@@ -167,7 +169,10 @@ def _run(original, start, name, params, chosen, projection, stages, *, seed, lim
     the final epochs at the last one; the report compares with ``original``."""
     rt = _retraining()
     cfg = _config(params, seed, limit)
-    data = rt.TrainData.cifar10(params["split_seed"], datasets_dir, limit, params.get("validation", 0))
+    validation, fold = params.get("validation", 0), params.get("validation_fold", 0)
+    if fold and not validation:
+        raise PruningError(f"{name}: validation_fold ({fold}) needs validation (the fold's size) > 0")
+    data = rt.TrainData.cifar10(params["split_seed"], datasets_dir, limit, validation, fold)
     net = rt.QuantNet(start, data_dir=data_dir)
     history: dict[str, list] = {"stage": [], "loss": []}
     recal = params.get("recalibrate", "none") != "none"

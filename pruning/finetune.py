@@ -308,19 +308,23 @@ class TrainData:
 
     @classmethod
     def cifar10(cls, split_seed: int = 0, datasets_dir=None, limit: int | None = None,
-                validation: int = 0) -> TrainData:
-        """The train half; ``validation``: leave out the images ``evaluate(subset="train", limit=validation)``
-        scores (a validation set a search can judge fine-tuned networks on); ``limit``: then keep that many,
-        evenly spaced."""
+                validation: int = 0, validation_fold: int = 0) -> TrainData:
+        """The train half; ``validation``: leave out the images ``evaluate(subset="train", limit=validation,
+        fold=validation_fold)`` scores (a validation set a search can judge fine-tuned networks on); ``limit``:
+        then keep that many, evenly spaced."""
         from workloads.datasets import cifar10_split, dataset_dir, evenly_spaced, load_cifar10_test
 
         folder = dataset_dir(datasets_dir)
         labels = load_cifar10_test(folder)[1]
         train, _ = cifar10_split(labels, split_seed)
         source = "CIFAR-10 test copy, train half (500 per class)"
+        if validation_fold and (validation_fold + 1) * validation > len(train):
+            raise PruningError(f"validation_fold {validation_fold} of {validation} images needs "
+                               f"{(validation_fold + 1) * validation} train-half images; there are {len(train)}")
         if validation:
-            train = np.setdiff1d(train, evenly_spaced(train, validation))
-            source += f" without the {validation} validation images"
+            train = np.setdiff1d(train, evenly_spaced(train, validation, validation_fold))
+            fold = f" (fold {validation_fold})" if validation_fold else ""
+            source += f" without the {validation} validation images{fold}"
         train = evenly_spaced(train, limit)
         images, labels = load_cifar10_test(folder, train)
         return cls(images, labels, source=source, indices=train)

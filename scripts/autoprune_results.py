@@ -22,20 +22,21 @@ least-squares re-fit of the kept weights to the unpruned network's outputs, on t
 search's; ``autoprune(refit=...)``, ``uniform_search(refit=...)``, pareto's accuracy re-fits first), so the
 searches rank points by what fine-tuning starts from.
 
-With ``--finetune-epochs N`` (AUTO-PRUNE with retraining): the searches run with the looser constraint
-``--search-drop`` (on the post-training search accuracy), then each fine-tunes the unpruned network and up to
-``--finetune-runs`` points of its search's Pareto front, by bisection on cost (``finetune=`` of ``autoprune`` and
-``uniform_search``: the same budget), with ``pruning.retrain_pruned`` (N epochs on the train half, the freed rows
-kept at zero, ``--lr``, ``--optimizer``, ``--recalibrate``), and keeps the cheapest whose fine-tuned search
-accuracy is within ``--max-drop`` of the fine-tuned unpruned network's (``--against unpruned``: of the unpruned
-one's); pareto's chosen point (within ``--search-drop``) is fine-tuned once. The fine-tuning leaves out the
-``--images`` search images (``validation``), so the fine-tuned points are judged on images they never trained on;
-the holdout half scores everything. The tables then give the holdout top-1 before and after fine-tuning, the
-unpruned network's holdout top-1 unpruned and fine-tuned the same way, and every fine-tuned point of every
-search.
+With ``--finetune-epochs N`` (AUTO-PRUNE with retraining): the searches run with the looser constraint ``--search-drop``
+(on the post-training search accuracy), then each fine-tunes the unpruned network and up to ``--finetune-runs`` points
+of its search's Pareto front, by bisection on cost (``finetune=`` of ``autoprune`` and ``uniform_search``: the same
+budget), with ``pruning.retrain_pruned`` (N epochs on the train half, the freed rows kept at zero, ``--lr``,
+``--optimizer``, ``--recalibrate``), and keeps the cheapest whose fine-tuned search accuracy is within ``--max-drop`` of
+the fine-tuned unpruned network's (``--against unpruned``: of the unpruned one's); pareto's chosen point (within
+``--search-drop``) is fine-tuned once. The fine-tuning leaves out the ``--images`` search images (``validation``), so
+the fine-tuned points are judged on images they never trained on (``--folds K``: each point is fine-tuned once per
+validation fold, K disjoint sets of ``--images`` train-half images, and judged by its mean top-1 over them, the unpruned
+network by its own on the same images); the holdout half scores everything. The tables then give the holdout top-1
+before and after fine-tuning, the unpruned network's holdout top-1 unpruned and fine-tuned the same way, and every
+fine-tuned point of every search.
 
     python scripts/autoprune_results.py [--images 500] [--max-drop 0.01] [--only SEARCH ...] [--budget N]
-                                        [--refit lstsq] [--finetune-epochs N --search-drop D --finetune-runs R
+                                        [--refit lstsq] [--finetune-epochs N --search-drop D --finetune-runs R --folds K
                                          --lr LR --optimizer adam --recalibrate lstsq] [--json out.json]
 
 About 7 minutes on the project's 2-core machine when quiet (70 evaluations per search, about 1 s each at 500
@@ -91,16 +92,16 @@ class Tuner:
         self.original: Workload | None = None
         self.limit = args.finetune_images
 
-    def __call__(self, pruned: Workload) -> Workload:
-        key = hashlib.sha256(b"".join(layer.weights.tobytes() for layer in pruned)).hexdigest()
+    def __call__(self, pruned: Workload, fold: int = 0) -> Workload:
+        key = (hashlib.sha256(b"".join(layer.weights.tobytes() for layer in pruned)).hexdigest(), fold)
         if key not in self.cache:
             t = time.perf_counter()
             self.cache[key] = pruning.retrain_pruned(self.original, pruned, seed=self.seed, limit=self.limit,
-                                                     **self.train).workload
+                                                     validation_fold=fold, **self.train).workload
             self.runs += 1
             self.seconds += time.perf_counter() - t
-            print(f"  fine-tuned a point of {crossbars(pruned):.0f} crossbars in {time.perf_counter() - t:.0f} s",
-                  flush=True)
+            print(f"  fine-tuned a point of {crossbars(pruned):.0f} crossbars (fold {fold}) in "
+                  f"{time.perf_counter() - t:.0f} s", flush=True)
         return self.cache[key]
 
 
@@ -136,6 +137,8 @@ def main() -> int:
     ft.add_argument("--against", choices=["finetuned", "unpruned"], default="finetuned",
                     help="a fine-tuned point must be within --max-drop of the fine-tuned unpruned network, or of the "
                     "unpruned one")
+    ft.add_argument("--folds", type=int, default=1, help="k-fold acceptance: fine-tune every point once per "
+                    "validation fold of --images train-half images, judge it by the mean (k times the fine-tuning)")
     ft.add_argument("--finetune-images", type=int, help="fine-tune on only this many train-half images (smoke "
                     "tests; default all 5,000)")
     ft.add_argument("--lr", type=float, default=1e-3)
@@ -152,8 +155,13 @@ def main() -> int:
         ap.error(f"--finetune-epochs ({args.finetune_epochs}) must be >= 0")
     search_drop = args.max_drop if args.search_drop is None else args.search_drop
     tuner = Tuner(args) if args.finetune_epochs else None
+    if args.folds < 1 or args.folds * args.images > 5000:
+        ap.error(f"--folds ({args.folds}) must be >= 1, and --folds x --images ({args.images}) at most 5000")
     ft_kw = {} if tuner is None else {"finetune": tuner, "finetune_runs": args.finetune_runs,
                                       "finetune_drop": args.max_drop, "finetune_against": args.against}
+    if tuner is not None and args.folds > 1:
+        ft_kw.update(finetune_folds=args.folds, fold_accuracy=lambda w, fold: evaluate(
+            w, subset="train", limit=args.images, fold=fold)["top1"])
 
     t_all = time.perf_counter()
     wl = load_builtin("resnet20-cifar10", precision="dfp8")
@@ -280,8 +288,11 @@ def main() -> int:
                              f"{100 * (base_holdout - r['holdout_top1']):.2f}",
                              f"{100 * (base_tuned - r['holdout_top1']):.2f}", f"{r['seconds']:.0f}"]
                             for r in rows if r["method"] != "unpruned"], left=1))
-        # every fine-tuned point of every search, scored on the holdout: the cheapest within 1 and 2 points
-        for pruned_key, tuned in tuner.cache.items():
+        # every fine-tuned point of every search (its fold-0 fine-tuning, the one a search returns), scored on the
+        # holdout: the cheapest within 1 and 2 points
+        for (pruned_key, fold), tuned in tuner.cache.items():
+            if fold:
+                continue
             tuned_points.append({"crossbars": crossbars(tuned), "holdout_top1": evaluate(tuned, subset="holdout")[
                 "top1"], "search_top1": Counted(args.images)(tuned), "key": pruned_key})
         tuned_points.sort(key=lambda r: r["crossbars"])

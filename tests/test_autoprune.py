@@ -373,6 +373,15 @@ def test_finetune_runs_bound_the_fine_tunings():
     ({"finetune": {"epochs": -1}}, r"retrain: epochs \(-1\) must be >= 0"),
     ({"finetune": {"colour": 1}}, r"autoprune: finetune has unknown training parameters: colour"),
     ({"finetune": {"epochs": 1}, "method": "magnitude"}, r"autoprune: finetune as a dict retrains crossbar_rows only"),
+    ({"finetune": _tune, "finetune_folds": 0}, r"autoprune: finetune_folds \(0\) must be a positive integer"),
+    ({"finetune": _tune, "finetune_folds": 2}, r"autoprune: finetune_folds \(2\) with a callable finetune needs "
+                                               r"fold_accuracy"),
+    ({"finetune": _tune, "fold_accuracy": 3}, r"autoprune: fold_accuracy \(3\) must be a callable"),
+    ({"finetune_folds": 2}, r"autoprune: finetune_folds and fold_accuracy apply to fine-tuning; finetune is None"),
+    ({"finetune": {"epochs": 1}, "finetune_folds": 2}, r"autoprune: finetune_folds \(2\) needs finetune's "
+                                                       r"validation"),
+    ({"finetune": {"epochs": 1, "validation": 2000}, "finetune_folds": 3},
+     r"autoprune: finetune_folds \(3\) x validation \(2000\) exceeds the 5000 train-half images"),
 ])
 def test_bad_finetune_requests_give_one_line_errors(kw, message):
     wl = _toy(2)
@@ -399,6 +408,70 @@ def test_finetune_against_the_unpruned_network_accepts_what_the_fine_tuned_one_r
     assert acc(loose.workload) >= loose.baseline_accuracy - 0.005
     with pytest.raises(PruningError, match=r"uniform_search: finetune_against \('best'\) must be one of"):
         uniform_search(wl, finetune_against="best", **kw)
+
+
+def test_k_fold_acceptance_averages_out_a_folds_bias():
+    """Validation folds that misjudge the fine-tuned pruned points (fold 0 four points low, folds 1 and 2 two
+    points high; the unpruned network read right): judged on fold 0 alone the search refuses points that recover
+    to within finetune_drop; judged 3-fold (mean bias 0) it picks what the true accuracy picks (brute force), every
+    point fine-tuned once per fold, and returns the fold-0 fine-tuning."""
+    wl = _toy(5)
+    true = _tuned_accuracy(wl)
+    bias = (-0.04, 0.02, 0.02)
+
+    def fold_accuracy(w: Workload, fold: int) -> float:
+        return true(w) + (bias[fold] if _cost(w) < _cost(wl) else 0.0)
+
+    folds_asked = []
+
+    def tune(w: Workload, fold: int) -> Workload:
+        folds_asked.append(fold)
+        return Workload(w.name, list(w), {**w.meta, **TUNED, "fold": fold})
+
+    kw = {"cost": _cost, "max_drop": 0.3, "finetune_runs": 6, "finetune_drop": 0.02, "finetune_against": "unpruned",
+          "ratios": np.linspace(0.05, 0.9, 18)}
+    kfold = uniform_search(wl, accuracy=true, finetune=tune, finetune_folds=3, fold_accuracy=fold_accuracy, **kw)
+    fold0 = uniform_search(wl, accuracy=lambda w: fold_accuracy(w, 0), finetune=_tune, **kw)
+    h = kfold.history
+    ok = [r for _, r in h[h["feasible"]].iterrows() if true(_tune(_rebuild(wl, r))) >= true(wl) - 0.02]
+    assert _cost(kfold.workload) == pytest.approx(min(r["cost"] for r in ok))
+    assert _cost(fold0.workload) > _cost(kfold.workload)  # fold 0's bias refused the cheapest recovering point
+    t = kfold.finetuned
+    assert folds_asked == [0, 1, 2] * len(t) and kfold.workload.meta["fold"] == 0
+    per_fold = t[[f"finetuned_accuracy_fold{f}" for f in range(3)]]
+    np.testing.assert_allclose(t["finetuned_accuracy"], per_fold.mean(axis=1))
+    assert kfold.params["finetune_folds"] == 3 and fold0.params["finetune_folds"] == 1
+
+
+def test_k_fold_with_retrain_parameters_leaves_out_and_scores_each_fold(monkeypatch):
+    """With a dict finetune, fold k's fine-tuning is retrain_pruned(..., validation_fold=k) and its accuracy
+    evaluate(subset="train", limit=validation, fold=k) (both stood in for: no training here)."""
+    import importlib
+
+    import workloads
+
+    bp = importlib.import_module("pruning.bitpruner")  # the module (the package exports a function by its name)
+    wl = _toy(3)
+    true = _tuned_accuracy(wl)
+    trained, scored = [], []
+
+    def fake_retrain(original, pruned, **kw):
+        trained.append((kw.get("validation"), kw.get("validation_fold", 0), kw["epochs"], kw["seed"]))
+        return PruneResult(_tune(pruned), pd.DataFrame(), "retrain", {})
+
+    def fake_evaluate(w, **kw):
+        scored.append((kw["subset"], kw["limit"], kw["fold"]))
+        return {"top1": true(w)}
+
+    monkeypatch.setattr(bp, "retrain_pruned", fake_retrain)
+    monkeypatch.setattr(workloads, "evaluate", fake_evaluate)
+    res = uniform_search(wl, cost=_cost, accuracy=true, ratios=[0.3, 0.6], max_drop=0.3, seed=7,
+                         finetune={"epochs": 2, "validation": 100}, finetune_folds=2, finetune_runs=1,
+                         finetune_against="unpruned")
+    n = len(res.finetuned)
+    assert n == 2 and trained == [(100, 0, 2, 7), (100, 1, 2, 7)] * n
+    # the unpruned network's folds (the floor), then each fine-tuned point's
+    assert scored == [("train", 100, 0), ("train", 100, 1)] * (n + 1)
 
 
 # ----------------------------------------------------------------------------- judged after a re-fit

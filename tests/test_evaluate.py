@@ -88,6 +88,20 @@ def test_cifar10_split_is_class_balanced_disjoint_and_seeded():
     assert np.array_equal(train, again) and not np.array_equal(train, other)
 
 
+def test_evenly_spaced_folds_are_disjoint_class_balanced_picks():
+    from workloads.datasets import evenly_spaced
+
+    pool = np.arange(3, 5003)  # 5,000 class-ordered entries, 500 per class
+    folds = [evenly_spaced(pool, 1000, k) for k in range(5)]
+    assert np.array_equal(folds[0], evenly_spaced(pool, 1000))  # fold 0: the plain pick
+    assert np.array_equal(np.sort(np.concatenate(folds)), pool)  # five folds of 1,000 partition the pool
+    for f in folds:
+        assert np.bincount((f - 3) // 500, minlength=10).tolist() == [100] * 10
+    assert np.array_equal(evenly_spaced(pool, 1000, 1), evenly_spaced(np.setdiff1d(pool, folds[0]), 1000))
+    with pytest.raises(ValueError, match="fold 5 of 1000 entries needs 6000 entries; the pool has 5000"):
+        evenly_spaced(pool, 1000, 5)
+
+
 @needs_torch
 def test_holdout_subset_and_recorded_biases():
     """evaluate(subset="holdout") scores only the half retraining never sees; a workload's recorded biases
@@ -112,6 +126,40 @@ def test_holdout_subset_and_recorded_biases():
     assert skewed["top1"] == pytest.approx(float(np.mean(labels[idx] == 3)))
     with pytest.raises(WorkloadError, match=r"subset \('half'\) must be one of"):
         evaluate(wl, subset="half")
+
+
+@needs_torch
+def test_a_fold_scores_its_own_disjoint_images(monkeypatch):
+    """evaluate(subset="train", limit=n, fold=k) scores the k-th disjoint pick of n train-half images (the images
+    fine-tuning with validation=n, validation_fold=k leaves out), fold 0 the plain pick."""
+    shared_path("workloads", "cifar10-resnet-akamaster")
+    datasets = shared_path("datasets")
+    import importlib
+
+    from workloads.datasets import cifar10_split, evenly_spaced, load_cifar10_test
+
+    asked = []
+
+    def spy(folder, indices=None):
+        asked.append(np.asarray(indices))
+        return load_cifar10_test(folder, indices)
+
+    ev = importlib.import_module("workloads.evaluate")  # the module (the package exports the function by its name)
+    monkeypatch.setattr(ev, "load_cifar10_test", spy)
+    wl = load_builtin("resnet20-cifar10")
+    train = cifar10_split(load_cifar10_test(datasets)[1])[0]
+    for fold in (0, 1, 2):
+        assert evaluate(wl, subset="train", limit=40, fold=fold, datasets_dir=datasets)["n"] == 40
+    picks = asked[1::2]  # every evaluate call first reads the labels (indices None), then its images
+    assert [len(p) for p in picks] == [40, 40, 40] and len(np.unique(np.concatenate(picks))) == 120
+    assert np.array_equal(picks[0], evenly_spaced(train, 40)) and set(np.concatenate(picks)) <= set(train)
+    with pytest.raises(WorkloadError, match=r"evaluate: fold \(1\) needs a limit"):
+        evaluate(wl, subset="train", fold=1)
+    with pytest.raises(WorkloadError, match=r"evaluate: fold \(-1\) must be a non-negative integer"):
+        evaluate(wl, subset="train", limit=10, fold=-1)
+    with pytest.raises(WorkloadError, match=r"evaluate: fold 2 of 2000 images needs 6000 images; the train subset "
+                       r"has 5000"):
+        evaluate(wl, subset="train", limit=2000, fold=2, datasets_dir=datasets)
 
 
 @needs_tflite

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import pruning
+from pruning import PruningError
 from pruning.bitpruner import progressive_targets
 from workloads import evaluate, load_builtin
 from workloads.bits import popcount
@@ -162,7 +163,7 @@ def test_recalibration_recovers_a_heavily_pruned_network_and_keeps_its_rows(r20,
     assert after > before + 0.15, (before, after)
 
 
-def test_the_validation_images_are_left_out_of_the_training_data():
+def test_the_validation_images_are_left_out_of_the_training_data(r20):
     from pruning.finetune import TrainData
     from workloads.datasets import cifar10_split, dataset_dir, evenly_spaced, load_cifar10_test
 
@@ -173,6 +174,16 @@ def test_the_validation_images_are_left_out_of_the_training_data():
     assert len(val) == 50 and len(data.indices) == len(train) - 50
     assert not set(data.indices) & set(val) and set(data.indices) | set(val) == set(train)
     assert len(TrainData.cifar10(validation=50, limit=100).indices) == 100
+    # fold k leaves out the k-th disjoint pick instead (k-fold checks): evaluate(..., fold=k) scores those
+    folds = [np.setdiff1d(train, TrainData.cifar10(validation=50, validation_fold=k).indices) for k in range(3)]
+    for k, left_out in enumerate(folds):
+        assert np.array_equal(left_out, np.sort(evenly_spaced(train, 50, k)))
+    assert len(np.unique(np.concatenate(folds))) == 150
+    with pytest.raises(PruningError, match=r"validation_fold 100 of 50 images needs 5050 train-half images; there "
+                       r"are 5000"):
+        TrainData.cifar10(validation=50, validation_fold=100)
+    with pytest.raises(PruningError, match=r"retrain: validation_fold \(2\) needs validation \(the fold's size\)"):
+        pruning.retrain_pruned(r20, r20, epochs=0, final_epochs=0, validation_fold=2)
 
 
 def test_least_squares_leaves_an_unpruned_network_as_it_is(r20):

@@ -69,12 +69,21 @@ def load_cifar10_test(data_dir: str | os.PathLike, indices=None) -> tuple[np.nda
     return images[idx], labels[idx]
 
 
-def evenly_spaced(pool: np.ndarray, limit: int | None) -> np.ndarray:
+def evenly_spaced(pool: np.ndarray, limit: int | None, fold: int = 0) -> np.ndarray:
     """``limit`` evenly spaced entries of ``pool`` (first and last included; all of it if ``limit`` is None or
-    larger): the images a ``limit`` picks from a class-ordered subset, so that every class is represented."""
+    larger): the images a ``limit`` picks from a class-ordered subset, so that every class is represented.
+
+    ``fold`` k > 0: the k-th of disjoint such picks, each taken evenly spaced from what the earlier ones left (fold
+    0 is the plain pick): the validation folds of a k-fold check. Raises ValueError when ``pool`` holds fewer than
+    (``fold`` + 1) x ``limit`` entries."""
     pool = np.asarray(pool)
+    if fold and (limit is None or (fold + 1) * limit > len(pool)):
+        raise ValueError(f"evenly_spaced: fold {fold} of {limit} entries needs {(fold + 1) * (limit or 0)} entries; "
+                         f"the pool has {len(pool)}")
     if limit is None:
         return pool
+    for _ in range(fold):
+        pool = np.setdiff1d(pool, evenly_spaced(pool, limit), assume_unique=True)
     return pool[np.linspace(0, len(pool) - 1, min(limit, len(pool))).round().astype(np.int64)]
 
 

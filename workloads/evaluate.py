@@ -81,7 +81,8 @@ def _topk(scores: np.ndarray, labels: np.ndarray) -> dict:
 
 
 def evaluate(workload: Workload, *, limit: int | None = None, data_dir: str | os.PathLike | None = None,
-             datasets_dir: str | os.PathLike | None = None, subset: str = "all", split_seed: int = 0) -> dict:
+             datasets_dir: str | os.PathLike | None = None, subset: str = "all", split_seed: int = 0,
+             fold: int = 0) -> dict:
     """Top-1 / top-5 accuracy (fractions) and image count ``n`` of ``workload``'s model, run with the workload's
     weights, on the first ``limit`` images (default all) of its labelled evaluation set.
 
@@ -91,7 +92,9 @@ def evaluate(workload: Workload, *, limit: int | None = None, data_dir: str | os
     ``workload`` must come from :func:`workloads.load_builtin` (its ``meta["builtin"]`` names the model);
     ``data_dir`` is where the model file is looked up (as ``load_builtin``), ``datasets_dir`` the folder of the
     evaluation sets (default: $BITSERIAL_DATASETS, then ../shared/datasets). The CIFAR-10 set is sorted by
-    class, so a ``limit`` takes an evenly spaced subset instead of the first images.
+    class, so a ``limit`` takes an evenly spaced subset instead of the first images; ``fold`` k > 0 (CIFAR-10,
+    with ``limit``) the k-th of disjoint such subsets (``datasets.evenly_spaced``): a k-fold check's validation
+    images, which fine-tuning with ``validation=limit, validation_fold=k`` leaves out.
     """
     from . import registry
 
@@ -104,6 +107,10 @@ def evaluate(workload: Workload, *, limit: int | None = None, data_dir: str | os
         raise WorkloadError(f"evaluate: {name} has no labelled evaluation set here (it runs on {entry.images})")
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
         raise WorkloadError(f"evaluate: limit ({limit!r}) must be a positive integer")
+    if isinstance(fold, bool) or not isinstance(fold, (int, np.integer)) or fold < 0:
+        raise WorkloadError(f"evaluate: fold ({fold!r}) must be a non-negative integer")
+    if fold and (limit is None or entry.image_set != "cifar10"):
+        raise WorkloadError(f"evaluate: fold ({fold}) needs a limit (the fold's size) and a CIFAR-10 model")
     if subset not in SUBSETS:
         raise WorkloadError(f"evaluate: subset ({subset!r}) must be one of: {', '.join(SUBSETS)}")
     if subset != "all" and entry.image_set != "cifar10":
@@ -133,7 +140,10 @@ def evaluate(workload: Workload, *, limit: int | None = None, data_dir: str | os
             pool = np.arange(10000)
         else:
             pool = cifar10_split(load_cifar10_test(folder)[1], split_seed)[0 if subset == "train" else 1]
-        idx = evenly_spaced(pool, limit)
+        if fold and (fold + 1) * limit > len(pool):
+            raise WorkloadError(f"evaluate: fold {fold} of {limit} images needs {(fold + 1) * limit} images; the "
+                                f"{subset} subset has {len(pool)}")
+        idx = evenly_spaced(pool, limit, fold)
         images, labels = load_cifar10_test(folder, idx)
     else:
         size = importer.read_input(path, **options).size[0]
