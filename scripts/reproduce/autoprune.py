@@ -47,7 +47,8 @@ CLAIMS = [
           "4 epochs on 5,000 images after a least-squares re-fit; the agent's search judged after the re-fit, with "
           "8 epochs (scripts/autoprune_results.py --refit lstsq --finetune-epochs 8 ...), finds 2.04x at -0.96 "
           "points with seed 0 (seeds 1-5: 1.85x, 1.73x, 2.15x at -2.14, 1.89x, 1.85x); with 24 epochs and 1,000 "
-          "validation images, 1.85x, 2.15x at -0.02, 2.04x at -0.32 and 1.77x on seeds 0-3; uniform ratios 1.62x "
+          "validation images, 1.85x, 2.15x at -0.02, 2.04x at -0.32 and 1.77x on seeds 0-3 (the same with 3-fold "
+          "acceptance); uniform ratios 1.62x "
           "(docs/pruning.md)",
           fmt="{}"),
     Claim("crossbar compression at the largest ratio", "-",
