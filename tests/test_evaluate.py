@@ -100,6 +100,8 @@ def test_evenly_spaced_folds_are_disjoint_class_balanced_picks():
     assert np.array_equal(evenly_spaced(pool, 1000, 1), evenly_spaced(np.setdiff1d(pool, folds[0]), 1000))
     with pytest.raises(ValueError, match="fold 5 of 1000 entries needs 6000 entries; the pool has 5000"):
         evenly_spaced(pool, 1000, 5)
+    with pytest.raises(ValueError, match="fold 1 needs a limit"):
+        evenly_spaced(pool, None, 1)
 
 
 @needs_torch

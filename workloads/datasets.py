@@ -77,9 +77,11 @@ def evenly_spaced(pool: np.ndarray, limit: int | None, fold: int = 0) -> np.ndar
     0 is the plain pick): the validation folds of a k-fold check. Raises ValueError when ``pool`` holds fewer than
     (``fold`` + 1) x ``limit`` entries."""
     pool = np.asarray(pool)
-    if fold and (limit is None or (fold + 1) * limit > len(pool)):
-        raise ValueError(f"evenly_spaced: fold {fold} of {limit} entries needs {(fold + 1) * (limit or 0)} entries; "
-                         f"the pool has {len(pool)}")
+    if fold and limit is None:
+        raise ValueError(f"evenly_spaced: fold {fold} needs a limit (the fold's size)")
+    if fold and (fold + 1) * limit > len(pool):
+        raise ValueError(f"evenly_spaced: fold {fold} of {limit} entries needs {(fold + 1) * limit} entries; the pool "
+                         f"has {len(pool)}")
     if limit is None:
         return pool
     for _ in range(fold):
