@@ -254,7 +254,6 @@ def _best(rows: list[dict]) -> dict:
 
 # ----------------------------------------------------------------------------- fine-tuning the searched points
 FINETUNE_AGAINST = ("finetuned", "unpruned")  # the accuracy a fine-tuned point must stay within finetune_drop of
-TRAIN_HALF = 5000  # images in the CIFAR-10 test copy's train half (workloads.datasets.cifar10_split)
 
 
 def _retrainer(search: str, workload: Workload, method: str, params: dict, layers, seed: int, train: dict,
@@ -303,7 +302,8 @@ class _FineTuning:
             if not isinstance(tuned, Workload):
                 raise PruningError(f"{search}: finetune returned {type(tuned).__name__}, not a Workload")
             accs.append(float(accuracy(tuned) if self.folds == 1 else self.fold_accuracy(tuned, fold)))
-            tuned0 = tuned if fold == 0 else tuned0
+            if fold == 0:
+                tuned0 = tuned
         return tuned0, float(np.mean(accs)), accs
 
     def base_accuracy(self, measure: _Pruner) -> float:
@@ -344,13 +344,16 @@ def _fine_tuning(search: str, workload: Workload, method: str, params: dict, lay
                            f"workload) or a dict of retrain's training parameters")
     run = _retrainer(search, workload, method, params, layers, seed, finetune, "finetune")
     size = finetune.get("validation", 0)
-    if folds > 1 and fold_accuracy is None:
+    if folds > 1:  # checked now: the fine-tuning of the last fold would refuse them only after the search
+        from workloads.datasets import CIFAR10_HALF
+
         if not size:
             raise PruningError(f"{search}: finetune_folds ({folds}) needs finetune's validation (the images of one "
                                f"fold) > 0")
-        if folds * size > TRAIN_HALF:
-            raise PruningError(f"{search}: finetune_folds ({folds}) x validation ({size}) exceeds the {TRAIN_HALF} "
+        if folds * size > CIFAR10_HALF:
+            raise PruningError(f"{search}: finetune_folds ({folds}) x validation ({size}) exceeds the {CIFAR10_HALF} "
                                f"train-half images")
+    if folds > 1 and fold_accuracy is None:
         from workloads import evaluate
 
         def fold_accuracy(wl: Workload, fold: int) -> float:

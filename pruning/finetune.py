@@ -318,11 +318,11 @@ class TrainData:
         labels = load_cifar10_test(folder)[1]
         train, _ = cifar10_split(labels, split_seed)
         source = "CIFAR-10 test copy, train half (500 per class)"
-        if validation_fold and (validation_fold + 1) * validation > len(train):
-            raise PruningError(f"validation_fold {validation_fold} of {validation} images needs "
-                               f"{(validation_fold + 1) * validation} train-half images; there are {len(train)}")
         if validation:
-            train = np.setdiff1d(train, evenly_spaced(train, validation, validation_fold))
+            try:
+                train = np.setdiff1d(train, evenly_spaced(train, validation, validation_fold))
+            except ValueError as e:  # a fold past the end of the train half
+                raise PruningError(f"validation_fold {validation_fold}, train half: {e}") from None
             fold = f" (fold {validation_fold})" if validation_fold else ""
             source += f" without the {validation} validation images{fold}"
         train = evenly_spaced(train, limit)

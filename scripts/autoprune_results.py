@@ -64,6 +64,7 @@ import pruning  # noqa: E402
 from simulator import load_arch, simulate, simulate_layer  # noqa: E402
 from simulator.report import format_table  # noqa: E402
 from workloads import Workload, evaluate, load_builtin  # noqa: E402
+from workloads.datasets import CIFAR10_HALF  # noqa: E402
 
 ARCH = load_arch("reram", compaction="compact")
 # the ratios at which a matrix loses a 128-row crossbar: 144 rows 2 -> 1 at 0.12; 288: 3 -> 2 -> 1 at 0.12, 0.56; 576:
@@ -155,8 +156,8 @@ def main() -> int:
         ap.error(f"--finetune-epochs ({args.finetune_epochs}) must be >= 0")
     search_drop = args.max_drop if args.search_drop is None else args.search_drop
     tuner = Tuner(args) if args.finetune_epochs else None
-    if args.folds < 1 or args.folds * args.images > 5000:
-        ap.error(f"--folds ({args.folds}) must be >= 1, and --folds x --images ({args.images}) at most 5000")
+    if args.folds < 1 or args.folds * args.images > CIFAR10_HALF:
+        ap.error(f"--folds ({args.folds}) must be >= 1, and --folds x --images ({args.images}) at most {CIFAR10_HALF}")
     ft_kw = {} if tuner is None else {"finetune": tuner, "finetune_runs": args.finetune_runs,
                                       "finetune_drop": args.max_drop, "finetune_against": args.against}
     if tuner is not None and args.folds > 1:

@@ -380,6 +380,8 @@ def test_finetune_runs_bound_the_fine_tunings():
     ({"finetune_folds": 2}, r"autoprune: finetune_folds and fold_accuracy apply to fine-tuning; finetune is None"),
     ({"finetune": {"epochs": 1}, "finetune_folds": 2}, r"autoprune: finetune_folds \(2\) needs finetune's "
                                                        r"validation"),
+    ({"finetune": {"epochs": 1}, "finetune_folds": 2, "fold_accuracy": lambda w, f: 1.0},
+     r"autoprune: finetune_folds \(2\) needs finetune's validation"),
     ({"finetune": {"epochs": 1, "validation": 2000}, "finetune_folds": 3},
      r"autoprune: finetune_folds \(3\) x validation \(2000\) exceeds the 5000 train-half images"),
 ])

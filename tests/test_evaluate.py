@@ -155,12 +155,12 @@ def test_a_fold_scores_its_own_disjoint_images(monkeypatch):
     picks = asked[1::2]  # every evaluate call first reads the labels (indices None), then its images
     assert [len(p) for p in picks] == [40, 40, 40] and len(np.unique(np.concatenate(picks))) == 120
     assert np.array_equal(picks[0], evenly_spaced(train, 40)) and set(np.concatenate(picks)) <= set(train)
-    with pytest.raises(WorkloadError, match=r"evaluate: fold \(1\) needs a limit"):
-        evaluate(wl, subset="train", fold=1)
+    with pytest.raises(WorkloadError, match=r"evaluate: subset 'train': fold 1 needs a limit"):
+        evaluate(wl, subset="train", fold=1, datasets_dir=datasets)
     with pytest.raises(WorkloadError, match=r"evaluate: fold \(-1\) must be a non-negative integer"):
         evaluate(wl, subset="train", limit=10, fold=-1)
-    with pytest.raises(WorkloadError, match=r"evaluate: fold 2 of 2000 images needs 6000 images; the train subset "
-                       r"has 5000"):
+    with pytest.raises(WorkloadError, match=r"evaluate: subset 'train': fold 2 of 2000 entries needs 6000 entries; "
+                       r"the pool has 5000"):
         evaluate(wl, subset="train", limit=2000, fold=2, datasets_dir=datasets)
 
 

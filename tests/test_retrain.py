@@ -179,8 +179,8 @@ def test_the_validation_images_are_left_out_of_the_training_data(r20):
     for k, left_out in enumerate(folds):
         assert np.array_equal(left_out, np.sort(evenly_spaced(train, 50, k)))
     assert len(np.unique(np.concatenate(folds))) == 150
-    with pytest.raises(PruningError, match=r"validation_fold 100 of 50 images needs 5050 train-half images; there "
-                       r"are 5000"):
+    with pytest.raises(PruningError, match=r"validation_fold 100, train half: fold 100 of 50 entries needs 5050 "
+                       r"entries; the pool has 5000"):
         TrainData.cifar10(validation=50, validation_fold=100)
     with pytest.raises(PruningError, match=r"retrain: validation_fold \(2\) needs validation \(the fold's size\)"):
         pruning.retrain_pruned(r20, r20, epochs=0, final_epochs=0, validation_fold=2)

@@ -78,10 +78,10 @@ def evenly_spaced(pool: np.ndarray, limit: int | None, fold: int = 0) -> np.ndar
     (``fold`` + 1) x ``limit`` entries."""
     pool = np.asarray(pool)
     if fold and limit is None:
-        raise ValueError(f"evenly_spaced: fold {fold} needs a limit (the fold's size)")
+        raise ValueError(f"fold {fold} needs a limit (the fold's size)")
     if fold and (fold + 1) * limit > len(pool):
-        raise ValueError(f"evenly_spaced: fold {fold} of {limit} entries needs {(fold + 1) * limit} entries; the pool "
-                         f"has {len(pool)}")
+        raise ValueError(f"fold {fold} of {limit} entries needs {(fold + 1) * limit} entries; the pool has "
+                         f"{len(pool)}")
     if limit is None:
         return pool
     for _ in range(fold):
@@ -89,7 +89,11 @@ def evenly_spaced(pool: np.ndarray, limit: int | None, fold: int = 0) -> np.ndar
     return pool[np.linspace(0, len(pool) - 1, min(limit, len(pool))).round().astype(np.int64)]
 
 
-def cifar10_split(labels: np.ndarray, seed: int = 0, per_class: int = 500) -> tuple[np.ndarray, np.ndarray]:
+CIFAR10_HALF = 5000  # images in each half of the default cifar10_split (500 per class)
+
+
+def cifar10_split(labels: np.ndarray, seed: int = 0, per_class: int = CIFAR10_HALF // 10
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """A class-balanced split of the CIFAR-10 test copy into (train, holdout) indices: ``per_class`` images of
     each class drawn with ``seed`` for fine-tuning, the rest held out for scoring (5,000 and 5,000 by default).
     Both index lists are sorted (the set is sorted by class, so they stay class-ordered)."""

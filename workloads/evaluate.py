@@ -109,8 +109,9 @@ def evaluate(workload: Workload, *, limit: int | None = None, data_dir: str | os
         raise WorkloadError(f"evaluate: limit ({limit!r}) must be a positive integer")
     if isinstance(fold, bool) or not isinstance(fold, (int, np.integer)) or fold < 0:
         raise WorkloadError(f"evaluate: fold ({fold!r}) must be a non-negative integer")
-    if fold and (limit is None or entry.image_set != "cifar10"):
-        raise WorkloadError(f"evaluate: fold ({fold}) needs a limit (the fold's size) and a CIFAR-10 model")
+    if fold and entry.image_set != "cifar10":
+        raise WorkloadError(f"evaluate: fold ({fold}) applies to the CIFAR-10 models; {name} runs on "
+                            f"{entry.image_set}")
     if subset not in SUBSETS:
         raise WorkloadError(f"evaluate: subset ({subset!r}) must be one of: {', '.join(SUBSETS)}")
     if subset != "all" and entry.image_set != "cifar10":
@@ -140,10 +141,10 @@ def evaluate(workload: Workload, *, limit: int | None = None, data_dir: str | os
             pool = np.arange(10000)
         else:
             pool = cifar10_split(load_cifar10_test(folder)[1], split_seed)[0 if subset == "train" else 1]
-        if fold and (fold + 1) * limit > len(pool):
-            raise WorkloadError(f"evaluate: fold {fold} of {limit} images needs {(fold + 1) * limit} images; the "
-                                f"{subset} subset has {len(pool)}")
-        idx = evenly_spaced(pool, limit, fold)
+        try:
+            idx = evenly_spaced(pool, limit, fold)
+        except ValueError as e:  # a fold without a limit, or past the end of the subset
+            raise WorkloadError(f"evaluate: subset {subset!r}: {e}") from None
         images, labels = load_cifar10_test(folder, idx)
     else:
         size = importer.read_input(path, **options).size[0]
